@@ -1,0 +1,330 @@
+//! The wire contract between the kernel programs and the agent.
+//!
+//! KEEP IN SYNC with `agent-ebpf/bpf/lib/wire.h`: every type here mirrors one
+//! there, field for field. `agent-ebpf/tests/wire_layout.rs` compares the sizes
+//! and offsets of both against the BTF of the compiled object, so a change to
+//! one side alone fails the tests.
+//!
+//! Records arrive as bytes from a ring buffer; [`Record::parse`] checks the
+//! length and kind before anything reads a field.
+#![no_std]
+#![deny(missing_docs)]
+
+use core::mem::size_of;
+
+/// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
+pub const WIRE_VERSION: u16 = 1;
+
+/// Bound of the filename handed to execve, in bytes (`GR_FILENAME_MAX`).
+pub const FILENAME_MAX: usize = 1024;
+/// Bound of a resolved path (exe, cwd), in bytes, terminator excluded (`GR_PATH_MAX - 1`).
+pub const PATH_MAX: usize = 4095;
+/// Bound of argv, NUL-separated, in bytes (`GR_ARGS_MAX`).
+pub const ARGS_MAX: usize = 4096;
+/// Length of a task's comm (`GR_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+/// How deep below a scoped cgroup a task is still in scope (`GR_SCOPE_MAX_DEPTH`).
+pub const SCOPE_MAX_DEPTH: usize = 16;
+
+/// The kind of a record (`enum gr_event_kind`).
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A successful execve.
+    Exec = 1,
+    /// A new process.
+    Fork = 2,
+    /// The end of a process.
+    Exit = 3,
+}
+
+impl EventKind {
+    /// The kind for a raw value, if it is one.
+    pub fn from_raw(raw: u16) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Exec),
+            2 => Some(Self::Fork),
+            3 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Flags of an exec record (`enum gr_exec_flags`).
+pub mod exec_flags {
+    /// The filename was cut at [`super::FILENAME_MAX`].
+    pub const FILENAME_TRUNCATED: u32 = 1 << 0;
+    /// The exe path was cut at [`super::PATH_MAX`] or at the walk's depth.
+    pub const EXE_TRUNCATED: u32 = 1 << 1;
+    /// The cwd path was cut at [`super::PATH_MAX`] or at the walk's depth.
+    pub const CWD_TRUNCATED: u32 = 1 << 2;
+    /// argv was cut at [`super::ARGS_MAX`].
+    pub const ARGS_TRUNCATED: u32 = 1 << 3;
+    /// argv could not be read from the new program's memory.
+    pub const ARGS_UNREADABLE: u32 = 1 << 4;
+}
+
+/// Indexes of the per-CPU counters map (`enum gr_counter`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// No room in the ring buffer: the event is lost.
+    RingbufFull = 0,
+}
+
+/// Number of counters (`GR_COUNTER_MAX`).
+pub const COUNTER_MAX: u32 = 1;
+
+/// `struct gr_event_header`: the start of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u16,
+    /// [`WIRE_VERSION`] of the program that wrote the record.
+    pub version: u16,
+    /// The CPU the event happened on.
+    pub cpu: u32,
+    /// `CLOCK_BOOTTIME` in nanoseconds.
+    pub ktime_ns: u64,
+}
+
+/// `struct gr_process`: the task an event is about.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Process {
+    /// Host thread group id.
+    pub pid: u32,
+    /// Host thread id.
+    pub tid: u32,
+    /// Host thread group id of the real parent.
+    pub ppid: u32,
+    /// Thread group id in the task's own PID namespace.
+    pub ns_pid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// Audit login uid, `u32::MAX` when unset.
+    pub login_uid: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+    /// cgroup v2 id (the inode of the cgroup directory).
+    pub cgroup_id: u64,
+    /// Start of the thread group leader, `CLOCK_BOOTTIME` ns.
+    pub start_ns: u64,
+    /// Command name, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `struct gr_exec_event`, followed by `filename_len + exe_len + cwd_len +
+/// args_len` bytes of data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecEvent {
+    /// Common header.
+    pub hdr: EventHeader,
+    /// The process after the exec.
+    pub proc: Process,
+    /// Length of the filename as handed to execve.
+    pub filename_len: u16,
+    /// Length of the resolved executable path.
+    pub exe_len: u16,
+    /// Length of the resolved working directory.
+    pub cwd_len: u16,
+    /// Length of argv, NUL-separated.
+    pub args_len: u16,
+    /// Number of arguments, even when argv is truncated.
+    pub argc: u32,
+    /// [`exec_flags`].
+    pub flags: u32,
+}
+
+/// `struct gr_fork_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkEvent {
+    /// Common header.
+    pub hdr: EventHeader,
+    /// The process that forked.
+    pub parent: Process,
+    /// Host thread group id of the child.
+    pub child_pid: u32,
+    /// The child's id in its own PID namespace.
+    pub child_ns_pid: u32,
+    /// The child's start, `CLOCK_BOOTTIME` ns.
+    pub child_start_ns: u64,
+}
+
+/// `struct gr_exit_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitEvent {
+    /// Common header.
+    pub hdr: EventHeader,
+    /// The process that ended.
+    pub proc: Process,
+    /// The wait(2) status.
+    pub status: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+}
+
+/// `struct gr_config`: the single entry of the config map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// This thread group's events are never reported.
+    pub agent_pid: u32,
+    /// 1: only cgroups in the scope map, and below, are reported.
+    pub scope_enabled: u32,
+    /// Wake the reader once this many bytes wait; 0 wakes it for every record.
+    pub wakeup_bytes: u64,
+}
+
+/// A record from the ring buffer, checked for length and kind.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    /// An exec and its variable data.
+    Exec(ExecEvent, &'a [u8]),
+    /// A fork.
+    Fork(ForkEvent),
+    /// An exit.
+    Exit(ExitEvent),
+}
+
+/// Why a record could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// Shorter than its fixed part.
+    Short {
+        /// The record's kind.
+        kind: u16,
+        /// Its length.
+        len: usize,
+    },
+    /// A kind this agent does not know.
+    UnknownKind(u16),
+    /// Written by programs of another wire version.
+    Version(u16),
+}
+
+impl core::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Short { kind, len } => {
+                write!(f, "record of kind {kind} is too short ({len} bytes)")
+            }
+            Self::UnknownKind(kind) => write!(f, "unknown record kind {kind}"),
+            Self::Version(v) => write!(f, "record of wire version {v}, expected {WIRE_VERSION}"),
+        }
+    }
+}
+
+impl core::error::Error for RecordError {}
+
+/// Types that are plain old data: every bit pattern is a valid value.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs of integers and integer arrays.
+unsafe trait Pod: Copy {}
+// SAFETY: all of these are #[repr(C)] structs of integers and integer arrays.
+unsafe impl Pod for EventHeader {}
+// SAFETY: as above.
+unsafe impl Pod for ExecEvent {}
+// SAFETY: as above.
+unsafe impl Pod for ForkEvent {}
+// SAFETY: as above.
+unsafe impl Pod for ExitEvent {}
+
+// SAFETY: a #[repr(C)] struct of integers, with explicit padding.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Config {}
+
+fn read<T: Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length is checked above, T is Pod so any bytes are a valid
+    // value, and read_unaligned has no alignment requirement.
+    Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+impl<'a> Record<'a> {
+    /// Parses one ring-buffer record.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RecordError> {
+        let header: EventHeader = read(bytes).ok_or(RecordError::Short {
+            kind: 0,
+            len: bytes.len(),
+        })?;
+        if header.version != WIRE_VERSION {
+            return Err(RecordError::Version(header.version));
+        }
+        let short = RecordError::Short {
+            kind: header.kind,
+            len: bytes.len(),
+        };
+        match EventKind::from_raw(header.kind) {
+            Some(EventKind::Exec) => {
+                let ev: ExecEvent = read(bytes).ok_or(short)?;
+                Ok(Self::Exec(ev, &bytes[size_of::<ExecEvent>()..]))
+            }
+            Some(EventKind::Fork) => read(bytes).map(Self::Fork).ok_or(short),
+            Some(EventKind::Exit) => read(bytes).map(Self::Exit).ok_or(short),
+            None => Err(RecordError::UnknownKind(header.kind)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Pod>(value: &T) -> &[u8] {
+        // SAFETY: T is Pod; the slice covers exactly the value.
+        unsafe { core::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+    }
+
+    #[test]
+    fn a_fork_record_parses_back_to_its_fields() {
+        let mut ev = ForkEvent::default();
+        ev.hdr.kind = EventKind::Fork as u16;
+        ev.hdr.version = WIRE_VERSION;
+        ev.child_pid = 42;
+        match Record::parse(bytes_of(&ev)) {
+            Ok(Record::Fork(parsed)) => assert_eq!(parsed.child_pid, 42),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_short_or_unknown_record_is_an_error_not_a_read_past_its_end() {
+        let mut ev = ExitEvent::default();
+        ev.hdr.kind = EventKind::Exit as u16;
+        ev.hdr.version = WIRE_VERSION;
+        let bytes = bytes_of(&ev);
+        assert!(matches!(
+            Record::parse(&bytes[..bytes.len() - 1]),
+            Err(RecordError::Short { kind: 3, .. })
+        ));
+        assert!(matches!(
+            Record::parse(&bytes[..3]),
+            Err(RecordError::Short { .. })
+        ));
+        ev.hdr.kind = 77;
+        assert_eq!(
+            Record::parse(bytes_of(&ev)).err(),
+            Some(RecordError::UnknownKind(77))
+        );
+        ev.hdr.kind = EventKind::Exit as u16;
+        ev.hdr.version = 9;
+        assert_eq!(
+            Record::parse(bytes_of(&ev)).err(),
+            Some(RecordError::Version(9))
+        );
+    }
+}

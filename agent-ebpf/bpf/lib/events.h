@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/* What every hook does around its record: decide whether the current task is
+ * reported at all, count what is lost, and submit with batched wake-ups. */
+#ifndef GUARDRAILS_EVENTS_H
+#define GUARDRAILS_EVENTS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "maps.h"
+
+static __always_inline struct gr_config *gr_get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&gr_config, &zero);
+}
+
+static __always_inline void gr_count(enum gr_counter counter)
+{
+	__u32 key = counter;
+	__u64 *value = bpf_map_lookup_elem(&gr_counters, &key);
+	if (value)
+		*value += 1; /* per-CPU: no other writer */
+}
+
+/* Whether the current task's events are reported: not the agent's own, and
+ * inside the configured cgroup scope when there is one. */
+static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (tgid == cfg->agent_pid)
+		return false;
+	if (!cfg->scope_enabled)
+		return true;
+	for (int level = 0; level < GR_SCOPE_MAX_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		if (id == 0)
+			break;
+		if (bpf_map_lookup_elem(&gr_scope, &id))
+			return true;
+	}
+	return false;
+}
+
+/* Wake the agent only once enough data waits; its timer drains the rest. */
+static __always_inline __u64 gr_wakeup_flags(const struct gr_config *cfg)
+{
+	if (cfg->wakeup_bytes == 0)
+		return BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_query(&gr_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void gr_fill_header(struct gr_event_header *hdr, enum gr_event_kind kind)
+{
+	hdr->kind = kind;
+	hdr->version = GR_WIRE_VERSION;
+	hdr->cpu = bpf_get_smp_processor_id();
+	hdr->ktime_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Reserve a fixed-size record; a failure is counted, never silent. */
+static __always_inline void *gr_reserve(__u64 size)
+{
+	void *record = bpf_ringbuf_reserve(&gr_events, size, 0);
+	if (!record)
+		gr_count(GR_COUNTER_RINGBUF_FULL);
+	return record;
+}
+
+#endif /* GUARDRAILS_EVENTS_H */

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Maps shared by every hook. They are defined once, in `maps.bpf.c`; each hook's
+ * object declares them `extern` and the static linker joins them, so that all
+ * hooks write to one ring buffer and events keep their order.
+ * Map names appear in the agent as constants in `agent/src/bpf/hooks.rs`.
+ */
+#ifndef GUARDRAILS_MAPS_H
+#define GUARDRAILS_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "wire.h"
+
+struct gr_events_map {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	/* The agent sets the real size from its config before loading. */
+	__uint(max_entries, 1 << 22);
+};
+
+struct gr_counters_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GR_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
+struct gr_config_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_config);
+};
+
+struct gr_scope_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, __u8);
+};
+
+/* Per-CPU room to build a record bigger than the BPF stack allows. */
+struct gr_exec_scratch {
+	/* ev and data are sent as one record: char data needs no padding after
+	 * ev, so it starts right at ev.data. */
+	struct gr_exec_event ev;
+	char data[GR_EXEC_DATA_MAX];
+	/* A path is written backwards from the middle of this buffer; the second
+	 * half keeps every masked write in bounds for the verifier. */
+	char path[2 * GR_PATH_MAX];
+};
+
+struct gr_scratch_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_exec_scratch);
+};
+
+/* maps.bpf.c defines GR_DEFINE_MAPS to turn these declarations into the
+ * definitions. */
+#ifdef GR_DEFINE_MAPS
+#define GR_MAP
+#else
+#define GR_MAP extern
+#endif
+
+/* Every record type, so that they all stand in the object's BTF, where
+ * agent-ebpf/tests/wire_layout.rs checks them. Never read or written. */
+struct gr_wire_types {
+	struct gr_exec_event exec;
+	struct gr_fork_event fork;
+	struct gr_exit_event exit;
+};
+
+struct gr_wire_types_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_wire_types);
+};
+
+GR_MAP struct gr_wire_types_map gr_wire_types SEC(".maps");
+GR_MAP struct gr_events_map gr_events SEC(".maps");
+GR_MAP struct gr_counters_map gr_counters SEC(".maps");
+GR_MAP struct gr_config_map gr_config SEC(".maps");
+GR_MAP struct gr_scope_map gr_scope SEC(".maps");
+GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
+
+#endif /* GUARDRAILS_MAPS_H */

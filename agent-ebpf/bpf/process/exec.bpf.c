@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * execve(2) and execveat(2) that succeeded. sched_process_exec fires after the
+ * new program is mapped and before it runs, in the context of the new program,
+ * so its argv is readable from current's memory.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "lib/events.h"
+#include "lib/path.h"
+#include "lib/task.h"
+
+/* Appends the path that `path` resolves to, returning its length. */
+static __always_inline __u32 append_path(struct gr_exec_scratch *s, __u32 off, const struct path *path,
+					 const struct path *root, __u32 *flags, __u32 truncated_flag)
+{
+	bool truncated = false;
+	__u32 start = gr_resolve_path(path, root, s->path, &truncated);
+	__u32 len = GR_PATH_MAX - start;
+	char *data = s->data;
+
+	if (truncated)
+		*flags |= truncated_flag;
+	if (off > GR_FILENAME_MAX + GR_PATH_MAX)
+		return 0;
+	if (bpf_probe_read_kernel(&data[off], len & (GR_PATH_MAX - 1),
+				  &s->path[start & (GR_PATH_MAX - 1)]))
+		return 0;
+	return len & (GR_PATH_MAX - 1);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct gr_config *cfg = gr_get_config();
+	struct gr_exec_scratch *s;
+	struct gr_exec_event *ev;
+	struct fs_struct *fs;
+	struct file *file;
+	struct mm_struct *mm;
+	unsigned long arg_start, arg_end, args_len;
+	__u32 zero = 0, off, len;
+	__u32 flags = 0;
+	char *data;
+	long n;
+
+	if (!cfg || !gr_current_in_scope(cfg))
+		return 0;
+	s = bpf_map_lookup_elem(&gr_scratch, &zero);
+	if (!s)
+		return 0;
+	ev = &s->ev;
+	data = s->data;
+
+	gr_fill_header(&ev->hdr, GR_EVENT_EXEC);
+	gr_fill_current(&ev->proc);
+	ev->argc = BPF_CORE_READ(bprm, argc);
+
+	/* The filename as handed to execve. One byte more than the bound is read
+	 * to tell a cut name from one that fits exactly; the next part overwrites
+	 * that byte. */
+	n = bpf_probe_read_kernel_str(data, GR_FILENAME_MAX + 1, BPF_CORE_READ(bprm, filename));
+	len = n > 0 ? n - 1 : 0;
+	if (len > GR_FILENAME_MAX) {
+		len = GR_FILENAME_MAX;
+		flags |= GR_EXEC_FILENAME_TRUNCATED;
+	}
+	ev->filename_len = len;
+	off = len;
+
+	fs = BPF_CORE_READ(task, fs);
+	file = BPF_CORE_READ(bprm, file);
+	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
+	ev->exe_len = len;
+	off += len;
+
+	len = append_path(s, off, &fs->pwd, &fs->root, &flags, GR_EXEC_CWD_TRUNCATED);
+	ev->cwd_len = len;
+	off += len;
+
+	mm = BPF_CORE_READ(task, mm);
+	arg_start = BPF_CORE_READ(mm, arg_start);
+	arg_end = BPF_CORE_READ(mm, arg_end);
+	args_len = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (args_len > GR_ARGS_MAX) {
+		args_len = GR_ARGS_MAX;
+		flags |= GR_EXEC_ARGS_TRUNCATED;
+	}
+	if (off > GR_FILENAME_MAX + 2 * GR_PATH_MAX)
+		off = GR_FILENAME_MAX + 2 * GR_PATH_MAX;
+	if (args_len && bpf_probe_read_user(&data[off], args_len & (GR_ARGS_MAX * 2 - 1),
+					    (void *)arg_start)) {
+		args_len = 0;
+		flags |= GR_EXEC_ARGS_UNREADABLE;
+	}
+	ev->args_len = args_len;
+	off += args_len;
+	ev->flags = flags;
+
+	if (off > GR_EXEC_DATA_MAX)
+		off = GR_EXEC_DATA_MAX;
+	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + off, gr_wakeup_flags(cfg)))
+		gr_count(GR_COUNTER_RINGBUF_FULL);
+	return 0;
+}

@@ -1,0 +1,125 @@
+//! cgroup v2 on this node: where it is mounted and what id a directory has.
+//!
+//! A cgroup v2 id, as the kernel reports it in events, is the inode number of
+//! the cgroup's directory in the cgroup2 filesystem.
+
+use std::{
+    io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+/// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Why a cgroup could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No cgroup2 filesystem is mounted.
+    #[error("no cgroup v2 filesystem is mounted (looked in /proc/self/mountinfo)")]
+    NoCgroup2,
+    /// The path could not be inspected.
+    #[error("cgroup {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The path is not a directory of a cgroup2 filesystem.
+    #[error("cgroup {path}: not a directory of a cgroup v2 filesystem")]
+    NotCgroup2 {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// The mount point of the cgroup2 filesystem (e.g. `/sys/fs/cgroup` or, on a
+/// hybrid host, `/sys/fs/cgroup/unified`).
+pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| CgroupError::Io {
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            // "<id> <parent> <dev> <root> <mount point> <options> ... - <fstype> ..."
+            let (before, after) = line.split_once(" - ")?;
+            let fstype = after.split_whitespace().next()?;
+            let mount_point = before.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then(|| PathBuf::from(unescape_mount_path(mount_point)))
+        })
+        .ok_or(CgroupError::NoCgroup2)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(char::from(byte));
+                rest = &rest[at + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The cgroup v2 id of `path`, which is absolute or relative to `mount`.
+pub fn cgroup_id(mount: &Path, path: &Path) -> Result<u64, CgroupError> {
+    let path = mount.join(path);
+    let io_error = |source| CgroupError::Io {
+        path: path.clone(),
+        source,
+    };
+    let metadata = std::fs::metadata(&path).map_err(io_error)?;
+    if !metadata.is_dir() || fs_magic(&path).map_err(io_error)? != CGROUP2_SUPER_MAGIC {
+        return Err(CgroupError::NotCgroup2 { path });
+    }
+    Ok(metadata.ino())
+}
+
+fn fs_magic(path: &Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: c_path is NUL-terminated and stat points to writable memory of
+    // the right type.
+    if unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs succeeded and filled the struct.
+    Ok(unsafe { stat.assume_init() }.f_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escaped_mount_point_is_read_back_as_written() {
+        assert_eq!(unescape_mount_path(r"/mnt/a\040b\\c"), r"/mnt/a b\c");
+        assert_eq!(unescape_mount_path("/sys/fs/cgroup"), "/sys/fs/cgroup");
+    }
+
+    #[test]
+    fn a_directory_outside_cgroup2_is_refused() {
+        let err = cgroup_id(Path::new("/"), Path::new("/proc")).expect_err("procfs is not cgroup2");
+        assert!(matches!(err, CgroupError::NotCgroup2 { .. }), "{err}");
+    }
+}

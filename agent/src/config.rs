@@ -1,0 +1,330 @@
+//! The agent's configuration: one YAML file, validated in full before anything
+//! is loaded into the kernel or any port is bound.
+//!
+//! ```yaml
+//! apiVersion: guardrails.dev/v1alpha1
+//! node_name: worker-1            # --node-name or $NODE_NAME win; default: host name
+//! sensors:
+//!   process: true                # fork, exec, exit
+//! transport:
+//!   ring_buffer_bytes: 8388608   # a power of two, at least one page
+//!   wakeup_bytes: 65536          # wake the reader once this much waits
+//!   drain_interval_ms: 50        # and drain at least this often
+//!   queue_capacity: 65536        # decoded events waiting for the outputs
+//! scope:
+//!   cgroups: []                  # cgroup v2 directories; empty: the whole node
+//! ```
+//!
+//! Unknown keys and bad values are rejected with the file, line and key named.
+//! Later features add their sections here.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Deserializer, de};
+
+/// The only `apiVersion` this agent reads.
+pub const API_VERSION: &str = "guardrails.dev/v1alpha1";
+
+/// Where the agent looks when `--config` is not given. Its absence means defaults.
+pub const DEFAULT_PATH: &str = "/etc/guardrails/config.yaml";
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or does not fit the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Must be [`API_VERSION`].
+    #[serde(rename = "apiVersion")]
+    pub api_version: ApiVersion,
+    /// The node's name in events, unless `--node-name` or `$NODE_NAME` is set;
+    /// defaults to the host name.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Which sensors run.
+    #[serde(default)]
+    pub sensors: SensorsConfig,
+    /// How events travel from the kernel to the agent.
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// Which processes are observed.
+    #[serde(default)]
+    pub scope: ScopeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_version: ApiVersion,
+            node_name: None,
+            sensors: SensorsConfig::default(),
+            transport: TransportConfig::default(),
+            scope: ScopeConfig::default(),
+        }
+    }
+}
+
+/// The `apiVersion` key; only [`API_VERSION`] deserializes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApiVersion;
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        if value == API_VERSION {
+            Ok(Self)
+        } else {
+            Err(de::Error::custom(format_args!(
+                "apiVersion: unsupported value `{value}`, expected `{API_VERSION}`"
+            )))
+        }
+    }
+}
+
+/// Sensors, each on or off.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SensorsConfig {
+    /// Process fork, exec and exit.
+    #[serde(default = "enabled")]
+    pub process: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl Default for SensorsConfig {
+    fn default() -> Self {
+        Self { process: true }
+    }
+}
+
+/// The ring buffer between the kernel and the agent, and the queue after it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportConfig {
+    /// Size of the kernel ring buffer.
+    pub ring_buffer_bytes: RingBufferBytes,
+    /// The kernel wakes the reader once this many bytes wait (0: every event).
+    pub wakeup_bytes: u64,
+    /// The reader drains the ring buffer at least this often, whatever waits.
+    pub drain_interval_ms: Positive,
+    /// Decoded events waiting for the outputs; beyond it they are dropped and counted.
+    pub queue_capacity: Positive,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            ring_buffer_bytes: RingBufferBytes(8 << 20),
+            wakeup_bytes: 64 << 10,
+            drain_interval_ms: Positive(50),
+            queue_capacity: Positive(65_536),
+        }
+    }
+}
+
+/// A ring buffer size: a power of two and at least one page, as the kernel requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingBufferBytes(pub u32);
+
+impl<'de> Deserialize<'de> for RingBufferBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        let page = page_size();
+        match u32::try_from(value) {
+            Ok(v) if v.is_power_of_two() && u64::from(v) >= page => Ok(Self(v)),
+            _ => Err(de::Error::custom(format_args!(
+                "ring_buffer_bytes: {value} is not a power of two of at least {page} bytes \
+                 (the page size) and at most 2^31"
+            ))),
+        }
+    }
+}
+
+/// A number that must be at least 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positive(pub u64);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u64::deserialize(deserializer)? {
+            0 => Err(de::Error::custom("must be at least 1")),
+            v => Ok(Self(v)),
+        }
+    }
+}
+
+/// Which processes are observed.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// cgroup v2 directories (absolute, or relative to the cgroup v2 mount);
+    /// only processes in them or below are reported. Empty: every process.
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Reads the file at `path`; `None` reads [`DEFAULT_PATH`] if it exists and
+    /// gives the defaults otherwise.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match path {
+            Some(path) => (path, true),
+            None => (Path::new(DEFAULT_PATH), false),
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses `text`, naming `path` in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message: Message(&e).to_string(),
+            }
+        })
+    }
+}
+
+/// serde_yaml's message without the " at line L column C" it appends, since
+/// [`ConfigError::Invalid`] puts the position first.
+struct Message<'a>(&'a serde_yaml::Error);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        let text = match (self.0.location(), text.rfind(" at line ")) {
+            (Some(_), Some(at)) => &text[..at],
+            _ => &text,
+        };
+        f.write_str(text)
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/guardrails/config.yaml"))
+    }
+
+    #[test]
+    fn a_file_with_only_the_api_version_gives_the_defaults() {
+        let config = parse("apiVersion: guardrails.dev/v1alpha1\n").expect("valid");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_file_and_line() {
+        let err = parse("apiVersion: guardrails.dev/v1alpha1\ntransport:\n  ring_bytes: 4096\n")
+            .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.starts_with("/etc/guardrails/config.yaml:3:"), "{text}");
+        assert!(text.contains("unknown field `ring_bytes`"), "{text}");
+        assert!(
+            !text.contains(" at line "),
+            "the position is given once: {text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_sensor_is_rejected_and_the_known_ones_listed() {
+        let err = parse(
+            "apiVersion: guardrails.dev/v1alpha1\nsensors:\n  process: true\n  bogus: true\n",
+        )
+        .expect_err("unknown sensor");
+        let text = err.to_string();
+        assert!(text.contains(":4:"), "{text}");
+        assert!(
+            text.contains("unknown field `bogus`, expected `process`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_wrong_api_version_is_rejected() {
+        assert!(
+            parse("sensors:\n  process: true\n")
+                .expect_err("missing")
+                .to_string()
+                .contains("apiVersion")
+        );
+        let err = parse("apiVersion: v2\n").expect_err("wrong");
+        assert!(err.to_string().contains("unsupported value `v2`"), "{err}");
+    }
+
+    #[test]
+    fn a_ring_buffer_size_that_the_kernel_would_refuse_is_rejected_at_parse_time() {
+        for bad in ["1000", "100", "4294967296"] {
+            let text = format!(
+                "apiVersion: guardrails.dev/v1alpha1\ntransport:\n  ring_buffer_bytes: {bad}\n"
+            );
+            let err = parse(&text).expect_err(bad).to_string();
+            assert!(
+                err.contains(":3:") && err.contains("ring_buffer_bytes"),
+                "{err}"
+            );
+        }
+        let ok =
+            parse("apiVersion: guardrails.dev/v1alpha1\ntransport:\n  ring_buffer_bytes: 16384\n");
+        assert_eq!(
+            ok.expect("valid").transport.ring_buffer_bytes,
+            RingBufferBytes(16384)
+        );
+    }
+
+    #[test]
+    fn a_named_config_file_that_is_missing_is_an_error_not_the_defaults() {
+        let missing = Path::new("/nonexistent/guardrails.yaml");
+        assert!(matches!(
+            Config::load(Some(missing)),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

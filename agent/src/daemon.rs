@@ -1,0 +1,184 @@
+//! `guardrails agent`: wires the sensors, the reader and the outputs, and
+//! takes them down in order on SIGINT or SIGTERM.
+//!
+//! Shutdown order: detach the hooks (no new records), let the reader drain what
+//! is left and report the final losses, close the queue, let the outputs flush.
+
+use std::time::Duration;
+
+use aya::Btf;
+use tokio::{signal::unix::SignalKind, sync::mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bpf::{BpfError, Sensors, features, hooks::Sensor, loader::LoadOptions},
+    cgroup::{self, CgroupError},
+    config::Config,
+    events::{clock::BootClock, decode::Decoder, reader::Reader},
+    outputs,
+};
+
+/// How long the outputs get to flush after the reader has stopped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The kernel's BTF could not be read.
+    #[error("reading the kernel's BTF from /sys/kernel/btf/vmlinux: {0}")]
+    Btf(#[from] aya::BtfError),
+    /// A scope cgroup could not be resolved.
+    #[error("scope: {0}")]
+    Scope(#[from] CgroupError),
+    /// Loading or attaching the sensors failed.
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    /// Signals or the ring buffer could not be polled.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being set up.
+        what: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The event reader stopped on its own.
+    #[error("the event reader stopped unexpectedly")]
+    ReaderStopped,
+}
+
+/// Options of `guardrails agent` that are not in the config file.
+#[derive(Clone, Debug, Default)]
+pub struct AgentOptions {
+    /// Print events to stdout.
+    pub stdout: bool,
+    /// Node name from the command line or environment.
+    pub node_name: Option<String>,
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonError> {
+    let io = |what| move |source| DaemonError::Io { what, source };
+    let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())
+        .map_err(io("installing the SIGINT handler"))?;
+    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
+        .map_err(io("installing the SIGTERM handler"))?;
+
+    let node = options
+        .node_name
+        .or(config.node_name.clone())
+        .unwrap_or_else(host_name);
+    let scope = scope_ids(&config)?;
+    raise_memlock_limit();
+
+    let btf = Btf::from_sys_fs()?;
+    let kernel = features::probe(&btf);
+    tracing::info!(%kernel, "kernel features; the sensors use tp_btf tracepoints");
+
+    let mut sensors = Vec::new();
+    if config.sensors.process {
+        sensors.push(Sensor::Process);
+    }
+    let load = LoadOptions {
+        ring_buffer_bytes: config.transport.ring_buffer_bytes.0,
+        wakeup_bytes: config.transport.wakeup_bytes,
+        scope: scope.clone(),
+        sensors: sensors.clone(),
+    };
+    let (sensors_loaded, maps) = Sensors::load(&btf, &load)?;
+
+    let capacity = usize::try_from(config.transport.queue_capacity.0).unwrap_or(usize::MAX);
+    let (tx, rx) = mpsc::channel(capacity);
+    let decoder = Decoder {
+        clock: BootClock::now(),
+        node: node.clone(),
+    };
+    let reader = Reader::new(
+        maps.events,
+        maps.counters,
+        decoder,
+        tx,
+        Duration::from_millis(config.transport.drain_interval_ms.0),
+    )
+    .map_err(io("polling the events ring buffer"))?;
+
+    let shutdown = CancellationToken::new();
+    let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
+    let output_task = tokio::spawn(outputs::stdout::run(rx, options.stdout));
+
+    tracing::info!(
+        node,
+        sensors = ?sensors.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        tracepoints = ?sensors_loaded.attached(),
+        scope_cgroups = scope.len(),
+        ring_buffer_bytes = load.ring_buffer_bytes,
+        "sensors attached"
+    );
+
+    let reader_stopped_early = tokio::select! {
+        _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); false }
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); false }
+        _ = &mut reader_task => true,
+    };
+
+    sensors_loaded.detach();
+    tracing::info!("sensors detached");
+    shutdown.cancel();
+    let tally = if reader_stopped_early {
+        None
+    } else {
+        reader_task.await.ok()
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, output_task).await {
+        Ok(Ok(delivered)) => tracing::info!(?delivered, "outputs flushed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "the output task failed"),
+        Err(_) => tracing::error!("the outputs did not flush within {SHUTDOWN_GRACE:?}"),
+    }
+    match tally {
+        Some(t) => {
+            tracing::info!(
+                records = t.records,
+                delivered = t.delivered,
+                lost = t.lost(),
+                ring_buffer_full = t.ring_buffer_full,
+                decode_failed = t.decode_failed,
+                queue_full = t.queue_full,
+                "stopped"
+            );
+            Ok(())
+        }
+        None => Err(DaemonError::ReaderStopped),
+    }
+}
+
+fn scope_ids(config: &Config) -> Result<Vec<u64>, DaemonError> {
+    if config.scope.cgroups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mount = cgroup::cgroup2_mount()?;
+    let ids = config
+        .scope
+        .cgroups
+        .iter()
+        .map(|path| cgroup::cgroup_id(&mount, path))
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct and has no other effect on memory.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_MEMLOCK");
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

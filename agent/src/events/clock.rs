@@ -1,0 +1,87 @@
+//! Turning the kernel's boot-time timestamps into wall-clock time.
+//!
+//! The kernel stamps events with `CLOCK_BOOTTIME`, which never jumps. The
+//! offset to `CLOCK_REALTIME` is sampled at start and refreshed periodically,
+//! so that a clock step (NTP, an operator) shows up within one refresh.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Maps `CLOCK_BOOTTIME` nanoseconds to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct BootClock {
+    /// `CLOCK_REALTIME - CLOCK_BOOTTIME`, in nanoseconds.
+    offset_ns: i128,
+}
+
+impl BootClock {
+    /// Samples the offset now.
+    pub fn now() -> Self {
+        // Of a few samples, keep the one whose two realtime reads are closest,
+        // which bounds how far the boottime read is from either.
+        let mut best: Option<(i128, i128)> = None;
+        for _ in 0..5 {
+            let before = read(libc::CLOCK_REALTIME);
+            let boot = read(libc::CLOCK_BOOTTIME);
+            let after = read(libc::CLOCK_REALTIME);
+            let gap = after - before;
+            let offset = before + gap / 2 - boot;
+            if best.is_none_or(|(g, _)| gap < g) {
+                best = Some((gap, offset));
+            }
+        }
+        Self {
+            offset_ns: best.map_or(0, |(_, offset)| offset),
+        }
+    }
+
+    /// The wall-clock time of a `CLOCK_BOOTTIME` reading.
+    pub fn wall_time(&self, boot_ns: u64) -> SystemTime {
+        let ns = i128::from(boot_ns) + self.offset_ns;
+        match u64::try_from(ns) {
+            Ok(ns) => UNIX_EPOCH + Duration::from_nanos(ns),
+            Err(_) => UNIX_EPOCH,
+        }
+    }
+
+    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-26T05:18:39.123456789Z`.
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        humantime::format_rfc3339_nanos(self.wall_time(boot_ns)).to_string()
+    }
+}
+
+/// The current `CLOCK_BOOTTIME` in nanoseconds.
+pub fn boot_ns() -> u64 {
+    u64::try_from(read(libc::CLOCK_BOOTTIME)).unwrap_or(0)
+}
+
+fn read(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to; the clocks exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_time_of_now_maps_to_the_wall_clock_of_now() {
+        let clock = BootClock::now();
+        let wall = clock.wall_time(boot_ns());
+        let skew = SystemTime::now()
+            .duration_since(wall)
+            .unwrap_or_else(|e| e.duration());
+        assert!(skew < Duration::from_millis(50), "skew {skew:?}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc_with_nanoseconds() {
+        let text = BootClock::now().rfc3339(boot_ns());
+        assert_eq!(text.len(), "2026-11-26T05:18:39.123456789Z".len(), "{text}");
+        assert!(text.ends_with('Z') && text.as_bytes()[10] == b'T', "{text}");
+    }
+}

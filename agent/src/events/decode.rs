@@ -1,0 +1,244 @@
+//! Turning ring-buffer records into [`Event`]s.
+
+use agent_common::{ExecEvent, Record, RecordError, exec_flags};
+
+use super::{
+    clock::BootClock,
+    event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION},
+};
+
+/// Why a record could not become an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The fixed part is wrong.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The variable part of an exec is shorter than its lengths say.
+    #[error("exec record: {have} bytes of data, its lengths need {need}")]
+    ExecData {
+        /// Bytes present.
+        have: usize,
+        /// Bytes the lengths add up to.
+        need: usize,
+    },
+}
+
+/// What every decoded event needs besides its record.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    /// Boot time to wall clock.
+    pub clock: BootClock,
+    /// The node's name.
+    pub node: String,
+}
+
+impl Decoder {
+    /// Decodes one record.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let record = Record::parse(bytes)?;
+        let (hdr, kind) = match &record {
+            Record::Exec(ev, _) => (ev.hdr, EventKind::ProcessExec),
+            Record::Fork(ev) => (ev.hdr, EventKind::ProcessFork),
+            Record::Exit(ev) => (ev.hdr, EventKind::ProcessExit),
+        };
+        let mut event = Event {
+            schema_version: SCHEMA_VERSION,
+            kind,
+            time: self.clock.rfc3339(hdr.ktime_ns),
+            monotonic_ns: hdr.ktime_ns,
+            node: self.node.clone(),
+            cpu: Some(hdr.cpu),
+            process: None,
+            fork: None,
+            exit: None,
+            lost: None,
+        };
+        match record {
+            Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),
+            Record::Fork(ev) => {
+                event.process = Some(process(&ev.parent));
+                event.fork = Some(Fork {
+                    child_pid: ev.child_pid,
+                    child_ns_pid: ev.child_ns_pid,
+                });
+            }
+            Record::Exit(ev) => {
+                event.process = Some(process(&ev.proc));
+                event.exit = Some(Exit::from_wait_status(ev.status));
+            }
+        }
+        Ok(event)
+    }
+}
+
+fn process(p: &agent_common::Process) -> Process {
+    Process {
+        pid: p.pid,
+        tid: p.tid,
+        ns_pid: p.ns_pid,
+        ppid: p.ppid,
+        uid: p.uid,
+        gid: p.gid,
+        euid: p.euid,
+        egid: p.egid,
+        login_uid: (p.login_uid != u32::MAX).then_some(p.login_uid),
+        cgroup_id: p.cgroup_id,
+        comm: text(until_nul(&p.comm)),
+        ..Process::default()
+    }
+}
+
+fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
+    let lengths = [ev.filename_len, ev.exe_len, ev.cwd_len, ev.args_len].map(usize::from);
+    let need = lengths.iter().sum();
+    if data.len() < need {
+        return Err(DecodeError::ExecData {
+            have: data.len(),
+            need,
+        });
+    }
+    let mut parts = lengths.into_iter().scan(0, |start, len| {
+        let part = &data[*start..*start + len];
+        *start += len;
+        Some(part)
+    });
+    let mut next = || parts.next().unwrap_or_default();
+    let (filename, exe, cwd, args) = (next(), next(), next(), next());
+
+    let flags = ev.flags;
+    let truncated = [
+        (exec_flags::FILENAME_TRUNCATED, "filename"),
+        (exec_flags::EXE_TRUNCATED, "exe"),
+        (exec_flags::CWD_TRUNCATED, "cwd"),
+        (exec_flags::ARGS_TRUNCATED, "args"),
+        (exec_flags::ARGS_UNREADABLE, "args_unreadable"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| flags & flag != 0)
+    .map(|(_, name)| name.to_owned())
+    .collect();
+
+    Ok(Process {
+        exe: Some(text(exe)),
+        filename: Some(text(filename)),
+        args: Some(split_args(args)),
+        argc: Some(ev.argc),
+        cwd: Some(text(cwd)),
+        truncated,
+        ..process(&ev.proc)
+    })
+}
+
+/// argv as the kernel lays it out: each argument NUL-terminated. A cut argv
+/// ends in the middle of an argument, which is kept.
+fn split_args(args: &[u8]) -> Vec<String> {
+    let args = args.strip_suffix(&[0]).unwrap_or(args);
+    if args.is_empty() {
+        return Vec::new();
+    }
+    args.split(|&b| b == 0).map(text).collect()
+}
+
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or_default()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_common::{EventKind as WireKind, WIRE_VERSION};
+
+    fn exec_record(filename: &str, exe: &str, cwd: &str, args: &[u8], flags: u32) -> Vec<u8> {
+        let mut ev = ExecEvent::default();
+        ev.hdr.kind = WireKind::Exec as u16;
+        ev.hdr.version = WIRE_VERSION;
+        ev.proc.pid = 7;
+        ev.proc.login_uid = u32::MAX;
+        ev.proc.comm[..4].copy_from_slice(b"echo");
+        ev.filename_len = filename.len() as u16;
+        ev.exe_len = exe.len() as u16;
+        ev.cwd_len = cwd.len() as u16;
+        ev.args_len = args.len() as u16;
+        ev.argc = 3;
+        ev.flags = flags;
+        // SAFETY: ExecEvent is a repr(C) struct of integers.
+        let head = unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const ExecEvent).cast::<u8>(),
+                size_of::<ExecEvent>(),
+            )
+        };
+        let mut bytes = head.to_vec();
+        for part in [filename.as_bytes(), exe.as_bytes(), cwd.as_bytes(), args] {
+            bytes.extend_from_slice(part);
+        }
+        bytes
+    }
+
+    fn decoder() -> Decoder {
+        Decoder {
+            clock: BootClock::now(),
+            node: "n1".into(),
+        }
+    }
+
+    #[test]
+    fn an_exec_record_gives_its_paths_and_arguments() {
+        let bytes = exec_record(
+            "/bin/echo",
+            "/usr/bin/echo",
+            "/tmp",
+            b"/bin/echo\0a b\0c\0",
+            0,
+        );
+        let event = decoder().decode(&bytes).expect("decodes");
+        let p = event.process.expect("a process");
+        assert_eq!(event.kind, EventKind::ProcessExec);
+        assert_eq!(p.filename.as_deref(), Some("/bin/echo"));
+        assert_eq!(p.exe.as_deref(), Some("/usr/bin/echo"));
+        assert_eq!(p.cwd.as_deref(), Some("/tmp"));
+        assert_eq!(
+            p.args,
+            Some(vec!["/bin/echo".into(), "a b".into(), "c".into()])
+        );
+        assert_eq!(p.comm, "echo");
+        assert_eq!(p.login_uid, None);
+        assert!(p.truncated.is_empty());
+    }
+
+    #[test]
+    fn a_truncated_argv_keeps_its_partial_last_argument_and_says_so() {
+        let bytes = exec_record(
+            "/bin/echo",
+            "/usr/bin/echo",
+            "/",
+            b"/bin/echo\0abc\0de",
+            exec_flags::ARGS_TRUNCATED,
+        );
+        let p = decoder()
+            .decode(&bytes)
+            .expect("decodes")
+            .process
+            .expect("a process");
+        assert_eq!(
+            p.args,
+            Some(vec!["/bin/echo".into(), "abc".into(), "de".into()])
+        );
+        assert_eq!(p.truncated, vec!["args".to_owned()]);
+        assert_eq!(p.argc, Some(3));
+    }
+
+    #[test]
+    fn an_exec_record_whose_lengths_overrun_its_data_is_an_error() {
+        let mut bytes = exec_record("/bin/echo", "/usr/bin/echo", "/", b"x\0", 0);
+        bytes.truncate(bytes.len() - 1);
+        assert!(matches!(
+            decoder().decode(&bytes),
+            Err(DecodeError::ExecData { .. })
+        ));
+    }
+}

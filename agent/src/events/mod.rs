@@ -1,0 +1,9 @@
+//! From kernel records to events: the reader drains the ring buffer, the
+//! decoder turns records into the versioned [`Event`] schema.
+
+pub mod clock;
+pub mod decode;
+pub mod event;
+pub mod reader;
+
+pub use event::{Event, EventKind, SCHEMA_VERSION};

@@ -1,0 +1,16 @@
+//! Runtime Guardrails: the node agent.
+//!
+//! Data flows one way: kernel programs ([`bpf`]) write records to a ring
+//! buffer; the [`events`] reader decodes them into versioned events; the
+//! [`outputs`] deliver them. [`daemon`] wires it together, [`config`] and
+//! [`cli`] are the contracts with the operator.
+#![deny(missing_docs)]
+
+pub mod bpf;
+pub mod cgroup;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod logging;
+pub mod outputs;

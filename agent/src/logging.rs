@@ -1,0 +1,27 @@
+//! Logs go to stderr through `tracing`, as text for people or JSON for
+//! collectors. stdout is left to events.
+
+use clap::ValueEnum;
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber. `level` is a tracing filter such as `info`
+/// or `guardrails=debug,info`.
+pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}"))?;
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| e.to_string())
+}
