@@ -19,7 +19,7 @@ pub enum CgroupError {
     #[error("no cgroup v2 filesystem is mounted (looked in /proc/self/mountinfo)")]
     NoCgroup2,
     /// The path could not be inspected.
-    #[error("cgroup {path}: {source}")]
+    #[error("cgroup {path}")]
     Io {
         /// The path.
         path: PathBuf,
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn an_escaped_mount_point_is_read_back_as_written() {
-        assert_eq!(unescape_mount_path(r"/mnt/a\040b\\c"), r"/mnt/a b\c");
+        assert_eq!(unescape_mount_path(r"/mnt/a\040b\134c"), r"/mnt/a b\c");
         assert_eq!(unescape_mount_path("/sys/fs/cgroup"), "/sys/fs/cgroup");
     }
 

@@ -35,7 +35,7 @@ pub const DEFAULT_PATH: &str = "/etc/guardrails/config.yaml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,

@@ -25,16 +25,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// The kernel's BTF could not be read.
-    #[error("reading the kernel's BTF from /sys/kernel/btf/vmlinux: {0}")]
+    #[error("reading the kernel's BTF from /sys/kernel/btf/vmlinux")]
     Btf(#[from] aya::BtfError),
     /// A scope cgroup could not be resolved.
-    #[error("scope: {0}")]
+    #[error("scope")]
     Scope(#[from] CgroupError),
     /// Loading or attaching the sensors failed.
     #[error(transparent)]
     Bpf(#[from] BpfError),
     /// Signals or the ring buffer could not be polled.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         /// What was being set up.
         what: &'static str,

@@ -16,7 +16,10 @@ use guardrails::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = logging::init(&cli.log_level, cli.log_format) {
-        eprintln!("error: {e}");
+        #[expect(clippy::print_stderr, reason = "logging could not start")]
+        {
+            eprintln!("error: {e}");
+        }
         return ExitCode::from(2);
     }
     let result = match cli.command {

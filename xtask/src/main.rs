@@ -1,1 +1,201 @@
-fn main() {}
+//! Developer tasks: `cargo xtask <task>`.
+//!
+//! - `deps`: install what building and testing need on this host (Debian
+//!   packages for the kernel programs) and mount tracefs when it is missing.
+//! - `run -- <agent args>`: `deps`, then build and run `guardrails agent`.
+//! - `test`: `deps`, then formatting, lints and the whole test suite, kernel
+//!   tests included (they need root).
+//! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
+#![expect(clippy::print_stderr, reason = "a developer tool reports on stderr")]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail, ensure};
+use clap::{Parser, Subcommand};
+
+/// Debian packages the kernel programs build with.
+const BUILD_PACKAGES: &[&str] = &["clang-19", "libbpf-dev", "bpftool"];
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install missing build packages (apt, as root) and mount tracefs.
+    Deps,
+    /// Build in release mode and run `guardrails agent` with the given arguments.
+    Run {
+        /// Arguments for `guardrails agent`, after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check formatting and lints, then run every test.
+    Test,
+    /// Regenerate agent-ebpf/bpf/include/vmlinux_x86.h from this machine's BTF.
+    Vmlinux,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Deps => deps(),
+        Task::Run { args } => {
+            deps()?;
+            cargo(&[
+                "build",
+                "--release",
+                "--package",
+                "agent",
+                "--bin",
+                "guardrails",
+            ])?;
+            let binary = workspace_root().join("target/release/guardrails");
+            let status = Command::new(&binary)
+                .arg("agent")
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", binary.display()))?;
+            ensure!(status.success(), "guardrails agent exited with {status}");
+            Ok(())
+        }
+        Task::Test => {
+            deps()?;
+            cargo(&["fmt", "--all", "--", "--check"])?;
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
+            cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])
+        }
+        Task::Vmlinux => vmlinux(),
+    }
+}
+
+fn deps() -> anyhow::Result<()> {
+    let missing: Vec<&str> = BUILD_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!(
+                "missing Debian packages {}: run `sudo apt-get install {}` or run this as root",
+                missing.join(", "),
+                missing.join(" ")
+            );
+        }
+        eprintln!("xtask: installing {}", missing.join(" "));
+        run(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    mount_tracefs();
+    Ok(())
+}
+
+/// The sensors need no tracefs (they use BTF tracepoints), but tools that
+/// inspect attached programs and tracepoint-based sensors do; mount it when
+/// root and it is absent. A failure is reported, not fatal.
+fn mount_tracefs() {
+    let tracing = Path::new("/sys/kernel/tracing");
+    if !is_root() || tracing.join("events").exists() {
+        return;
+    }
+    let status = Command::new("mount")
+        .args(["-t", "tracefs", "tracefs"])
+        .arg(tracing)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("xtask: could not mount tracefs at {}", tracing.display());
+    }
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+fn vmlinux() -> anyhow::Result<()> {
+    let output = Command::new(bpftool())
+        .args([
+            "btf",
+            "dump",
+            "file",
+            "/sys/kernel/btf/vmlinux",
+            "format",
+            "c",
+        ])
+        .output()
+        .context("running bpftool (install it with `cargo xtask deps`)")?;
+    ensure!(
+        output.status.success(),
+        "bpftool failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .context("reading the kernel release")?;
+    let arch = std::env::consts::ARCH;
+    ensure!(
+        arch == "x86_64",
+        "only the x86_64 dump is kept; this machine is {arch}"
+    );
+    let mut text = format!(
+        "/* Generated by `bpftool btf dump file /sys/kernel/btf/vmlinux format c`\n * from Linux {} ({arch}). Regenerate with `cargo xtask vmlinux`. Do not edit. */\n",
+        release.trim()
+    )
+    .into_bytes();
+    text.extend_from_slice(&output.stdout);
+    let path = workspace_root().join("agent-ebpf/bpf/include/vmlinux_x86.h");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+fn bpftool() -> PathBuf {
+    ["/usr/sbin/bpftool", "/sbin/bpftool"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .unwrap_or_else(|| "bpftool".into())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo).args(args).current_dir(workspace_root()))
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(status.success(), "{command:?} failed with {status}");
+    Ok(())
+}

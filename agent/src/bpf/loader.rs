@@ -12,10 +12,10 @@ use super::hooks::{self, HOOKS, Sensor};
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
     /// The object was refused as a whole (maps, BTF relocations).
-    #[error("loading the sensors object: {0}")]
+    #[error("loading the sensors object")]
     Load(#[source] EbpfError),
     /// A map the agent needs is missing or of the wrong type.
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         /// The map's name.
         name: &'static str,
@@ -30,7 +30,7 @@ pub enum BpfError {
     #[error("program {0} is missing from the sensors object")]
     MissingProgram(&'static str),
     /// The kernel refused to load or attach a program.
-    #[error("program {program} on tp_btf/{tracepoint}: {source}")]
+    #[error("program {program} on tp_btf/{tracepoint}")]
     Program {
         /// The program's name.
         program: &'static str,

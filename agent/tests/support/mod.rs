@@ -1,0 +1,409 @@
+//! The harness of the kernel tests: a real agent as a child process, a fresh
+//! cgroup per test, and real processes started in it.
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+#![expect(
+    clippy::print_stderr,
+    reason = "the harness reports to the test runner"
+)]
+
+use std::{
+    ffi::CString,
+    io::{BufRead, BufReader},
+    os::unix::{ffi::OsStrExt, fs::MetadataExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::Value;
+
+/// Kernel tests run one at a time, whatever the test runner's threads.
+static KERNEL: Mutex<()> = Mutex::new(());
+
+/// Takes the kernel lock when this machine can run kernel tests. Outside CI a
+/// missing prerequisite skips the test with a printed reason; under `CI=true`
+/// it fails the test.
+pub fn kernel_test() -> Option<MutexGuard<'static, ()>> {
+    let missing = if unsafe_geteuid() != 0 {
+        Some("not root")
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("no kernel BTF at /sys/kernel/btf/vmlinux")
+    } else if guardrails::cgroup::cgroup2_mount().is_err() {
+        Some("no cgroup v2 mount")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kernel test prerequisite missing in CI: {why}"
+        );
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(
+        KERNEL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    )
+}
+
+fn unsafe_geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// A unique lowercase hex string of `len` characters.
+pub fn unique_hex(len: usize) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut state = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::new();
+    while out.len() < len {
+        // splitmix64
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        out.push_str(&format!("{:016x}", z ^ (z >> 31)));
+    }
+    out.truncate(len);
+    out
+}
+
+/// A fresh cgroup v2 directory named like a Kubernetes container scope
+/// (systemd driver, containerd), removed when dropped.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    pub id: u64,
+    pod_dir: PathBuf,
+    procs: CString,
+}
+
+impl TestCgroup {
+    pub fn new() -> Self {
+        let mount = guardrails::cgroup::cgroup2_mount().expect("cgroup v2 is mounted");
+        let pod_uid = unique_hex(32);
+        let pod_dir = mount.join("guardrails-tests").join(format!(
+            "kubepods-besteffort-pod{}_{}_{}_{}_{}.slice",
+            &pod_uid[..8],
+            &pod_uid[8..12],
+            &pod_uid[12..16],
+            &pod_uid[16..20],
+            &pod_uid[20..]
+        ));
+        let path = pod_dir.join(format!("cri-containerd-{}.scope", unique_hex(64)));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let id = std::fs::metadata(&path).expect("stat the cgroup").ino();
+        let procs =
+            CString::new(path.join("cgroup.procs").as_os_str().as_bytes()).expect("no NUL in path");
+        Self {
+            path,
+            id,
+            pod_dir,
+            procs,
+        }
+    }
+
+    /// A command whose process joins this cgroup before it executes.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        let procs = self.procs.clone();
+        // SAFETY: the closure runs between fork and exec and only makes
+        // async-signal-safe system calls on memory prepared before the fork.
+        unsafe {
+            command.pre_exec(move || join_cgroup(&procs));
+        }
+        command
+    }
+
+    /// Like [`Self::command`], and the process then drops to `uid`/`gid`
+    /// (after joining: an unprivileged user may not move itself).
+    pub fn command_as(&self, program: impl AsRef<std::ffi::OsStr>, uid: u32, gid: u32) -> Command {
+        let mut command = Command::new(program);
+        let procs = self.procs.clone();
+        // SAFETY: as in `command`; setgroups, setgid and setuid are
+        // async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || {
+                join_cgroup(&procs)?;
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command
+    }
+
+    /// Forks a helper process that joins this cgroup, forks `children` children
+    /// that each exit at once with `child_code`, waits for them, and exits with
+    /// `helper_code`. Returns the helper's pid once it has been reaped. In this
+    /// cgroup that makes exactly `2 * children + 1` events: one fork and one
+    /// exit per child, and the helper's exit.
+    pub fn fork_burst(&self, children: usize, child_code: i32, helper_code: i32) -> u32 {
+        let procs = self.procs.clone();
+        // SAFETY: the child only makes async-signal-safe system calls on
+        // memory prepared before the fork, then _exits.
+        let helper = unsafe { libc::fork() };
+        assert!(helper >= 0, "fork failed");
+        if helper == 0 {
+            // SAFETY: we are the forked child; see `burst`.
+            unsafe { burst(&procs, children, child_code, helper_code) };
+        }
+        let mut status = 0;
+        // SAFETY: helper is our child.
+        unsafe { libc::waitpid(helper, &mut status, 0) };
+        assert!(libc::WIFEXITED(status), "helper did not exit: {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), helper_code, "the helper failed");
+        helper as u32
+    }
+}
+
+/// The helper of [`TestCgroup::fork_burst`].
+///
+/// # Safety
+/// Call only in a freshly forked child: it makes async-signal-safe system calls
+/// and never returns.
+unsafe fn burst(procs: &CString, children: usize, child_code: i32, helper_code: i32) -> ! {
+    // SAFETY: fork, waitpid and _exit are async-signal-safe; the caller is a
+    // forked child, which is what _exit is for.
+    unsafe {
+        if join_cgroup(procs).is_err() {
+            libc::_exit(100);
+        }
+        for _ in 0..children {
+            match libc::fork() {
+                0 => libc::_exit(child_code),
+                pid if pid > 0 => {
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                _ => libc::_exit(101),
+            }
+        }
+        libc::_exit(helper_code)
+    }
+}
+
+fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+    // SAFETY: procs is a NUL-terminated path; the buffer is a static byte.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        if written != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // Kill what is left (cgroup.kill, Linux 5.14+), then remove both levels.
+        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.path).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir(&self.pod_dir);
+    }
+}
+
+#[derive(Default)]
+struct Output {
+    events: Vec<Value>,
+    logs: Vec<String>,
+    stdout_closed: bool,
+}
+
+/// The agent binary, running as a child with `--stdout --log-format json`.
+pub struct Agent {
+    child: Child,
+    output: Arc<(Mutex<Output>, Condvar)>,
+    _config_dir: TempDir,
+}
+
+impl Agent {
+    /// Starts the agent with `config` (YAML) and waits until its sensors are
+    /// attached.
+    pub fn start(config: &str) -> Self {
+        let config_dir = TempDir::new("config");
+        let config_path = config_dir.path.join("config.yaml");
+        std::fs::write(&config_path, config).expect("write the config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "agent",
+                "--stdout",
+                "--node-name",
+                "test-node",
+                "--config",
+            ])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the agent");
+        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let event: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                out.0.lock().expect("lock").events.push(event);
+                out.1.notify_all();
+            }
+            out.0.lock().expect("lock").stdout_closed = true;
+            out.1.notify_all();
+        });
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("agent: {line}");
+                out.0.lock().expect("lock").logs.push(line);
+                out.1.notify_all();
+            }
+        });
+        let agent = Self {
+            child,
+            output,
+            _config_dir: config_dir,
+        };
+        agent.wait_until(
+            Duration::from_secs(60),
+            |o| o.logs.iter().any(|l| l.contains("sensors attached")),
+            "the agent to attach its sensors",
+        );
+        agent
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&Output) -> bool, what: &str) {
+        let deadline = Instant::now() + timeout;
+        let (lock, cond) = &*self.output;
+        let mut output = lock.lock().expect("lock");
+        while !done(&output) {
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {what}; logs:\n{}",
+                output.logs.join("\n")
+            );
+            assert!(
+                !output.stdout_closed || done(&output),
+                "the agent exited while waiting for {what}; logs:\n{}",
+                output.logs.join("\n")
+            );
+            output = cond.wait_timeout(output, deadline - now).expect("lock").0;
+        }
+    }
+
+    /// Waits until the events so far satisfy `done`, then returns them.
+    pub fn wait_for_events(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        self.wait_until(Duration::from_secs(20), |o| done(&o.events), what);
+        self.output.0.lock().expect("lock").events.clone()
+    }
+
+    /// Stops the agent with SIGTERM and returns every event it printed and
+    /// how it exited.
+    pub fn stop(mut self) -> (Vec<Value>, ExitStatus) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for the agent");
+        self.wait_until(
+            Duration::from_secs(10),
+            |o| o.stdout_closed,
+            "stdout to close",
+        );
+        let events = std::mem::take(&mut self.output.0.lock().expect("lock").events);
+        (events, status)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory, removed when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(hint: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("guardrails-test-{hint}-{}", unique_hex(12)));
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The agent's config for a test: only `cgroup` in scope, every event woken at once.
+pub fn config_for(cgroup: &TestCgroup) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\n",
+        cgroup.path.display().to_string()
+    )
+}
+
+/// Events about processes in `cgroup`.
+pub fn in_cgroup<'a>(events: &'a [Value], cgroup: &TestCgroup) -> impl Iterator<Item = &'a Value> {
+    let id = cgroup.id;
+    events
+        .iter()
+        .filter(move |e| e["process"]["cgroup_id"].as_u64() == Some(id))
+}
+
+/// The first event of `kind` about process `pid` in `cgroup`.
+pub fn find<'a>(
+    events: &'a [Value],
+    cgroup: &TestCgroup,
+    kind: &str,
+    pid: u32,
+) -> Option<&'a Value> {
+    in_cgroup(events, cgroup).find(|e| e["kind"] == kind && e["process"]["pid"] == pid)
+}
+
+/// Checks every event against the published JSON schema.
+pub fn assert_schema_valid(events: &[Value]) {
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v1.schema.json"))
+        .expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    for event in events {
+        let errors: Vec<String> = validator
+            .iter_errors(event)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "event does not match the schema: {errors:?}\n{event}"
+        );
+    }
+}
