@@ -252,3 +252,43 @@ fn with_a_tiny_ring_buffer_every_event_is_either_delivered_or_counted_lost() {
     assert_eq!(last["lost"]["total"], lost);
     support::assert_schema_valid(&events);
 }
+
+/// Names of the agent's sensor programs that are loaded in the kernel now.
+fn loaded_sensor_programs() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter_map(|info| info.name_as_str().map(str::to_owned))
+        .filter(|name| {
+            guardrails::bpf::hooks::HOOKS
+                .iter()
+                .any(|h| h.program == name)
+        })
+        .collect()
+}
+
+#[test]
+fn sigint_detaches_every_sensor_and_the_agent_exits_cleanly() {
+    let Some(_kernel) = kernel_test() else { return };
+    let cgroup = TestCgroup::new();
+    let agent = Agent::start(&config_for(&cgroup));
+    let mut loaded = loaded_sensor_programs();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        ["gr_exec", "gr_exit", "gr_fork"],
+        "the running agent's programs are visible"
+    );
+
+    let status = agent.stop_with(libc::SIGINT);
+    assert!(status.success(), "SIGINT is a clean stop: {status}");
+    // The kernel frees a program shortly after its last reference goes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !loaded_sensor_programs().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still loaded: {:?}",
+            loaded_sensor_programs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -325,9 +325,18 @@ impl Agent {
 
     /// Stops the agent with SIGTERM and returns every event it printed and
     /// how it exited.
-    pub fn stop(mut self) -> (Vec<Value>, ExitStatus) {
+    pub fn stop(self) -> (Vec<Value>, ExitStatus) {
+        self.stop_and_collect(libc::SIGTERM)
+    }
+
+    /// Stops the agent with `signal` and returns how it exited.
+    pub fn stop_with(self, signal: i32) -> ExitStatus {
+        self.stop_and_collect(signal).1
+    }
+
+    fn stop_and_collect(mut self, signal: i32) -> (Vec<Value>, ExitStatus) {
         // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let status = self.child.wait().expect("wait for the agent");
         self.wait_until(
             Duration::from_secs(10),
