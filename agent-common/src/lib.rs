@@ -36,6 +36,8 @@ pub enum EventKind {
     Fork = 2,
     /// The end of a process.
     Exit = 3,
+    /// A reported syscall returned.
+    Syscall = 4,
 }
 
 impl EventKind {
@@ -45,6 +47,7 @@ impl EventKind {
             1 => Some(Self::Exec),
             2 => Some(Self::Fork),
             3 => Some(Self::Exit),
+            4 => Some(Self::Syscall),
             _ => None,
         }
     }
@@ -62,7 +65,72 @@ pub mod exec_flags {
     pub const ARGS_TRUNCATED: u32 = 1 << 3;
     /// argv could not be read from the new program's memory.
     pub const ARGS_UNREADABLE: u32 = 1 << 4;
+    /// The executable is a memfd.
+    pub const EXE_MEMFD: u32 = 1 << 5;
+    /// The executable lives on an overlay filesystem's upper layer.
+    pub const EXE_UPPER_LAYER: u32 = 1 << 6;
 }
+
+/// How the syscall sensor treats an argument (`enum gr_arg_kind`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// Not reported.
+    None = 0,
+    /// The raw value.
+    Scalar = 1,
+    /// A descriptor, resolved to a path or socket.
+    Fd = 2,
+    /// A user path; relative ones get their base directory.
+    Path = 3,
+    /// A user string.
+    String = 4,
+    /// A user sockaddr whose length is the next argument.
+    Sockaddr = 5,
+    /// A user msghdr, for its destination address.
+    Msghdr = 6,
+    /// The directory descriptor a path argument is relative to.
+    Dirfd = 7,
+    /// A user `struct open_how` (flags, mode, resolve).
+    OpenHow = 8,
+}
+
+/// `dirfd_of` value for a path relative to the working directory.
+pub const DIRFD_CWD: u8 = 0xff;
+
+/// Kinds of the parts after a syscall record (`enum gr_part_kind`).
+pub mod part_kind {
+    /// A user path as given.
+    pub const PATH: u8 = 1;
+    /// The absolute directory a relative path starts from.
+    pub const BASE: u8 = 2;
+    /// The absolute path a descriptor refers to.
+    pub const FD_PATH: u8 = 3;
+    /// A [`super::SocketInfo`].
+    pub const SOCKET: u8 = 4;
+    /// A user string.
+    pub const STRING: u8 = 5;
+    /// Raw sockaddr bytes.
+    pub const SOCKADDR: u8 = 6;
+    /// Another kind of descriptor: its `u32` inode mode.
+    pub const FD_OTHER: u8 = 7;
+    /// A `struct open_how`: `u64` flags, mode and resolve.
+    pub const OPEN_HOW: u8 = 8;
+}
+
+/// `arg` of a part that describes the return value (`GR_PART_RET`).
+pub const PART_RET: u8 = 0xff;
+
+/// Flags of a syscall record (`enum gr_syscall_flags`).
+pub mod syscall_flags {
+    /// Not every part fit in the record.
+    pub const PARTS_TRUNCATED: u32 = 1 << 0;
+    /// A path or string was cut at its bound.
+    pub const PATH_TRUNCATED: u32 = 1 << 1;
+}
+
+/// Number of syscall specs (`GR_SYSCALL_MAX`).
+pub const SYSCALL_MAX: u32 = 512;
 
 /// Indexes of the per-CPU counters map (`enum gr_counter`).
 #[repr(u32)]
@@ -142,6 +210,8 @@ pub struct ExecEvent {
     pub argc: u32,
     /// [`exec_flags`].
     pub flags: u32,
+    /// Effective capabilities after the exec.
+    pub cap_effective: u64,
 }
 
 /// `struct gr_fork_event`.
@@ -174,6 +244,84 @@ pub struct ExitEvent {
     pub _pad: u32,
 }
 
+/// `struct gr_syscall_spec`: how one syscall is reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSpec {
+    /// [`ArgKind`] per argument.
+    pub args: [u8; 6],
+    /// [`ArgKind::Scalar`], or [`ArgKind::Fd`] for a new descriptor; `None` disables.
+    pub ret: u8,
+    /// For each path argument, the index of its dirfd argument or [`DIRFD_CWD`].
+    pub dirfd_of: [u8; 6],
+    /// Report only calls whose argument at this index is one of
+    /// `filter_values`; [`NO_FILTER`] reports every call.
+    pub filter_arg: u8,
+    /// The values `filter_arg` may take.
+    pub filter_values: [u32; 2],
+}
+
+/// `filter_arg` of a spec that reports every call.
+pub const NO_FILTER: u8 = 0xff;
+
+/// `struct gr_part`: the header of one part after a syscall record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Part {
+    /// A [`part_kind`] value.
+    pub kind: u8,
+    /// The argument it describes, or [`PART_RET`].
+    pub arg: u8,
+    /// Bytes that follow.
+    pub len: u16,
+}
+
+/// `struct gr_socket_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// Address family (AF_*).
+    pub family: u16,
+    /// Socket type (SOCK_*).
+    pub r#type: u16,
+    /// Protocol (IPPROTO_*).
+    pub protocol: u16,
+    /// TCP state.
+    pub state: u16,
+    /// Local port, host order.
+    pub local_port: u16,
+    /// Remote port, host order.
+    pub remote_port: u16,
+    /// Padding.
+    pub _pad: u32,
+    /// Local address, network order; IPv4 in the first four bytes.
+    pub local_addr: [u8; 16],
+    /// Remote address, network order; IPv4 in the first four bytes.
+    pub remote_addr: [u8; 16],
+}
+
+/// `struct gr_syscall_event`, followed by `parts_len` bytes of parts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyscallEvent {
+    /// Common header.
+    pub hdr: EventHeader,
+    /// The calling process.
+    pub proc: Process,
+    /// Syscall number.
+    pub nr: u32,
+    /// [`syscall_flags`].
+    pub flags: u32,
+    /// Return value.
+    pub ret: i64,
+    /// Raw arguments.
+    pub args: [u64; 6],
+    /// Bytes of parts after the record.
+    pub parts_len: u16,
+    /// Padding.
+    pub _pad2: [u16; 3],
+}
+
 /// `struct gr_config`: the single entry of the config map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -195,6 +343,8 @@ pub enum Record<'a> {
     Fork(ForkEvent),
     /// An exit.
     Exit(ExitEvent),
+    /// A syscall and its parts.
+    Syscall(SyscallEvent, &'a [u8]),
 }
 
 /// Why a record could not be parsed.
@@ -240,10 +390,29 @@ unsafe impl Pod for ExecEvent {}
 unsafe impl Pod for ForkEvent {}
 // SAFETY: as above.
 unsafe impl Pod for ExitEvent {}
+// SAFETY: as above.
+unsafe impl Pod for SyscallEvent {}
+// SAFETY: as above.
+unsafe impl Pod for Part {}
+// SAFETY: as above.
+unsafe impl Pod for SocketInfo {}
+
+/// Reads a plain-old-data wire struct from the front of `bytes`.
+pub fn read_part_header(bytes: &[u8]) -> Option<Part> {
+    read(bytes)
+}
+
+/// Reads a [`SocketInfo`] from the front of `bytes`.
+pub fn read_socket_info(bytes: &[u8]) -> Option<SocketInfo> {
+    read(bytes)
+}
 
 // SAFETY: a #[repr(C)] struct of integers, with explicit padding.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
+// SAFETY: a #[repr(C)] struct of bytes.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SyscallSpec {}
 
 fn read<T: Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {
@@ -275,6 +444,10 @@ impl<'a> Record<'a> {
             }
             Some(EventKind::Fork) => read(bytes).map(Self::Fork).ok_or(short),
             Some(EventKind::Exit) => read(bytes).map(Self::Exit).ok_or(short),
+            Some(EventKind::Syscall) => {
+                let ev: SyscallEvent = read(bytes).ok_or(short)?;
+                Ok(Self::Syscall(ev, &bytes[size_of::<SyscallEvent>()..]))
+            }
             None => Err(RecordError::UnknownKind(header.kind)),
         }
     }

@@ -4,7 +4,10 @@
 
 use std::{collections::BTreeMap, mem::offset_of, process::Command};
 
-use agent_common::{Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Process};
+use agent_common::{
+    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Part, Process, SocketInfo, SyscallEvent,
+    SyscallSpec,
+};
 use serde_json::Value;
 
 /// A struct's size and its fields' byte offsets, by name.
@@ -18,7 +21,7 @@ macro_rules! rust_layout {
     ($ty:ty { $($field:ident),* $(,)? }) => {
         Layout {
             size: std::mem::size_of::<$ty>() as u64,
-            fields: [$((stringify!($field).to_owned(), offset_of!($ty, $field) as u64)),*]
+            fields: [$((stringify!($field).trim_start_matches("r#").to_owned(), offset_of!($ty, $field) as u64)),*]
                 .into_iter()
                 .collect(),
         }
@@ -126,7 +129,8 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 cwd_len,
                 args_len,
                 argc,
-                flags
+                flags,
+                cap_effective
             }),
         ),
         (
@@ -146,6 +150,24 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 proc,
                 status,
                 _pad
+            }),
+        ),
+        (
+            "gr_syscall_event",
+            rust_layout!(SyscallEvent {
+                hdr, proc, nr, flags, ret, args, parts_len, _pad2
+            }),
+        ),
+        (
+            "gr_syscall_spec",
+            rust_layout!(SyscallSpec { args, ret, dirfd_of, filter_arg, filter_values }),
+        ),
+        ("gr_part", rust_layout!(Part { kind, arg, len })),
+        (
+            "gr_socket_info",
+            rust_layout!(SocketInfo {
+                family, r#type, protocol, state, local_port, remote_port, _pad, local_addr,
+                remote_addr
             }),
         ),
         (

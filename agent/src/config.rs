@@ -6,6 +6,10 @@
 //! node_name: worker-1            # --node-name or $NODE_NAME win; default: host name
 //! sensors:
 //!   process: true                # fork, exec, exit
+//!   file: true                   # open, creat, link, symlink, rename, unlink, chmod, mkdir
+//!   network: true                # socket, connect, accept, bind, listen, sendto, sendmsg
+//!   descriptors: true            # dup, dup2, dup3, fcntl(F_DUPFD)
+//!   privilege: true              # set*id, capset, ptrace, modules, mount, namespaces, memfd, bpf
 //! transport:
 //!   ring_buffer_bytes: 8388608   # a power of two, at least one page
 //!   wakeup_bytes: 65536          # wake the reader once this much waits
@@ -24,6 +28,8 @@ use std::{
 };
 
 use serde::{Deserialize, Deserializer, de};
+
+use crate::bpf::hooks::Sensor;
 
 /// The only `apiVersion` this agent reads.
 pub const API_VERSION: &str = "guardrails.dev/v1alpha1";
@@ -108,22 +114,47 @@ impl<'de> Deserialize<'de> for ApiVersion {
     }
 }
 
-/// Sensors, each on or off.
+/// Sensors, each on or off; all are on by default.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SensorsConfig {
     /// Process fork, exec and exit.
-    #[serde(default = "enabled")]
     pub process: bool,
-}
-
-fn enabled() -> bool {
-    true
+    /// File opens, creation, links, renames, removal, permission changes.
+    pub file: bool,
+    /// Socket creation, connect, accept, bind, listen, datagram destinations.
+    pub network: bool,
+    /// Descriptor duplication.
+    pub descriptors: bool,
+    /// set*id, capset, ptrace, modules, mounts, namespaces, memfd, bpf, userfaultfd.
+    pub privilege: bool,
 }
 
 impl Default for SensorsConfig {
     fn default() -> Self {
-        Self { process: true }
+        Self {
+            process: true,
+            file: true,
+            network: true,
+            descriptors: true,
+            privilege: true,
+        }
+    }
+}
+
+impl SensorsConfig {
+    /// The sensors that are on.
+    pub fn enabled(&self) -> Vec<Sensor> {
+        Sensor::ALL
+            .into_iter()
+            .filter(|sensor| match sensor {
+                Sensor::Process => self.process,
+                Sensor::File => self.file,
+                Sensor::Network => self.network,
+                Sensor::Descriptors => self.descriptors,
+                Sensor::Privilege => self.privilege,
+            })
+            .collect()
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::{signal::unix::SignalKind, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bpf::{BpfError, Sensors, features, hooks::Sensor, loader::LoadOptions},
+    bpf::{BpfError, Sensors, features, loader::LoadOptions},
     cgroup::{self, CgroupError},
     config::Config,
     events::{clock::BootClock, decode::Decoder, reader::Reader},
@@ -75,10 +75,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let kernel = features::probe(&btf);
     tracing::info!(%kernel, "kernel features; the sensors use tp_btf tracepoints");
 
-    let mut sensors = Vec::new();
-    if config.sensors.process {
-        sensors.push(Sensor::Process);
-    }
+    let sensors = config.sensors.enabled();
     let load = LoadOptions {
         ring_buffer_bytes: config.transport.ring_buffer_bytes.0,
         wakeup_bytes: config.transport.wakeup_bytes,

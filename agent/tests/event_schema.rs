@@ -16,6 +16,7 @@ fn event(kind: EventKind) -> Event {
         fork: None,
         exit: None,
         lost: None,
+        syscall: None,
     }
 }
 

@@ -57,6 +57,29 @@ struct gr_scratch_map {
 	__type(value, struct gr_exec_scratch);
 };
 
+/* Which syscalls are reported and how, indexed by syscall number; an entry
+ * whose `ret` is GR_ARG_NONE is not reported. */
+struct gr_syscall_specs_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GR_SYSCALL_MAX);
+	__type(key, __u32);
+	__type(value, struct gr_syscall_spec);
+};
+
+struct gr_syscall_scratch {
+	/* ev and data are sent as one record, as in gr_exec_scratch. */
+	struct gr_syscall_event ev;
+	char data[GR_SYSCALL_DATA_MAX];
+	char path[2 * GR_PATH_MAX];
+};
+
+struct gr_syscall_scratch_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_syscall_scratch);
+};
+
 /* maps.bpf.c defines GR_DEFINE_MAPS to turn these declarations into the
  * definitions. */
 #ifdef GR_DEFINE_MAPS
@@ -71,6 +94,10 @@ struct gr_wire_types {
 	struct gr_exec_event exec;
 	struct gr_fork_event fork;
 	struct gr_exit_event exit;
+	struct gr_syscall_event syscall;
+	struct gr_syscall_spec spec;
+	struct gr_part part;
+	struct gr_socket_info socket;
 };
 
 struct gr_wire_types_map {
@@ -86,5 +113,7 @@ GR_MAP struct gr_counters_map gr_counters SEC(".maps");
 GR_MAP struct gr_config_map gr_config SEC(".maps");
 GR_MAP struct gr_scope_map gr_scope SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
+GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
+GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");
 
 #endif /* GUARDRAILS_MAPS_H */

@@ -29,6 +29,7 @@ enum gr_event_kind {
 	GR_EVENT_EXEC = 1,
 	GR_EVENT_FORK = 2,
 	GR_EVENT_EXIT = 3,
+	GR_EVENT_SYSCALL = 4,
 };
 
 /* Flags of an exec record: which variable parts were cut at their bound. */
@@ -39,6 +40,11 @@ enum gr_exec_flags {
 	GR_EXEC_ARGS_TRUNCATED = 1 << 3,
 	/* argv could not be read from the new process's memory. */
 	GR_EXEC_ARGS_UNREADABLE = 1 << 4,
+	/* The executable is a memfd (fileless execution). */
+	GR_EXEC_EXE_MEMFD = 1 << 5,
+	/* The executable lives on an overlay filesystem's upper layer: it was
+	 * written or changed inside the container, not shipped in its image. */
+	GR_EXEC_EXE_UPPER_LAYER = 1 << 6,
 };
 
 /* Indexes into the per-CPU `gr_counters` array map. */
@@ -86,6 +92,7 @@ struct gr_exec_event {
 	__u16 args_len;
 	__u32 argc;  /* number of arguments, even when args is truncated */
 	__u32 flags; /* enum gr_exec_flags */
+	__u64 cap_effective; /* effective capabilities after the exec */
 };
 
 /* A new process (not a thread) was created by fork, vfork or clone. */
@@ -119,6 +126,97 @@ struct gr_config {
 
 /* How deep below a scoped cgroup a task may sit and still be in scope. */
 #define GR_SCOPE_MAX_DEPTH 16
+
+/*
+ * How the syscall sensor treats each argument of a syscall, set per syscall by
+ * the agent in the `gr_syscall_specs` map. What the kernel resolves is sent as
+ * parts after the record.
+ */
+enum gr_arg_kind {
+	GR_ARG_NONE = 0,     /* not reported */
+	GR_ARG_SCALAR = 1,   /* the raw value only */
+	GR_ARG_FD = 2,       /* a descriptor: what it refers to now (path or socket) */
+	GR_ARG_PATH = 3,     /* a user path; relative ones also get their base dir */
+	GR_ARG_STRING = 4,   /* a user string */
+	GR_ARG_SOCKADDR = 5, /* a user sockaddr; its length is the next argument */
+	GR_ARG_MSGHDR = 6,   /* a user msghdr: its destination address */
+	GR_ARG_DIRFD = 7,    /* a directory descriptor that a following path is relative to */
+	GR_ARG_OPEN_HOW = 8, /* a user struct open_how: flags, mode, resolve */
+};
+
+struct gr_syscall_spec {
+	__u8 args[6]; /* enum gr_arg_kind per argument */
+	__u8 ret;     /* GR_ARG_SCALAR, or GR_ARG_FD when it returns a new descriptor */
+	/* For each GR_ARG_PATH argument, the index of its GR_ARG_DIRFD argument,
+	 * or 0xff for the working directory. */
+	__u8 dirfd_of[6];
+	/* Report only calls whose argument `filter_arg` is one of
+	 * `filter_values` (fcntl's F_DUPFD commands); 0xff reports every call. */
+	__u8 filter_arg;
+	__u32 filter_values[2];
+};
+
+/* Parts that follow a syscall record, each a struct gr_part and its bytes. */
+enum gr_part_kind {
+	GR_PART_PATH = 1,     /* the user path as given */
+	GR_PART_BASE = 2,     /* the absolute directory a relative path starts from */
+	GR_PART_FD_PATH = 3,  /* the absolute path a descriptor refers to */
+	GR_PART_SOCKET = 4,   /* struct gr_socket_info of a descriptor */
+	GR_PART_STRING = 5,   /* a user string */
+	GR_PART_SOCKADDR = 6, /* raw sockaddr bytes */
+	GR_PART_FD_OTHER = 7, /* a descriptor that is neither a path nor an inet socket: u32 mode */
+	GR_PART_OPEN_HOW = 8, /* struct open_how: u64 flags, mode, resolve */
+};
+
+/* Which argument a part describes; GR_PART_RET for the return value. */
+#define GR_PART_RET 0xff
+
+struct gr_part {
+	__u8 kind; /* enum gr_part_kind */
+	__u8 arg;  /* argument index, or GR_PART_RET */
+	__u16 len; /* bytes that follow */
+};
+
+/* Parts flags of a syscall record. */
+enum gr_syscall_flags {
+	GR_SYSCALL_PARTS_TRUNCATED = 1 << 0, /* not every part fit */
+	GR_SYSCALL_PATH_TRUNCATED = 1 << 1,  /* a path was cut at its bound */
+};
+
+/* A socket as the kernel holds it, ports in host order, addresses in network
+ * order (IPv4 in the first 4 bytes). */
+struct gr_socket_info {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 state;
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 _pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* A syscall that the agent asked for, reported when it returns. */
+struct gr_syscall_event {
+	struct gr_event_header hdr;
+	struct gr_process proc;
+	__u32 nr;    /* syscall number on this architecture */
+	__u32 flags; /* enum gr_syscall_flags */
+	__s64 ret;
+	__u64 args[6];
+	__u16 parts_len; /* bytes of parts after the record */
+	__u16 _pad2[3];
+};
+
+/* Room for the parts of one syscall record. */
+#define GR_SYSCALL_DATA_MAX 16384
+/* The largest syscall number the sensor looks at, plus one. */
+#define GR_SYSCALL_MAX 512
+/* At most this many bytes of a sockaddr are copied. */
+#define GR_SOCKADDR_MAX 128
+/* At most this many bytes of a user string or path are copied. */
+#define GR_STRING_MAX 4096
 
 #define GR_EXEC_DATA_MAX (GR_FILENAME_MAX + 2 * GR_PATH_MAX + GR_ARGS_MAX)
 

@@ -31,6 +31,32 @@ static __always_inline __u32 append_path(struct gr_exec_scratch *s, __u32 off, c
 	return len & (GR_PATH_MAX - 1);
 }
 
+#define GR_OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define GR_TMPFS_MAGIC 0x01021994
+#define GR_HUGETLBFS_MAGIC 0x958458f6
+
+/* Where the executable comes from: a memfd, or an overlay's upper layer. */
+static __always_inline __u32 exe_origin(struct file *file)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	char name[6] = {};
+
+	if (magic == GR_OVERLAYFS_SUPER_MAGIC) {
+		struct ovl_inode *oi = (struct ovl_inode *)((char *)inode -
+							    bpf_core_field_offset(struct ovl_inode, vfs_inode));
+		return BPF_CORE_READ(oi, __upperdentry) ? GR_EXEC_EXE_UPPER_LAYER : 0;
+	}
+	if (magic != GR_TMPFS_MAGIC && magic != GR_HUGETLBFS_MAGIC)
+		return 0;
+	/* memfd_create names its file "memfd:<name>" on the internal shm mount. */
+	bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' &&
+	    name[5] == ':')
+		return GR_EXEC_EXE_MEMFD;
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -72,6 +98,8 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	fs = BPF_CORE_READ(task, fs);
 	file = BPF_CORE_READ(bprm, file);
+	flags |= exe_origin(file);
+	ev->cap_effective = BPF_CORE_READ(task, real_cred, cap_effective.val);
 	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
 	ev->exe_len = len;
 	off += len;

@@ -11,18 +11,43 @@ pub const CONFIG_MAP: &str = "gr_config";
 /// cgroup v2 ids in scope.
 pub const SCOPE_MAP: &str = "gr_scope";
 
-/// A sensor: a set of hooks that the config turns on or off as one.
+/// Which syscall is reported, and how (indexed by syscall number).
+pub const SYSCALL_SPECS_MAP: &str = "gr_syscall_specs";
+
+/// A sensor: what the config turns on or off as one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sensor {
     /// fork, exec, exit.
     Process,
+    /// Opening, creating, linking, renaming, removing files.
+    File,
+    /// Sockets: creation, connect, accept, bind, listen, datagram destinations.
+    Network,
+    /// Descriptor duplication (dup family, fcntl F_DUPFD).
+    Descriptors,
+    /// Privilege and kernel surface: set*id, capset, ptrace, modules, mounts,
+    /// namespaces, memfd, bpf, userfaultfd.
+    Privilege,
 }
 
 impl Sensor {
+    /// Every sensor.
+    pub const ALL: [Self; 5] = [
+        Self::Process,
+        Self::File,
+        Self::Network,
+        Self::Descriptors,
+        Self::Privilege,
+    ];
+
     /// The sensor's name in the config and in logs.
     pub fn name(self) -> &'static str {
         match self {
             Self::Process => "process",
+            Self::File => "file",
+            Self::Network => "network",
+            Self::Descriptors => "descriptors",
+            Self::Privilege => "privilege",
         }
     }
 }
@@ -34,8 +59,8 @@ pub struct Hook {
     pub program: &'static str,
     /// The tracepoint (`tp_btf`) it attaches to.
     pub tracepoint: &'static str,
-    /// The sensor it belongs to.
-    pub sensor: Sensor,
+    /// The sensors it serves; it attaches when any of them is on.
+    pub sensors: &'static [Sensor],
 }
 
 /// Every hook, in the order they attach. Exit attaches before exec and fork so
@@ -44,17 +69,27 @@ pub const HOOKS: &[Hook] = &[
     Hook {
         program: "gr_exit",
         tracepoint: "sched_process_exit",
-        sensor: Sensor::Process,
+        sensors: &[Sensor::Process],
     },
     Hook {
         program: "gr_exec",
         tracepoint: "sched_process_exec",
-        sensor: Sensor::Process,
+        sensors: &[Sensor::Process],
     },
     Hook {
         program: "gr_fork",
         tracepoint: "sched_process_fork",
-        sensor: Sensor::Process,
+        sensors: &[Sensor::Process],
+    },
+    Hook {
+        program: "gr_sys_exit",
+        tracepoint: "sys_exit",
+        sensors: &[
+            Sensor::File,
+            Sensor::Network,
+            Sensor::Descriptors,
+            Sensor::Privilege,
+        ],
     },
 ];
 

@@ -6,7 +6,10 @@ use aya::{
     programs::{BtfTracePoint, ProgramError},
 };
 
-use super::hooks::{self, HOOKS, Sensor};
+use super::{
+    hooks::{self, HOOKS, Sensor},
+    syscalls::SYSCALLS,
+};
 
 /// Why the sensors could not be loaded or attached.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +95,10 @@ impl Sensors {
         let counters = take_map(&mut ebpf, hooks::COUNTERS_MAP, PerCpuArray::try_from)?;
 
         let mut attached = Vec::new();
-        for hook in HOOKS.iter().filter(|h| options.sensors.contains(&h.sensor)) {
+        for hook in HOOKS
+            .iter()
+            .filter(|h| h.sensors.iter().any(|s| options.sensors.contains(s)))
+        {
             let error = |source| BpfError::Program {
                 program: hook.program,
                 tracepoint: hook.tracepoint,
@@ -133,6 +139,17 @@ fn write_config(ebpf: &mut Ebpf, options: &LoadOptions) -> Result<(), BpfError> 
         scope
             .insert(id, 1, 0)
             .map_err(map_error(hooks::SCOPE_MAP))?;
+    }
+
+    let mut specs: Array<_, agent_common::SyscallSpec> = Array::try_from(
+        ebpf.map_mut(hooks::SYSCALL_SPECS_MAP)
+            .ok_or(BpfError::MissingMap(hooks::SYSCALL_SPECS_MAP))?,
+    )
+    .map_err(map_error(hooks::SYSCALL_SPECS_MAP))?;
+    for syscall in SYSCALLS.iter().filter(|s| options.sensors.contains(&s.sensor)) {
+        specs
+            .set(syscall.nr, syscall.spec(), 0)
+            .map_err(map_error(hooks::SYSCALL_SPECS_MAP))?;
     }
 
     let mut config: Array<_, agent_common::Config> = Array::try_from(

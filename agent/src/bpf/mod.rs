@@ -9,5 +9,6 @@
 pub mod features;
 pub mod hooks;
 pub mod loader;
+pub mod syscalls;
 
 pub use loader::{BpfError, Sensors};

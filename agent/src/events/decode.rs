@@ -4,6 +4,7 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
+    syscall::{self, SyscallDecodeError},
     event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION},
 };
 
@@ -13,6 +14,9 @@ pub enum DecodeError {
     /// The fixed part is wrong.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A syscall record is malformed.
+    #[error(transparent)]
+    Syscall(#[from] SyscallDecodeError),
     /// The variable part of an exec is shorter than its lengths say.
     #[error("exec record: {have} bytes of data, its lengths need {need}")]
     ExecData {
@@ -40,6 +44,7 @@ impl Decoder {
             Record::Exec(ev, _) => (ev.hdr, EventKind::ProcessExec),
             Record::Fork(ev) => (ev.hdr, EventKind::ProcessFork),
             Record::Exit(ev) => (ev.hdr, EventKind::ProcessExit),
+            Record::Syscall(ev, _) => (ev.hdr, EventKind::Syscall),
         };
         let mut event = Event {
             schema_version: SCHEMA_VERSION,
@@ -52,6 +57,7 @@ impl Decoder {
             fork: None,
             exit: None,
             lost: None,
+            syscall: None,
         };
         match record {
             Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),
@@ -65,6 +71,10 @@ impl Decoder {
             Record::Exit(ev) => {
                 event.process = Some(process(&ev.proc));
                 event.exit = Some(Exit::from_wait_status(ev.status));
+            }
+            Record::Syscall(ev, data) => {
+                event.process = Some(process(&ev.proc));
+                event.syscall = Some(syscall::decode(&ev, data)?);
             }
         }
         Ok(event)
@@ -124,6 +134,9 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
         args: Some(split_args(args)),
         argc: Some(ev.argc),
         cwd: Some(text(cwd)),
+        exe_memfd: flags & exec_flags::EXE_MEMFD != 0,
+        exe_upper_layer: flags & exec_flags::EXE_UPPER_LAYER != 0,
+        cap_effective: Some(ev.cap_effective),
         truncated,
         ..process(&ev.proc)
     })

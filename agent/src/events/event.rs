@@ -39,6 +39,9 @@ pub struct Event {
     /// For `events_lost`: what was lost since the previous report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<Lost>,
+    /// For `syscall`: the call, its arguments and what they referred to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<Syscall>,
 }
 
 /// The kinds of event.
@@ -53,6 +56,8 @@ pub enum EventKind {
     ProcessExit,
     /// Events were lost; counts say where.
     EventsLost,
+    /// A reported syscall returned (file, network, descriptor, privilege).
+    Syscall,
 }
 
 impl EventKind {
@@ -63,6 +68,7 @@ impl EventKind {
             Self::ProcessFork => "process_fork",
             Self::ProcessExit => "process_exit",
             Self::EventsLost => "events_lost",
+            Self::Syscall => "syscall",
         }
     }
 }
@@ -109,6 +115,16 @@ pub struct Process {
     /// Working directory (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Exec events: the executable is a memfd (fileless execution).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_memfd: bool,
+    /// Exec events: the executable lives on an overlay filesystem's upper
+    /// layer, i.e. it was written or changed inside the container.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_upper_layer: bool,
+    /// Exec events: effective capabilities after the exec, as a bit mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_effective: Option<u64>,
     /// Which of `filename`, `exe`, `cwd`, `args` were cut at their bound, or
     /// `args_unreadable` when argv could not be read at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -177,6 +193,154 @@ pub struct Lost {
     pub queue_full: u64,
     /// All of the above since the agent started.
     pub total: u64,
+}
+
+/// A syscall as it returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Syscall {
+    /// Its name, as Falco's `evt.type` spells it (`openat`, `connect`, ...).
+    pub name: String,
+    /// Its number on the node's architecture.
+    pub nr: u32,
+    /// The sensor that reported it: `file`, `network`, `descriptors` or `privilege`.
+    pub sensor: String,
+    /// The return value: a new descriptor, 0, or a negative errno.
+    pub ret: i64,
+    /// Every argument by name: numbers as passed, user strings as read.
+    pub args: std::collections::BTreeMap<String, ArgValue>,
+    /// What each descriptor argument, and a returned descriptor (`arg: "ret"`),
+    /// referred to when the call returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fds: Vec<FdInfo>,
+    /// Each path argument, as given and made absolute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathArg>,
+    /// Each socket address argument, decoded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Address>,
+    /// openat2's `struct open_how`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_how: Option<OpenHow>,
+    /// Whether a path or string was cut at its bound, or a part did not fit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// An argument's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ArgValue {
+    /// A number that is not negative.
+    Unsigned(u64),
+    /// A negative number (descriptors such as AT_FDCWD).
+    Signed(i64),
+    /// A string read from the process's memory.
+    Text(String),
+}
+
+impl ArgValue {
+    /// A signed number, kept unsigned when it is not negative so that the
+    /// value reads back the same from JSON.
+    pub fn int(value: i64) -> Self {
+        u64::try_from(value).map_or(Self::Signed(value), Self::Unsigned)
+    }
+}
+
+/// What a descriptor referred to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdInfo {
+    /// The argument's name, or `ret` for a returned descriptor.
+    pub arg: String,
+    /// The descriptor number.
+    pub fd: i64,
+    /// `file` (a path), `socket`, `pipe` or `anon` (an anonymous inode).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `file`: its absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For `socket`: what the kernel holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<Socket>,
+}
+
+/// A socket as the kernel holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Socket {
+    /// `inet`, `inet6`, `unix`, `netlink`, `packet`, or the number.
+    pub family: String,
+    /// `stream`, `dgram`, `raw`, `seqpacket`, or the number.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `raw`, or the number.
+    pub protocol: String,
+    /// The TCP state (`established`, `listen`, ...), for inet stream sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The local endpoint, for inet sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<Endpoint>,
+    /// The remote endpoint, for connected inet sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Endpoint>,
+}
+
+/// An IP address and port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// The address, e.g. `127.0.0.1` or `::1`.
+    pub address: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// A path argument.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathArg {
+    /// The argument's name.
+    pub arg: String,
+    /// The path as the process passed it.
+    pub raw: String,
+    /// The path made absolute against the working directory or the directory
+    /// descriptor (resolved in the kernel at the call), with `.` and `..`
+    /// removed lexically.
+    pub path: String,
+}
+
+/// A socket address argument.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    /// The argument's name.
+    pub arg: String,
+    /// `inet`, `inet6`, `unix`, or the number.
+    pub family: String,
+    /// The IP address, for inet families.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The port, for inet families.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The socket path, for unix (`@name` for the abstract namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// openat2's `struct open_how`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenHow {
+    /// O_* flags.
+    pub flags: u64,
+    /// Mode for a created file.
+    pub mode: u64,
+    /// RESOLVE_* flags.
+    pub resolve: u64,
 }
 
 /// The name of a Linux signal number.
@@ -255,6 +419,7 @@ mod tests {
             fork: None,
             exit: None,
             lost: None,
+            syscall: None,
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains(r#""kind":"process_exec""#), "{json}");

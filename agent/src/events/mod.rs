@@ -5,5 +5,6 @@ pub mod clock;
 pub mod decode;
 pub mod event;
 pub mod reader;
+pub mod syscall;
 
 pub use event::{Event, EventKind, SCHEMA_VERSION};

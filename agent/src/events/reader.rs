@@ -178,6 +178,7 @@ impl Reader {
             fork: None,
             exit: None,
             lost: Some(lost),
+            syscall: None,
         };
         let sent = if last {
             self.tx.send(event).await.is_ok()

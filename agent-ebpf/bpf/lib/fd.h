@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/* What a file descriptor refers to, read from the task's file table at event
+ * time, so that it cannot drift from what the kernel used. */
+#ifndef GUARDRAILS_FD_H
+#define GUARDRAILS_FD_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "wire.h"
+
+#define GR_S_IFMT 0170000
+#define GR_S_IFSOCK 0140000
+#define GR_AF_INET 2
+#define GR_AF_INET6 10
+
+/* The file behind `fd` in `task`'s table, or NULL. */
+static __always_inline struct file *gr_fd_file(struct task_struct *task, long fd)
+{
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+
+	if (fd < 0 || fd >= max_fds)
+		return NULL;
+	bpf_core_read(&file, sizeof(file), &fds[fd & 0xfffff]);
+	return file;
+}
+
+static __always_inline bool gr_file_is_socket(struct file *file)
+{
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	return (mode & GR_S_IFMT) == GR_S_IFSOCK;
+}
+
+/* Fills `info` from the socket behind `file`. */
+static __always_inline void gr_socket_info(struct file *file, struct gr_socket_info *info)
+{
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	info->type = BPF_CORE_READ(sock, type);
+	if (!sk)
+		return;
+	info->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	info->protocol = BPF_CORE_READ(sk, sk_protocol);
+	info->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	info->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	info->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (info->family == GR_AF_INET) {
+		bpf_core_read(info->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(info->remote_addr, 4, &sk->__sk_common.skc_daddr);
+	} else if (info->family == GR_AF_INET6) {
+		BPF_CORE_READ_INTO(&info->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&info->remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+#endif /* GUARDRAILS_FD_H */

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * Every syscall the agent asked for (file, network, descriptor, privilege and
+ * kernel-surface calls), reported once it returns, with its result.
+ *
+ * One hook serves them all: the agent describes each syscall's arguments in
+ * `gr_syscall_specs` and this program resolves what they refer to at that
+ * moment (the file or socket behind a descriptor, the directory a relative
+ * path starts from, a destination address) and sends them as parts after the
+ * record. A syscall without a spec costs one array lookup.
+ *
+ * The arguments are read from the saved user registers, which the syscall
+ * leaves in place on x86_64.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "lib/events.h"
+#include "lib/fd.h"
+#include "lib/path.h"
+#include "lib/task.h"
+
+#define GR_AT_FDCWD -100
+/* The most one part can take: its header and the largest payload. */
+#define GR_PART_ROOM (sizeof(struct gr_part) + GR_STRING_MAX)
+
+struct gr_sys_state {
+	struct gr_syscall_scratch *s;
+	struct task_struct *task;
+	__u32 off; /* bytes of parts so far */
+	__u32 flags;
+};
+
+/* Room for one more part, or the record is marked truncated. */
+static __always_inline bool gr_room(struct gr_sys_state *st)
+{
+	if (st->off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM) {
+		st->flags |= GR_SYSCALL_PARTS_TRUNCATED;
+		return false;
+	}
+	return true;
+}
+
+static __always_inline void gr_commit_part(struct gr_sys_state *st, __u8 kind, __u8 arg, __u32 len)
+{
+	__u32 off = st->off;
+	struct gr_part *part;
+
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return;
+	part = (struct gr_part *)&st->s->data[off];
+	part->kind = kind;
+	part->arg = arg;
+	part->len = len;
+	st->off = off + sizeof(struct gr_part) + (len & (GR_STRING_MAX - 1));
+}
+
+/* Appends the absolute path of `path` as a part of `kind`. */
+static __noinline void gr_append_path(struct gr_sys_state *st, const struct path *path, __u8 kind,
+				      __u8 arg)
+{
+	struct task_struct *task = st->task;
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	bool truncated = false;
+	__u32 start, len, off = st->off;
+
+	if (!gr_room(st))
+		return;
+	start = gr_resolve_path(path, &fs->root, st->s->path, &truncated);
+	len = (GR_PATH_MAX - start) & (GR_PATH_MAX - 1);
+	if (truncated)
+		st->flags |= GR_SYSCALL_PATH_TRUNCATED;
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return;
+	if (bpf_probe_read_kernel(&st->s->data[off + sizeof(struct gr_part)], len,
+				  &st->s->path[start & (GR_PATH_MAX - 1)]))
+		return;
+	gr_commit_part(st, kind, arg, len);
+}
+
+/* Appends what descriptor `fd` refers to: a socket's endpoints, a path, or
+ * only its file type. */
+static __noinline void gr_append_fd(struct gr_sys_state *st, long fd, __u8 arg)
+{
+	struct file *file = gr_fd_file(st->task, fd);
+	__u32 off = st->off;
+	umode_t mode;
+
+	if (!file || !gr_room(st))
+		return;
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return;
+	if (gr_file_is_socket(file)) {
+		struct gr_socket_info *info =
+			(struct gr_socket_info *)&st->s->data[off + sizeof(struct gr_part)];
+		__builtin_memset(info, 0, sizeof(*info));
+		gr_socket_info(file, info);
+		gr_commit_part(st, GR_PART_SOCKET, arg, sizeof(*info));
+		return;
+	}
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	switch (mode & GR_S_IFMT) {
+	case 0100000: /* regular */
+	case 0040000: /* directory */
+	case 0020000: /* character device */
+	case 0060000: /* block device */
+	case 0120000: /* symlink */
+		gr_append_path(st, &file->f_path, GR_PART_FD_PATH, arg);
+		return;
+	default: { /* pipes, anonymous inodes */
+		__u32 *value = (__u32 *)&st->s->data[off + sizeof(struct gr_part)];
+		*value = mode;
+		gr_commit_part(st, GR_PART_FD_OTHER, arg, sizeof(*value));
+	}
+	}
+}
+
+/* Appends a user string; returns its first byte (0 when unreadable). */
+static __noinline char gr_append_user_string(struct gr_sys_state *st, const char *ptr, __u8 kind,
+					      __u8 arg)
+{
+	__u32 off = st->off;
+	long n;
+
+	if (!ptr || !gr_room(st))
+		return 0;
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return 0;
+	n = bpf_probe_read_user_str(&st->s->data[off + sizeof(struct gr_part)], GR_STRING_MAX, ptr);
+	if (n <= 0)
+		return 0;
+	if (n == GR_STRING_MAX)
+		st->flags |= GR_SYSCALL_PATH_TRUNCATED;
+	gr_commit_part(st, kind, arg, (__u32)(n - 1));
+	return st->s->data[(off + sizeof(struct gr_part)) & (GR_SYSCALL_DATA_MAX - 1)];
+}
+
+static __noinline void gr_append_sockaddr(struct gr_sys_state *st, const void *ptr, __u64 len,
+					  __u8 arg)
+{
+	__u32 off = st->off;
+
+	if (!ptr || !len || !gr_room(st))
+		return;
+	if (len > GR_SOCKADDR_MAX)
+		len = GR_SOCKADDR_MAX;
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return;
+	if (bpf_probe_read_user(&st->s->data[off + sizeof(struct gr_part)], len & (GR_SOCKADDR_MAX * 2 - 1),
+				ptr))
+		return;
+	gr_commit_part(st, GR_PART_SOCKADDR, arg, len);
+}
+
+static __always_inline void gr_append_msghdr(struct gr_sys_state *st, const struct user_msghdr *msg,
+					     __u8 arg)
+{
+	struct user_msghdr hdr = {};
+
+	if (!msg || bpf_probe_read_user(&hdr, sizeof(hdr), msg))
+		return;
+	gr_append_sockaddr(st, hdr.msg_name, hdr.msg_namelen, arg);
+}
+
+static __always_inline void gr_append_open_how(struct gr_sys_state *st, const void *how, __u8 arg)
+{
+	__u32 off = st->off;
+
+	if (!how || !gr_room(st))
+		return;
+	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
+		return;
+	if (bpf_probe_read_user(&st->s->data[off + sizeof(struct gr_part)], 24, how))
+		return;
+	gr_commit_part(st, GR_PART_OPEN_HOW, arg, 24);
+}
+
+static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct gr_syscall_spec *spec,
+					  const __u64 *args, int i)
+{
+	switch (spec->args[i]) {
+	case GR_ARG_FD:
+		gr_append_fd(st, (long)args[i], i);
+		break;
+	case GR_ARG_STRING:
+		gr_append_user_string(st, (const char *)args[i], GR_PART_STRING, i);
+		break;
+	case GR_ARG_SOCKADDR:
+		if (i < 5)
+			gr_append_sockaddr(st, (const void *)args[i], args[i + 1], i);
+		break;
+	case GR_ARG_MSGHDR:
+		gr_append_msghdr(st, (const struct user_msghdr *)args[i], i);
+		break;
+	case GR_ARG_OPEN_HOW:
+		gr_append_open_how(st, (const void *)args[i], i);
+		break;
+	case GR_ARG_PATH: {
+		char first = gr_append_user_string(st, (const char *)args[i], GR_PART_PATH, i);
+		__u8 dirfd_arg = spec->dirfd_of[i];
+		long dirfd = GR_AT_FDCWD;
+
+		if (!first || first == '/')
+			break;
+		if (dirfd_arg < 6)
+			dirfd = (long)(int)args[dirfd_arg & 7];
+		if (dirfd == GR_AT_FDCWD) {
+			struct task_struct *task = st->task;
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+			gr_append_path(st, &fs->pwd, GR_PART_BASE, i);
+		} else {
+			struct file *dir = gr_fd_file(st->task, dirfd);
+			if (dir)
+				gr_append_path(st, &dir->f_path, GR_PART_BASE, i);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(gr_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct gr_syscall_spec *spec;
+	struct gr_config *cfg;
+	struct gr_sys_state st = {};
+	struct gr_syscall_event *ev;
+	__u32 nr = BPF_CORE_READ(regs, orig_ax);
+	__u32 zero = 0;
+	__u64 args[6];
+
+	if (nr >= GR_SYSCALL_MAX)
+		return 0;
+	spec = bpf_map_lookup_elem(&gr_syscall_specs, &nr);
+	if (!spec || spec->ret == GR_ARG_NONE)
+		return 0;
+	args[0] = BPF_CORE_READ(regs, di);
+	args[1] = BPF_CORE_READ(regs, si);
+	args[2] = BPF_CORE_READ(regs, dx);
+	args[3] = BPF_CORE_READ(regs, r10);
+	args[4] = BPF_CORE_READ(regs, r8);
+	args[5] = BPF_CORE_READ(regs, r9);
+	if (spec->filter_arg < 6) {
+		__u32 value = args[spec->filter_arg & 7];
+		if (value != spec->filter_values[0] && value != spec->filter_values[1])
+			return 0;
+	}
+	cfg = gr_get_config();
+	if (!cfg || !gr_current_in_scope(cfg))
+		return 0;
+	st.s = bpf_map_lookup_elem(&gr_syscall_scratch, &zero);
+	if (!st.s)
+		return 0;
+	st.task = bpf_get_current_task_btf();
+
+	ev = &st.s->ev;
+	gr_fill_header(&ev->hdr, GR_EVENT_SYSCALL);
+	gr_fill_current(&ev->proc);
+	ev->nr = nr;
+	ev->ret = ret;
+	for (int i = 0; i < 6; i++) {
+		ev->args[i] = args[i];
+		gr_append_arg(&st, spec, args, i);
+	}
+	if (spec->ret == GR_ARG_FD && ret >= 0)
+		gr_append_fd(&st, ret, GR_PART_RET);
+
+	ev->flags = st.flags;
+	ev->parts_len = st.off;
+	__builtin_memset(ev->_pad2, 0, sizeof(ev->_pad2));
+	if (st.off > GR_SYSCALL_DATA_MAX)
+		return 0;
+	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + st.off, gr_wakeup_flags(cfg)))
+		gr_count(GR_COUNTER_RINGBUF_FULL);
+	return 0;
+}

@@ -1,0 +1,351 @@
+//! Turning a syscall record and its parts into the `syscall` section.
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::{Component, Path, PathBuf},
+};
+
+use agent_common::{ArgKind, PART_RET, SocketInfo, SyscallEvent, part_kind, syscall_flags};
+
+use super::event::{Address, ArgValue, Endpoint, FdInfo, OpenHow, PathArg, Socket, Syscall};
+use crate::bpf::syscalls::{self, Arg};
+
+/// Why a syscall record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum SyscallDecodeError {
+    /// The kernel sent a syscall the agent did not ask for.
+    #[error("syscall record of unknown syscall {0}")]
+    UnknownSyscall(u32),
+    /// The parts run past the record.
+    #[error("syscall record: parts overrun the record at byte {0}")]
+    PartsOverrun(usize),
+}
+
+/// One part after the record.
+struct Part<'a> {
+    kind: u8,
+    arg: u8,
+    data: &'a [u8],
+}
+
+fn parts(data: &[u8]) -> Result<Vec<Part<'_>>, SyscallDecodeError> {
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let header =
+            agent_common::read_part_header(&data[at..]).ok_or(SyscallDecodeError::PartsOverrun(at))?;
+        let start = at + size_of::<agent_common::Part>();
+        let end = start + usize::from(header.len);
+        let bytes = data.get(start..end).ok_or(SyscallDecodeError::PartsOverrun(at))?;
+        parts.push(Part {
+            kind: header.kind,
+            arg: header.arg,
+            data: bytes,
+        });
+        at = end;
+    }
+    Ok(parts)
+}
+
+/// Decodes the syscall section of a record; `data` is what follows the struct.
+pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeError> {
+    let table = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
+    let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
+    let parts = parts(data)?;
+    let arg_name = |index: u8| -> String {
+        if index == PART_RET {
+            "ret".to_owned()
+        } else {
+            table
+                .args
+                .get(usize::from(index))
+                .map_or_else(|| format!("arg{index}"), |a| a.name.to_owned())
+        }
+    };
+
+    let mut args = BTreeMap::new();
+    for (i, arg) in table.args.iter().enumerate() {
+        args.insert(arg.name.to_owned(), scalar_value(arg, ev.args[i]));
+    }
+    let mut section = Syscall {
+        name: table.name.to_owned(),
+        nr: ev.nr,
+        sensor: table.sensor.name().to_owned(),
+        ret: ev.ret,
+        args,
+        truncated: ev.flags & (syscall_flags::PARTS_TRUNCATED | syscall_flags::PATH_TRUNCATED) != 0,
+        ..Syscall::default()
+    };
+
+    let fd_value = |index: u8| -> i64 {
+        if index == PART_RET {
+            ev.ret
+        } else {
+            ev.args.get(usize::from(index)).map_or(-1, |v| i64::from(*v as i32))
+        }
+    };
+    let mut bases: BTreeMap<u8, String> = BTreeMap::new();
+    for part in &parts {
+        if part.kind == part_kind::BASE {
+            bases.insert(part.arg, text(part.data));
+        }
+    }
+    for part in &parts {
+        match part.kind {
+            part_kind::PATH | part_kind::STRING => {
+                let value = text(part.data);
+                if part.kind == part_kind::PATH {
+                    let absolute = match bases.get(&part.arg) {
+                        Some(base) if !value.starts_with('/') => normalize(&Path::new(base).join(&value)),
+                        _ => normalize(Path::new(&value)),
+                    };
+                    section.paths.push(PathArg {
+                        arg: arg_name(part.arg),
+                        raw: value.clone(),
+                        path: absolute,
+                    });
+                }
+                section.args.insert(arg_name(part.arg), ArgValue::Text(value));
+            }
+            part_kind::FD_PATH => section.fds.push(FdInfo {
+                arg: arg_name(part.arg),
+                fd: fd_value(part.arg),
+                kind: "file".into(),
+                path: Some(text(part.data)),
+                socket: None,
+            }),
+            part_kind::SOCKET => {
+                if let Some(info) = agent_common::read_socket_info(part.data) {
+                    section.fds.push(FdInfo {
+                        arg: arg_name(part.arg),
+                        fd: fd_value(part.arg),
+                        kind: "socket".into(),
+                        path: None,
+                        socket: Some(socket(&info)),
+                    });
+                }
+            }
+            part_kind::FD_OTHER => {
+                let mode = part
+                    .data
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_ne_bytes);
+                let kind = match mode & 0o170_000 {
+                    0o010_000 => "pipe",
+                    0o140_000 => "socket",
+                    _ => "anon",
+                };
+                section.fds.push(FdInfo {
+                    arg: arg_name(part.arg),
+                    fd: fd_value(part.arg),
+                    kind: kind.into(),
+                    path: None,
+                    socket: None,
+                });
+            }
+            part_kind::SOCKADDR => {
+                if let Some(address) = sockaddr(arg_name(part.arg), part.data) {
+                    section.addresses.push(address);
+                }
+            }
+            part_kind::OPEN_HOW => {
+                let word = |i: usize| {
+                    part.data
+                        .get(i * 8..i * 8 + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u64::from_ne_bytes)
+                };
+                section.open_how = Some(OpenHow {
+                    flags: word(0),
+                    mode: word(1),
+                    resolve: word(2),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(section)
+}
+
+fn scalar_value(arg: &Arg, raw: u64) -> ArgValue {
+    match arg.kind {
+        // Descriptors are C ints: AT_FDCWD is -100.
+        ArgKind::Fd | ArgKind::Dirfd => ArgValue::int(i64::from(raw as i32)),
+        _ => ArgValue::Unsigned(raw),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalize(path: &Path) -> String {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// `AF_*` names.
+pub fn family_name(family: u16) -> String {
+    match family {
+        1 => "unix".into(),
+        2 => "inet".into(),
+        10 => "inet6".into(),
+        16 => "netlink".into(),
+        17 => "packet".into(),
+        other => other.to_string(),
+    }
+}
+
+fn socket_type_name(kind: u16) -> String {
+    match kind & 0xf {
+        1 => "stream".into(),
+        2 => "dgram".into(),
+        3 => "raw".into(),
+        5 => "seqpacket".into(),
+        other => other.to_string(),
+    }
+}
+
+fn protocol_name(protocol: u16) -> String {
+    match protocol {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        255 => "raw".into(),
+        other => other.to_string(),
+    }
+}
+
+fn tcp_state_name(state: u16) -> Option<String> {
+    let name = match state {
+        1 => "established",
+        2 => "syn_sent",
+        3 => "syn_recv",
+        4 => "fin_wait1",
+        5 => "fin_wait2",
+        6 => "time_wait",
+        7 => "close",
+        8 => "close_wait",
+        9 => "last_ack",
+        10 => "listen",
+        11 => "closing",
+        12 => "new_syn_recv",
+        _ => return None,
+    };
+    Some(name.into())
+}
+
+fn ip(family: u16, bytes: &[u8; 16]) -> Option<String> {
+    match family {
+        2 => Some(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
+        10 => Some(Ipv6Addr::from(*bytes).to_string()),
+        _ => None,
+    }
+}
+
+fn socket(info: &SocketInfo) -> Socket {
+    let inet = matches!(info.family, 2 | 10);
+    let endpoint = |addr: &[u8; 16], port: u16| {
+        ip(info.family, addr).map(|address| Endpoint { address, port })
+    };
+    let remote = endpoint(&info.remote_addr, info.remote_port).filter(|e| e.port != 0);
+    Socket {
+        family: family_name(info.family),
+        kind: socket_type_name(info.r#type),
+        protocol: protocol_name(info.protocol),
+        state: if inet && info.protocol == 6 {
+            tcp_state_name(info.state)
+        } else {
+            None
+        },
+        local: if inet {
+            endpoint(&info.local_addr, info.local_port)
+        } else {
+            None
+        },
+        remote,
+    }
+}
+
+fn sockaddr(arg: String, data: &[u8]) -> Option<Address> {
+    let family = u16::from_ne_bytes(data.get(..2)?.try_into().ok()?);
+    let port = || data.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut address = Address {
+        arg,
+        family: family_name(family),
+        ..Address::default()
+    };
+    match family {
+        2 => {
+            let b = data.get(4..8)?;
+            address.address = Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string());
+            address.port = port();
+        }
+        10 => {
+            let b: [u8; 16] = data.get(8..24)?.try_into().ok()?;
+            address.address = Some(Ipv6Addr::from(b).to_string());
+            address.port = port();
+        }
+        1 => {
+            let raw = data.get(2..).unwrap_or_default();
+            address.path = Some(match raw.first() {
+                Some(0) => format!("@{}", text(until_nul(&raw[1..]))),
+                _ => text(until_nul(raw)),
+            });
+        }
+        _ => {}
+    }
+    Some(address)
+}
+
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_path_is_made_absolute_and_dots_are_removed() {
+        assert_eq!(normalize(Path::new("/tmp/a/../b/./c")), "/tmp/b/c");
+        assert_eq!(normalize(Path::new("/../x")), "/x");
+    }
+
+    #[test]
+    fn an_inet_sockaddr_gives_its_address_and_port() {
+        let mut data = vec![2, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        data.extend([0; 8]);
+        let address = sockaddr("addr".into(), &data).expect("decodes");
+        assert_eq!(address.family, "inet");
+        assert_eq!(address.address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(address.port, Some(8080));
+    }
+
+    #[test]
+    fn a_unix_sockaddr_gives_its_path_or_abstract_name() {
+        let named = sockaddr("addr".into(), b"\x01\x00/run/x.sock\0\0\0").expect("decodes");
+        assert_eq!(named.path.as_deref(), Some("/run/x.sock"));
+        let abstract_name = sockaddr("addr".into(), b"\x01\x00\0hidden\0").expect("decodes");
+        assert_eq!(abstract_name.path.as_deref(), Some("@hidden"));
+    }
+
+    #[test]
+    fn parts_that_overrun_the_record_are_an_error() {
+        let data = [3u8, 0, 10, 0, b'/'];
+        assert!(matches!(parts(&data), Err(SyscallDecodeError::PartsOverrun(0))));
+    }
+}
