@@ -155,18 +155,38 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
         (
             "gr_syscall_event",
             rust_layout!(SyscallEvent {
-                hdr, proc, nr, flags, ret, args, parts_len, _pad2
+                hdr,
+                proc,
+                nr,
+                flags,
+                ret,
+                args,
+                parts_len,
+                _pad2
             }),
         ),
         (
             "gr_syscall_spec",
-            rust_layout!(SyscallSpec { args, ret, dirfd_of, filter_arg, filter_values }),
+            rust_layout!(SyscallSpec {
+                args,
+                ret,
+                dirfd_of,
+                filter_arg,
+                filter_values
+            }),
         ),
         ("gr_part", rust_layout!(Part { kind, arg, len })),
         (
             "gr_socket_info",
             rust_layout!(SocketInfo {
-                family, r#type, protocol, state, local_port, remote_port, _pad, local_addr,
+                family,
+                r#type,
+                protocol,
+                state,
+                local_port,
+                remote_port,
+                _pad,
+                local_addr,
                 remote_addr
             }),
         ),

@@ -42,11 +42,21 @@ static long gr_path_step(__u64 index, struct gr_path_walk *w)
 
 	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
 		goto done;
+	bool last = false;
+
 	if (dentry == mnt_root || dentry == parent) {
 		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		/* A dentry that is its own parent but no mount's root hangs
+		 * nowhere, like a memfd's "memfd:<name>": its name is the path. */
+		if (dentry != mnt_root) {
+			if (w->start != GR_PATH_MAX)
+				goto done;
+			last = true;
+			goto component;
+		}
 		/* The top of a mount that hangs nowhere: the global root or a
 		 * detached tree. */
-		if (dentry != mnt_root || mnt == mnt_parent)
+		if (mnt == mnt_parent)
 			goto done;
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mnt_parent;
@@ -55,6 +65,7 @@ static long gr_path_step(__u64 index, struct gr_path_walk *w)
 		return 0;
 	}
 
+component:
 	name = BPF_CORE_READ(dentry, d_name);
 	len = name.len;
 	if (len > GR_NAME_MAX)
@@ -72,6 +83,8 @@ static long gr_path_step(__u64 index, struct gr_path_walk *w)
 	w->buf[start & (GR_PATH_MAX - 1)] = '/';
 	w->start = start;
 	w->dentry = parent;
+	if (last)
+		goto done;
 	return 0;
 done:
 	w->done = true;

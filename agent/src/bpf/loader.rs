@@ -146,7 +146,10 @@ fn write_config(ebpf: &mut Ebpf, options: &LoadOptions) -> Result<(), BpfError> 
             .ok_or(BpfError::MissingMap(hooks::SYSCALL_SPECS_MAP))?,
     )
     .map_err(map_error(hooks::SYSCALL_SPECS_MAP))?;
-    for syscall in SYSCALLS.iter().filter(|s| options.sensors.contains(&s.sensor)) {
+    for syscall in SYSCALLS
+        .iter()
+        .filter(|s| options.sensors.contains(&s.sensor))
+    {
         specs
             .set(syscall.nr, syscall.spec(), 0)
             .map_err(map_error(hooks::SYSCALL_SPECS_MAP))?;

@@ -111,13 +111,23 @@ const FCNTL_DUP_COMMANDS: [u32; 2] = [0, 1030];
 /// Every syscall the sensors can report.
 pub const SYSCALLS: &[Syscall] = &[
     // Files.
-    call_fd("open", 2, File, &[path("pathname"), scalar("flags"), scalar("mode")]),
+    call_fd(
+        "open",
+        2,
+        File,
+        &[path("pathname"), scalar("flags"), scalar("mode")],
+    ),
     call_fd("creat", 85, File, &[path("pathname"), scalar("mode")]),
     call_fd(
         "openat",
         257,
         File,
-        &[dirfd("dirfd"), path_at("pathname", 0), scalar("flags"), scalar("mode")],
+        &[
+            dirfd("dirfd"),
+            path_at("pathname", 0),
+            scalar("flags"),
+            scalar("mode"),
+        ],
     ),
     call_fd(
         "openat2",
@@ -135,13 +145,23 @@ pub const SYSCALLS: &[Syscall] = &[
         ],
     ),
     call("unlink", 87, File, &[path("pathname")]),
-    call("unlinkat", 263, File, &[dirfd("dirfd"), path_at("pathname", 0), scalar("flags")]),
+    call(
+        "unlinkat",
+        263,
+        File,
+        &[dirfd("dirfd"), path_at("pathname", 0), scalar("flags")],
+    ),
     call("rename", 82, File, &[path("oldpath"), path("newpath")]),
     call(
         "renameat",
         264,
         File,
-        &[dirfd("olddirfd"), path_at("oldpath", 0), dirfd("newdirfd"), path_at("newpath", 2)],
+        &[
+            dirfd("olddirfd"),
+            path_at("oldpath", 0),
+            dirfd("newdirfd"),
+            path_at("newpath", 2),
+        ],
     ),
     call(
         "renameat2",
@@ -157,15 +177,30 @@ pub const SYSCALLS: &[Syscall] = &[
     ),
     call("chmod", 90, File, &[path("pathname"), scalar("mode")]),
     call("fchmod", 91, File, &[fd("fd"), scalar("mode")]),
-    call("fchmodat", 268, File, &[dirfd("dirfd"), path_at("pathname", 0), scalar("mode")]),
+    call(
+        "fchmodat",
+        268,
+        File,
+        &[dirfd("dirfd"), path_at("pathname", 0), scalar("mode")],
+    ),
     call(
         "fchmodat2",
         452,
         File,
-        &[dirfd("dirfd"), path_at("pathname", 0), scalar("mode"), scalar("flags")],
+        &[
+            dirfd("dirfd"),
+            path_at("pathname", 0),
+            scalar("mode"),
+            scalar("flags"),
+        ],
     ),
     call("mkdir", 83, File, &[path("pathname"), scalar("mode")]),
-    call("mkdirat", 258, File, &[dirfd("dirfd"), path_at("pathname", 0), scalar("mode")]),
+    call(
+        "mkdirat",
+        258,
+        File,
+        &[dirfd("dirfd"), path_at("pathname", 0), scalar("mode")],
+    ),
     call("link", 86, File, &[path("oldpath"), path("newpath")]),
     call(
         "linkat",
@@ -187,16 +222,41 @@ pub const SYSCALLS: &[Syscall] = &[
         &[string("target"), dirfd("newdirfd"), path_at("linkpath", 1)],
     ),
     // Network.
-    call_fd("socket", 41, Network, &[scalar("domain"), scalar("type"), scalar("protocol")]),
-    call("connect", 42, Network, &[fd("sockfd"), sockaddr("addr"), scalar("addrlen")]),
-    call_fd("accept", 43, Network, &[fd("sockfd"), scalar("addr"), scalar("addrlen")]),
+    call_fd(
+        "socket",
+        41,
+        Network,
+        &[scalar("domain"), scalar("type"), scalar("protocol")],
+    ),
+    call(
+        "connect",
+        42,
+        Network,
+        &[fd("sockfd"), sockaddr("addr"), scalar("addrlen")],
+    ),
+    call_fd(
+        "accept",
+        43,
+        Network,
+        &[fd("sockfd"), scalar("addr"), scalar("addrlen")],
+    ),
     call_fd(
         "accept4",
         288,
         Network,
-        &[fd("sockfd"), scalar("addr"), scalar("addrlen"), scalar("flags")],
+        &[
+            fd("sockfd"),
+            scalar("addr"),
+            scalar("addrlen"),
+            scalar("flags"),
+        ],
     ),
-    call("bind", 49, Network, &[fd("sockfd"), sockaddr("addr"), scalar("addrlen")]),
+    call(
+        "bind",
+        49,
+        Network,
+        &[fd("sockfd"), sockaddr("addr"), scalar("addrlen")],
+    ),
     call("listen", 50, Network, &[fd("sockfd"), scalar("backlog")]),
     call(
         "sendto",
@@ -228,18 +288,48 @@ pub const SYSCALLS: &[Syscall] = &[
     // Descriptors.
     call_fd("dup", 32, Descriptors, &[fd("oldfd")]),
     call_fd("dup2", 33, Descriptors, &[fd("oldfd"), scalar("newfd")]),
-    call_fd("dup3", 292, Descriptors, &[fd("oldfd"), scalar("newfd"), scalar("flags")]),
+    call_fd(
+        "dup3",
+        292,
+        Descriptors,
+        &[fd("oldfd"), scalar("newfd"), scalar("flags")],
+    ),
     Syscall {
         only_when: Some((1, FCNTL_DUP_COMMANDS)),
-        ..call_fd("fcntl", 72, Descriptors, &[fd("fd"), scalar("cmd"), scalar("arg")])
+        ..call_fd(
+            "fcntl",
+            72,
+            Descriptors,
+            &[fd("fd"), scalar("cmd"), scalar("arg")],
+        )
     },
     // Privilege and kernel surface.
     call("setuid", 105, Privilege, &[scalar("uid")]),
     call("setgid", 106, Privilege, &[scalar("gid")]),
-    call("setreuid", 113, Privilege, &[scalar("ruid"), scalar("euid")]),
-    call("setregid", 114, Privilege, &[scalar("rgid"), scalar("egid")]),
-    call("setresuid", 117, Privilege, &[scalar("ruid"), scalar("euid"), scalar("suid")]),
-    call("setresgid", 119, Privilege, &[scalar("rgid"), scalar("egid"), scalar("sgid")]),
+    call(
+        "setreuid",
+        113,
+        Privilege,
+        &[scalar("ruid"), scalar("euid")],
+    ),
+    call(
+        "setregid",
+        114,
+        Privilege,
+        &[scalar("rgid"), scalar("egid")],
+    ),
+    call(
+        "setresuid",
+        117,
+        Privilege,
+        &[scalar("ruid"), scalar("euid"), scalar("suid")],
+    ),
+    call(
+        "setresgid",
+        119,
+        Privilege,
+        &[scalar("rgid"), scalar("egid"), scalar("sgid")],
+    ),
     call("setfsuid", 122, Privilege, &[scalar("fsuid")]),
     call("setfsgid", 123, Privilege, &[scalar("fsgid")]),
     call("capset", 126, Privilege, &[scalar("hdrp"), scalar("datap")]),
@@ -247,15 +337,29 @@ pub const SYSCALLS: &[Syscall] = &[
         "ptrace",
         101,
         Privilege,
-        &[scalar("request"), scalar("pid"), scalar("addr"), scalar("data")],
+        &[
+            scalar("request"),
+            scalar("pid"),
+            scalar("addr"),
+            scalar("data"),
+        ],
     ),
     call(
         "init_module",
         175,
         Privilege,
-        &[scalar("module_image"), scalar("len"), string("param_values")],
+        &[
+            scalar("module_image"),
+            scalar("len"),
+            string("param_values"),
+        ],
     ),
-    call("finit_module", 313, Privilege, &[fd("fd"), string("param_values"), scalar("flags")]),
+    call(
+        "finit_module",
+        313,
+        Privilege,
+        &[fd("fd"), string("param_values"), scalar("flags")],
+    ),
     call(
         "mount",
         165,
@@ -268,11 +372,26 @@ pub const SYSCALLS: &[Syscall] = &[
             scalar("data"),
         ],
     ),
-    call("umount2", 166, Privilege, &[path("target"), scalar("flags")]),
+    call(
+        "umount2",
+        166,
+        Privilege,
+        &[path("target"), scalar("flags")],
+    ),
     call("unshare", 272, Privilege, &[scalar("flags")]),
     call("setns", 308, Privilege, &[fd("fd"), scalar("nstype")]),
-    call_fd("memfd_create", 319, Privilege, &[string("name"), scalar("flags")]),
-    call("bpf", 321, Privilege, &[scalar("cmd"), scalar("attr"), scalar("size")]),
+    call_fd(
+        "memfd_create",
+        319,
+        Privilege,
+        &[string("name"), scalar("flags")],
+    ),
+    call(
+        "bpf",
+        321,
+        Privilege,
+        &[scalar("cmd"), scalar("attr"), scalar("size")],
+    ),
     call_fd("userfaultfd", 323, Privilege, &[scalar("flags")]),
 ];
 
@@ -367,7 +486,9 @@ mod tests {
             names.extend(
                 list.split(',')
                     .map(|n| n.trim().trim_matches(')').to_owned())
-                    .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+                    .filter(|n| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    }),
             );
         }
         names
@@ -375,8 +496,12 @@ mod tests {
 
     #[test]
     fn every_syscall_that_falcos_stable_rules_match_on_is_reported() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/compat/falco-rules/falco_rules.yaml");
-        let text = std::fs::read_to_string(path).expect("Falco's stable rules are beside the project");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/compat/falco-rules/falco_rules.yaml"
+        );
+        let text =
+            std::fs::read_to_string(path).expect("Falco's stable rules are beside the project");
         let items: Vec<serde_yaml::Value> = serde_yaml::from_str(&text).expect("YAML");
         let mut wanted: Vec<String> = items
             .iter()

@@ -4,8 +4,8 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    syscall::{self, SyscallDecodeError},
     event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION},
+    syscall::{self, SyscallDecodeError},
 };
 
 /// Why a record could not become an event.

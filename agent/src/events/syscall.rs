@@ -33,11 +33,13 @@ fn parts(data: &[u8]) -> Result<Vec<Part<'_>>, SyscallDecodeError> {
     let mut parts = Vec::new();
     let mut at = 0;
     while at < data.len() {
-        let header =
-            agent_common::read_part_header(&data[at..]).ok_or(SyscallDecodeError::PartsOverrun(at))?;
+        let header = agent_common::read_part_header(&data[at..])
+            .ok_or(SyscallDecodeError::PartsOverrun(at))?;
         let start = at + size_of::<agent_common::Part>();
         let end = start + usize::from(header.len);
-        let bytes = data.get(start..end).ok_or(SyscallDecodeError::PartsOverrun(at))?;
+        let bytes = data
+            .get(start..end)
+            .ok_or(SyscallDecodeError::PartsOverrun(at))?;
         parts.push(Part {
             kind: header.kind,
             arg: header.arg,
@@ -82,7 +84,9 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
         if index == PART_RET {
             ev.ret
         } else {
-            ev.args.get(usize::from(index)).map_or(-1, |v| i64::from(*v as i32))
+            ev.args
+                .get(usize::from(index))
+                .map_or(-1, |v| i64::from(*v as i32))
         }
     };
     let mut bases: BTreeMap<u8, String> = BTreeMap::new();
@@ -97,7 +101,9 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
                 let value = text(part.data);
                 if part.kind == part_kind::PATH {
                     let absolute = match bases.get(&part.arg) {
-                        Some(base) if !value.starts_with('/') => normalize(&Path::new(base).join(&value)),
+                        Some(base) if !value.starts_with('/') => {
+                            normalize(&Path::new(base).join(&value))
+                        }
                         _ => normalize(Path::new(&value)),
                     };
                     section.paths.push(PathArg {
@@ -106,7 +112,9 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
                         path: absolute,
                     });
                 }
-                section.args.insert(arg_name(part.arg), ArgValue::Text(value));
+                section
+                    .args
+                    .insert(arg_name(part.arg), ArgValue::Text(value));
             }
             part_kind::FD_PATH => section.fds.push(FdInfo {
                 arg: arg_name(part.arg),
@@ -346,6 +354,9 @@ mod tests {
     #[test]
     fn parts_that_overrun_the_record_are_an_error() {
         let data = [3u8, 0, 10, 0, b'/'];
-        assert!(matches!(parts(&data), Err(SyscallDecodeError::PartsOverrun(0))));
+        assert!(matches!(
+            parts(&data),
+            Err(SyscallDecodeError::PartsOverrun(0))
+        ));
     }
 }

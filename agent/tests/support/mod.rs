@@ -168,6 +168,37 @@ impl TestCgroup {
     }
 }
 
+impl TestCgroup {
+    /// Forks a child that joins this cgroup, runs `body` and exits with what
+    /// it returns; waits for it and returns its pid. `body` runs in a forked
+    /// child of a threaded process: it must only make system calls on memory
+    /// prepared before (no allocation, no locks).
+    pub fn run_in(&self, body: impl FnOnce() -> i32) -> u32 {
+        let procs = self.procs.clone();
+        // SAFETY: the child joins the cgroup and runs `body`, which by this
+        // function's contract only makes async-signal-safe calls, then _exits.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            let code = if join_cgroup(&procs).is_ok() {
+                body()
+            } else {
+                100
+            };
+            // SAFETY: we are the forked child.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: child is our child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child in the cgroup failed: status {status:#x}"
+        );
+        child as u32
+    }
+}
+
 /// The helper of [`TestCgroup::fork_burst`].
 ///
 /// # Safety

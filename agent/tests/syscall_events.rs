@@ -1,0 +1,456 @@
+//! The file, network, descriptor and privilege sensors against this machine's
+//! kernel: each test makes real syscalls from a child in a fresh cgroup and
+//! checks the event the agent printed for them.
+
+mod support;
+
+use std::{
+    ffi::CString,
+    net::{TcpListener, UdpSocket},
+    os::unix::ffi::OsStrExt,
+};
+
+use serde_json::Value;
+use support::{Agent, TempDir, TestCgroup, config_for, in_cgroup, kernel_test};
+
+/// The `syscall` events named `name` that process `pid` made.
+fn calls<'a>(events: &'a [Value], cgroup: &TestCgroup, pid: u32, name: &str) -> Vec<&'a Value> {
+    in_cgroup(events, cgroup)
+        .filter(|e| {
+            e["kind"] == "syscall" && e["process"]["pid"] == pid && e["syscall"]["name"] == name
+        })
+        .collect()
+}
+
+/// Runs `body` in a child in a fresh cgroup under a fresh agent and returns
+/// the events once the child's exit has been seen, with the child's pid.
+fn run_and_collect(body: impl FnOnce() -> i32) -> Option<(Vec<Value>, TestCgroup, u32)> {
+    let kernel = kernel_test()?;
+    let cgroup = TestCgroup::new();
+    let agent = Agent::start(&config_for(&cgroup));
+    let pid = cgroup.run_in(body);
+    agent.wait_for_events("the child's exit", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exit" && e["process"]["pid"] == pid)
+    });
+    let (events, status) = agent.stop();
+    assert!(status.success(), "{status}");
+    support::assert_schema_valid(&events);
+    drop(kernel);
+    Some((events, cgroup, pid))
+}
+
+fn cstring(text: impl AsRef<std::ffi::OsStr>) -> CString {
+    CString::new(text.as_ref().as_bytes()).expect("no NUL")
+}
+
+fn sockaddr_in(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+const SOCKADDR_IN_LEN: libc::socklen_t = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+fn only<'a>(found: Vec<&'a Value>, what: &str) -> &'a Value {
+    assert_eq!(found.len(), 1, "exactly one {what}: {found:#?}");
+    found[0]
+}
+
+#[test]
+fn opening_a_temporary_file_reports_its_absolute_path_flags_and_descriptor() {
+    let dir = TempDir::new("open");
+    let name = cstring("created.txt");
+    let dir_c = cstring(&dir.path);
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: system calls on C strings prepared before the fork.
+        unsafe {
+            if libc::chdir(dir_c.as_ptr()) != 0 {
+                return 1;
+            }
+            let fd = libc::open(name.as_ptr(), flags, 0o640);
+            i32::from(fd < 0)
+        }
+    }) else {
+        return;
+    };
+    let expected = dir.path.join("created.txt");
+    let open = calls(&events, &cgroup, pid, "open")
+        .into_iter()
+        .chain(calls(&events, &cgroup, pid, "openat"))
+        .find(|e| e["syscall"]["paths"][0]["raw"] == "created.txt")
+        .unwrap_or_else(|| panic!("no open of created.txt: {events:#?}"));
+    let call = &open["syscall"];
+    assert_eq!(call["sensor"], "file");
+    assert_eq!(
+        call["paths"][0]["path"],
+        expected.to_str().expect("utf-8"),
+        "made absolute"
+    );
+    assert_eq!(call["args"]["flags"], i64::from(flags));
+    assert_eq!(call["args"]["mode"], 0o640);
+    let fd = call["ret"].as_i64().expect("ret");
+    assert!(fd >= 0);
+    assert_eq!(call["fds"][0]["arg"], "ret");
+    assert_eq!(call["fds"][0]["fd"], fd);
+    assert_eq!(call["fds"][0]["path"], expected.to_str().expect("utf-8"));
+}
+
+#[test]
+fn a_tcp_connect_and_its_accept_report_both_endpoints_and_dup2_onto_stdout_says_it_is_that_socket()
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let addr = sockaddr_in(port);
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: socket calls on a sockaddr prepared before the fork.
+        unsafe {
+            let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if client < 0 || libc::connect(client, (&raw const addr).cast(), SOCKADDR_IN_LEN) != 0 {
+                return 1;
+            }
+            let accepted = libc::accept(listen_fd, std::ptr::null_mut(), std::ptr::null_mut());
+            if accepted < 0 || libc::dup2(client, 1) != 1 {
+                return 2;
+            }
+            0
+        }
+    }) else {
+        return;
+    };
+    drop(listener);
+
+    let connect = only(calls(&events, &cgroup, pid, "connect"), "connect");
+    let call = &connect["syscall"];
+    assert_eq!(call["ret"], 0);
+    assert_eq!(call["addresses"][0]["address"], "127.0.0.1");
+    assert_eq!(call["addresses"][0]["port"], port);
+    let socket = &call["fds"][0]["socket"];
+    assert_eq!(
+        (socket["family"].as_str(), socket["protocol"].as_str()),
+        (Some("inet"), Some("tcp"))
+    );
+    assert_eq!(socket["remote"]["port"], port);
+    assert_eq!(socket["remote"]["address"], "127.0.0.1");
+    let client_port = socket["local"]["port"]
+        .as_u64()
+        .expect("the kernel bound a local port");
+    assert_ne!(client_port, 0);
+
+    let accept = only(calls(&events, &cgroup, pid, "accept"), "accept");
+    let accepted = accept["syscall"]["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .find(|fd| fd["arg"] == "ret")
+        .expect("the accepted descriptor");
+    assert_eq!(accepted["socket"]["local"]["port"], port);
+    assert_eq!(accepted["socket"]["remote"]["port"], client_port);
+    assert_eq!(accepted["socket"]["state"], "established");
+
+    let dup2 = only(calls(&events, &cgroup, pid, "dup2"), "dup2");
+    let call = &dup2["syscall"];
+    assert_eq!(call["sensor"], "descriptors");
+    assert_eq!(call["ret"], 1);
+    let stdout = call["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .find(|fd| fd["arg"] == "ret")
+        .expect("the new descriptor");
+    assert_eq!(stdout["fd"], 1);
+    assert_eq!(stdout["type"], "socket");
+    assert_eq!(stdout["socket"]["family"], "inet");
+    assert_eq!(stdout["socket"]["protocol"], "tcp");
+    assert_eq!(stdout["socket"]["local"]["port"], client_port);
+    assert_eq!(stdout["socket"]["remote"]["port"], port);
+}
+
+#[test]
+fn a_udp_sendto_reports_its_destination_and_a_packet_socket_its_family() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = receiver.local_addr().expect("addr").port();
+    let addr = sockaddr_in(port);
+    let payload = *b"ping";
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: socket calls on memory prepared before the fork.
+        unsafe {
+            let udp = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let sent = libc::sendto(
+                udp,
+                payload.as_ptr().cast(),
+                payload.len(),
+                0,
+                (&raw const addr).cast(),
+                SOCKADDR_IN_LEN,
+            );
+            let packet = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            i32::from(udp < 0 || sent != 4 || packet < 0)
+        }
+    }) else {
+        return;
+    };
+    let sendto = only(calls(&events, &cgroup, pid, "sendto"), "sendto");
+    let call = &sendto["syscall"];
+    assert_eq!(call["ret"], 4);
+    assert_eq!(call["addresses"][0]["arg"], "dest_addr");
+    assert_eq!(call["addresses"][0]["address"], "127.0.0.1");
+    assert_eq!(call["addresses"][0]["port"], port);
+    assert_eq!(call["fds"][0]["socket"]["protocol"], "udp");
+
+    let sockets = calls(&events, &cgroup, pid, "socket");
+    let packet = sockets
+        .iter()
+        .find(|e| e["syscall"]["args"]["domain"] == libc::AF_PACKET)
+        .expect("the AF_PACKET socket");
+    assert!(packet["syscall"]["ret"].as_i64().expect("ret") >= 0);
+    assert_eq!(packet["syscall"]["fds"][0]["socket"]["family"], "packet");
+    assert_eq!(packet["syscall"]["fds"][0]["socket"]["type"], "raw");
+}
+
+#[test]
+fn a_symlink_and_a_hard_link_report_both_paths_made_absolute() {
+    let dir = TempDir::new("links");
+    std::fs::write(dir.path.join("original"), "x").expect("write");
+    let dir_c = cstring(&dir.path);
+    let (original, soft, hard) = (cstring("original"), cstring("soft"), cstring("hard"));
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: system calls on C strings prepared before the fork.
+        unsafe {
+            i32::from(
+                libc::chdir(dir_c.as_ptr()) != 0
+                    || libc::symlink(original.as_ptr(), soft.as_ptr()) != 0
+                    || libc::link(original.as_ptr(), hard.as_ptr()) != 0,
+            )
+        }
+    }) else {
+        return;
+    };
+    let dir = dir.path.to_str().expect("utf-8");
+    let symlink = calls(&events, &cgroup, pid, "symlink")
+        .into_iter()
+        .chain(calls(&events, &cgroup, pid, "symlinkat"))
+        .next()
+        .expect("a symlink event");
+    assert_eq!(symlink["syscall"]["args"]["target"], "original");
+    assert_eq!(symlink["syscall"]["paths"][0]["arg"], "linkpath");
+    assert_eq!(
+        symlink["syscall"]["paths"][0]["path"],
+        format!("{dir}/soft")
+    );
+    let link = calls(&events, &cgroup, pid, "link")
+        .into_iter()
+        .chain(calls(&events, &cgroup, pid, "linkat"))
+        .next()
+        .expect("a link event");
+    let paths: Vec<(&str, &str)> = link["syscall"]["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| {
+            (
+                p["arg"].as_str().expect("arg"),
+                p["path"].as_str().expect("path"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("oldpath", format!("{dir}/original").as_str()),
+            ("newpath", format!("{dir}/hard").as_str())
+        ]
+    );
+    assert_eq!(link["syscall"]["ret"], 0);
+}
+
+#[test]
+fn setuid_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_arguments() {
+    let not_a_module = cstring("/bin/true");
+    let mut target = 0;
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: fork/ptrace/kill/waitpid and friends are async-signal-safe.
+        unsafe {
+            let sleeper = libc::fork();
+            if sleeper == 0 {
+                libc::pause();
+                libc::_exit(0);
+            }
+            target = sleeper;
+            let attached = libc::ptrace(libc::PTRACE_ATTACH, sleeper, 0, 0);
+            libc::kill(sleeper, libc::SIGKILL);
+            libc::waitpid(sleeper, std::ptr::null_mut(), 0);
+            let fd = libc::open(not_a_module.as_ptr(), libc::O_RDONLY);
+            let loaded = libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0);
+            let dropped = libc::setuid(65534);
+            i32::from(attached != 0 || loaded == 0 || dropped != 0)
+        }
+    }) else {
+        return;
+    };
+    let ptrace = only(calls(&events, &cgroup, pid, "ptrace"), "ptrace");
+    assert_eq!(ptrace["syscall"]["args"]["request"], libc::PTRACE_ATTACH);
+    assert_eq!(ptrace["syscall"]["ret"], 0);
+    let traced = ptrace["syscall"]["args"]["pid"].as_i64().expect("pid");
+    let sleeper = events
+        .iter()
+        .find(|e| e["kind"] == "process_fork" && e["process"]["pid"] == pid)
+        .expect("the sleeper's fork");
+    assert_eq!(
+        sleeper["fork"]["child_pid"], traced,
+        "ptrace names the traced process"
+    );
+
+    let finit = only(calls(&events, &cgroup, pid, "finit_module"), "finit_module");
+    assert!(
+        finit["syscall"]["ret"].as_i64().expect("ret") < 0,
+        "loading /bin/true fails"
+    );
+    assert_eq!(finit["syscall"]["fds"][0]["path"], "/usr/bin/true");
+    assert_eq!(finit["syscall"]["sensor"], "privilege");
+
+    let setuid = only(calls(&events, &cgroup, pid, "setuid"), "setuid");
+    assert_eq!(setuid["syscall"]["args"]["uid"], 65534);
+    assert_eq!(setuid["syscall"]["ret"], 0);
+}
+
+#[test]
+fn an_exec_of_a_memfd_is_marked_fileless() {
+    let program = std::fs::read("/bin/true").expect("read /bin/true");
+    let name = cstring("gr-fileless");
+    let empty = c"";
+    let argv = [c"fileless".as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: memfd_create, write, fork, execveat on memory prepared
+        // before the fork.
+        unsafe {
+            let fd = libc::memfd_create(name.as_ptr(), 0);
+            if fd < 0
+                || libc::write(fd, program.as_ptr().cast(), program.len()) != program.len() as isize
+            {
+                return 1;
+            }
+            let child = libc::fork();
+            if child == 0 {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    empty.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                libc::_exit(127);
+            }
+            let mut status = 0;
+            libc::waitpid(child, &mut status, 0);
+            i32::from(status != 0)
+        }
+    }) else {
+        return;
+    };
+    let memfd = only(calls(&events, &cgroup, pid, "memfd_create"), "memfd_create");
+    assert_eq!(memfd["syscall"]["args"]["name"], "gr-fileless");
+    let exec = in_cgroup(&events, &cgroup)
+        .find(|e| e["kind"] == "process_exec" && e["process"]["ppid"] == pid)
+        .expect("the memfd's exec");
+    assert_eq!(exec["process"]["exe_memfd"], true, "{exec}");
+    assert!(
+        exec["process"]["exe"]
+            .as_str()
+            .expect("exe")
+            .contains("memfd:gr-fileless"),
+        "{exec}"
+    );
+    assert_eq!(exec["process"].get("exe_upper_layer"), None);
+}
+
+#[test]
+fn an_exec_of_a_binary_written_into_an_overlay_upper_layer_is_marked_and_one_from_the_image_is_not()
+{
+    let Some(_kernel) = kernel_test() else { return };
+    let dir = TempDir::new("overlay");
+    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| {
+        let path = dir.path.join(d);
+        std::fs::create_dir(&path).expect("mkdir");
+        path
+    });
+    std::fs::copy("/bin/true", lower.join("from-image")).expect("copy into the lower layer");
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let (source, target, fstype, data) = (
+        cstring("overlay"),
+        cstring(&merged),
+        cstring("overlay"),
+        cstring(options),
+    );
+    // SAFETY: mount with valid C strings.
+    let mounted = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    assert_eq!(
+        mounted,
+        0,
+        "mount overlay: {}",
+        std::io::Error::last_os_error()
+    );
+    struct Unmount(CString);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            // SAFETY: umount2 with a valid C string.
+            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _unmount = Unmount(target.clone());
+    // Written through the merged view: it lands in the upper layer.
+    std::fs::copy("/bin/true", merged.join("dropped")).expect("write into the container");
+
+    let cgroup = TestCgroup::new();
+    let agent = Agent::start(&config_for(&cgroup));
+    let mut pids = Vec::new();
+    for name in ["dropped", "from-image"] {
+        let mut child = cgroup.command(merged.join(name)).spawn().expect("run");
+        pids.push(child.id());
+        assert!(child.wait().expect("wait").success());
+    }
+    let events = agent.wait_for_events("both execs", |events| {
+        pids.iter().all(|pid| {
+            events
+                .iter()
+                .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == *pid)
+        })
+    });
+    let exec = |pid: u32| support::find(&events, &cgroup, "process_exec", pid).expect("exec");
+    let dropped = exec(pids[0]);
+    assert_eq!(dropped["process"]["exe_upper_layer"], true, "{dropped}");
+    assert_eq!(
+        dropped["process"]["exe"],
+        merged.join("dropped").to_str().expect("utf-8")
+    );
+    let from_image = exec(pids[1]);
+    assert_eq!(
+        from_image["process"].get("exe_upper_layer"),
+        None,
+        "{from_image}"
+    );
+    agent.stop();
+}
