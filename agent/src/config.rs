@@ -313,7 +313,10 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(":4:"), "{text}");
         assert!(
-            text.contains("unknown field `bogus`, expected `process`"),
+            text.contains(
+                "unknown field `bogus`, expected one of `process`, `file`, `network`, \
+                 `descriptors`, `privilege`"
+            ),
             "{text}"
         );
     }
