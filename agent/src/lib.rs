@@ -14,3 +14,4 @@ pub mod daemon;
 pub mod events;
 pub mod logging;
 pub mod outputs;
+pub mod process;
