@@ -1,7 +1,9 @@
-//! cgroup v2 on this node: where it is mounted and what id a directory has.
+//! cgroups on this node: where they are mounted and what id a directory has.
 //!
 //! A cgroup v2 id, as the kernel reports it in events, is the inode number of
-//! the cgroup's directory in the cgroup2 filesystem.
+//! the cgroup's directory in the cgroup2 filesystem. A cgroup v1 hierarchy
+//! (`memory`, `pids`, `name=systemd`, … on hybrid nodes) numbers its
+//! directories the same way, each hierarchy on its own.
 
 use std::{
     io,
@@ -10,7 +12,10 @@ use std::{
 };
 
 /// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`.
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+pub(crate) const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// `CGROUP_SUPER_MAGIC` (cgroup v1) from `linux/magic.h`.
+pub(crate) const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
 
 /// Why a cgroup could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +23,12 @@ pub enum CgroupError {
     /// No cgroup2 filesystem is mounted.
     #[error("no cgroup v2 filesystem is mounted (looked in /proc/self/mountinfo)")]
     NoCgroup2,
+    /// No cgroup v1 hierarchy with that controller or name is mounted.
+    #[error("no cgroup v1 hierarchy `{hierarchy}` is mounted (looked in /proc/self/mountinfo)")]
+    NoCgroup1 {
+        /// The controller (`memory`) or name (`systemd`, `name=systemd`) looked for.
+        hierarchy: String,
+    },
     /// The path could not be inspected.
     #[error("cgroup {path}")]
     Io {
@@ -53,6 +64,41 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
             (fstype == "cgroup2").then(|| PathBuf::from(unescape_mount_path(mount_point)))
         })
         .ok_or(CgroupError::NoCgroup2)
+}
+
+/// The mount point of the cgroup v1 hierarchy with controller `hierarchy`
+/// (`memory`, `pids`, `cpu`) or name (`systemd` or `name=systemd`), e.g.
+/// `/sys/fs/cgroup/memory`.
+pub fn cgroup1_mount(hierarchy: &str) -> Result<PathBuf, CgroupError> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| CgroupError::Io {
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
+    find_cgroup1_mount(&mountinfo, hierarchy).ok_or_else(|| CgroupError::NoCgroup1 {
+        hierarchy: hierarchy.to_owned(),
+    })
+}
+
+fn find_cgroup1_mount(mountinfo: &str, hierarchy: &str) -> Option<PathBuf> {
+    let name = hierarchy.strip_prefix("name=").unwrap_or(hierarchy);
+    if name.is_empty() || name.contains(',') || matches!(name, "rw" | "ro") {
+        return None;
+    }
+    mountinfo.lines().find_map(|line| {
+        // "... <mount point> <options> ... - cgroup <source> <super options>"
+        let (before, after) = line.split_once(" - ")?;
+        let mut after = after.split_whitespace();
+        if after.next()? != "cgroup" {
+            return None;
+        }
+        let super_options = after.nth(1)?;
+        let matches = super_options
+            .split(',')
+            .any(|option| option == name || option.strip_prefix("name=") == Some(name));
+        let mount_point = before.split_whitespace().nth(4)?;
+        matches.then(|| PathBuf::from(unescape_mount_path(mount_point)))
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -93,7 +139,8 @@ pub fn cgroup_id(mount: &Path, path: &Path) -> Result<u64, CgroupError> {
     Ok(metadata.ino())
 }
 
-fn fs_magic(path: &Path) -> io::Result<i64> {
+/// The filesystem magic of `path` (`statfs(2)`'s `f_type`).
+pub(crate) fn fs_magic(path: &Path) -> io::Result<i64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -115,6 +162,25 @@ mod tests {
     fn an_escaped_mount_point_is_read_back_as_written() {
         assert_eq!(unescape_mount_path(r"/mnt/a\040b\134c"), r"/mnt/a b\c");
         assert_eq!(unescape_mount_path("/sys/fs/cgroup"), "/sys/fs/cgroup");
+    }
+
+    #[test]
+    fn a_cgroup1_hierarchy_is_found_by_controller_or_name() {
+        let mountinfo = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let found = |hierarchy| find_cgroup1_mount(mountinfo, hierarchy);
+        assert_eq!(found("memory"), Some("/sys/fs/cgroup/memory".into()));
+        assert_eq!(found("cpuacct"), Some("/sys/fs/cgroup/cpu,cpuacct".into()));
+        assert_eq!(found("systemd"), Some("/sys/fs/cgroup/systemd".into()));
+        assert_eq!(found("name=systemd"), Some("/sys/fs/cgroup/systemd".into()));
+        assert_eq!(found("pids"), None);
+        assert_eq!(found("rw"), None);
+        assert_eq!(found("mode=755"), None);
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! Data flows one way: kernel programs ([`bpf`]) write records to a ring
 //! buffer; the [`events`] reader decodes them into versioned events; the
 //! [`outputs`] deliver them. [`daemon`] wires it together, [`config`] and
-//! [`cli`] are the contracts with the operator.
+//! [`cli`] are the contracts with the operator. [`container`] tells which
+//! container a cgroup belongs to.
 #![deny(missing_docs)]
 
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod daemon;
 pub mod events;
 pub mod logging;
