@@ -185,6 +185,8 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Start of the thread group leader, `CLOCK_BOOTTIME` ns.
     pub start_ns: u64,
+    /// The task's cgroup id in the memory controller's hierarchy (v1 or v2).
+    pub memory_cgroup_id: u64,
     /// Command name, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }

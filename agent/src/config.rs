@@ -17,6 +17,10 @@
 //!   queue_capacity: 65536        # decoded events waiting for the outputs
 //! scope:
 //!   cgroups: []                  # cgroup v2 directories; empty: the whole node
+//! process_tree:
+//!   max_entries: 65536           # live and recently exited processes kept
+//!   exit_grace_ms: 5000          # how long an exited process stays
+//!   max_ancestors: 16            # ancestors listed in each event
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -83,6 +87,33 @@ pub struct Config {
     /// Which processes are observed.
     #[serde(default)]
     pub scope: ScopeConfig,
+    /// The process tree that gives every event its ancestry.
+    #[serde(default)]
+    pub process_tree: ProcessTreeConfig,
+}
+
+/// Bounds of the process tree.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessTreeConfig {
+    /// Processes kept, live and recently exited; beyond it the oldest exited,
+    /// then the oldest live, are evicted and counted.
+    pub max_entries: Positive,
+    /// How long an exited process stays, so that its children and its last
+    /// events still resolve.
+    pub exit_grace_ms: u64,
+    /// Ancestors listed in each event, parent first.
+    pub max_ancestors: u64,
+}
+
+impl Default for ProcessTreeConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: Positive(65_536),
+            exit_grace_ms: 5_000,
+            max_ancestors: 16,
+        }
+    }
 }
 
 impl Default for Config {
@@ -93,6 +124,7 @@ impl Default for Config {
             sensors: SensorsConfig::default(),
             transport: TransportConfig::default(),
             scope: ScopeConfig::default(),
+            process_tree: ProcessTreeConfig::default(),
         }
     }
 }

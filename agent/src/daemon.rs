@@ -14,8 +14,15 @@ use crate::{
     bpf::{BpfError, Sensors, features, loader::LoadOptions},
     cgroup::{self, CgroupError},
     config::Config,
-    events::{clock::BootClock, decode::Decoder, reader::Reader},
+    container::{ContainerResolver, ResolveOptions},
+    enrich::Enricher,
+    events::{
+        clock::{self, BootClock},
+        decode::Decoder,
+        reader::Reader,
+    },
     outputs,
+    process::TreeLimits,
 };
 
 /// How long the outputs get to flush after the reader has stopped.
@@ -84,6 +91,8 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     };
     let (sensors_loaded, maps) = Sensors::load(&btf, &load)?;
 
+    let enricher = enricher(&config);
+
     let capacity = usize::try_from(config.transport.queue_capacity.0).unwrap_or(usize::MAX);
     let (tx, rx) = mpsc::channel(capacity);
     let decoder = Decoder {
@@ -94,6 +103,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         maps.events,
         maps.counters,
         decoder,
+        enricher,
         tx,
         Duration::from_millis(config.transport.drain_interval_ms.0),
     )
@@ -146,6 +156,30 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         }
         None => Err(DaemonError::ReaderStopped),
     }
+}
+
+/// The process tree, seeded from /proc once the hooks are attached (so that a
+/// process started in between is seen by either), and the container resolver.
+fn enricher(config: &Config) -> Enricher {
+    let tree = &config.process_tree;
+    let limits = TreeLimits {
+        max_entries: usize::try_from(tree.max_entries.0).unwrap_or(usize::MAX),
+        exit_grace_ns: tree.exit_grace_ms.saturating_mul(1_000_000),
+    };
+    let containers = match ContainerResolver::new(ResolveOptions::default()) {
+        Ok(resolver) => Some(resolver),
+        Err(e) => {
+            tracing::warn!(error = %e, "container identity is off: cannot open the cgroup v2 mount");
+            None
+        }
+    };
+    let max_ancestors = usize::try_from(tree.max_ancestors).unwrap_or(usize::MAX);
+    let mut enricher = Enricher::new(limits, max_ancestors, containers);
+    match enricher.seed(clock::boot_ns()) {
+        Ok(seeded) => tracing::info!(?seeded, "process tree seeded from /proc"),
+        Err(e) => tracing::warn!(error = %e, "cannot seed the process tree from /proc"),
+    }
+    enricher
 }
 
 fn scope_ids(config: &Config) -> Result<Vec<u64>, DaemonError> {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod daemon;
+pub mod enrich;
 pub mod events;
 pub mod logging;
 pub mod outputs;

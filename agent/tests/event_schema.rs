@@ -13,6 +13,7 @@ fn event(kind: EventKind) -> Event {
         node: "n1".into(),
         cpu: Some(0),
         process: None,
+        container: None,
         fork: None,
         exit: None,
         lost: None,
@@ -51,6 +52,7 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
             fork: Some(Fork {
                 child_pid: 3,
                 child_ns_pid: 2,
+                child_start_ns: 9,
             }),
             ..event(EventKind::ProcessFork)
         },

@@ -28,6 +28,21 @@ static __always_inline __u32 gr_task_ns_tgid(struct task_struct *task)
 	return gr_pid_ns_nr(BPF_CORE_READ(leader, thread_pid));
 }
 
+/* The id of `task`'s cgroup in the memory controller's hierarchy, v1 or v2. */
+static __always_inline __u64 gr_memory_cgroup_id(struct task_struct *task)
+{
+	int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	struct css_set *cset = BPF_CORE_READ(task, cgroups);
+	struct cgroup_subsys_state *css = NULL;
+
+	if (index < 0 || index >= CGROUP_SUBSYS_COUNT)
+		return 0;
+	bpf_core_read(&css, sizeof(css), &cset->subsys[index & 15]);
+	if (!css)
+		return 0;
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 /* Every hook reports about the current task: fork about the parent, exec about
  * the new program, exit about the exiting task. */
 static __always_inline void gr_fill_current(struct gr_process *p)
@@ -49,6 +64,7 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 		p->login_uid = (__u32)-1;
 	p->_pad = 0;
 	p->cgroup_id = bpf_get_current_cgroup_id();
+	p->memory_cgroup_id = gr_memory_cgroup_id(task);
 	p->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	BPF_CORE_READ_STR_INTO(&p->comm, task, comm);
 }

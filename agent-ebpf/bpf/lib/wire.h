@@ -75,6 +75,10 @@ struct gr_process {
 	__u32 _pad;
 	__u64 cgroup_id; /* cgroup v2 id, equal to the cgroup directory's inode */
 	__u64 start_ns;  /* thread group leader's start, CLOCK_BOOTTIME */
+	/* The id of the task's cgroup in the memory controller's hierarchy: on a
+	 * hybrid node whose runtime uses only v1 hierarchies, this is where the
+	 * container is; where memory is a v2 controller it equals cgroup_id. */
+	__u64 memory_cgroup_id;
 	char comm[GR_COMM_LEN];
 };
 

@@ -54,6 +54,7 @@ impl Decoder {
             node: self.node.clone(),
             cpu: Some(hdr.cpu),
             process: None,
+            container: None,
             fork: None,
             exit: None,
             lost: None,
@@ -66,6 +67,7 @@ impl Decoder {
                 event.fork = Some(Fork {
                     child_pid: ev.child_pid,
                     child_ns_pid: ev.child_ns_pid,
+                    child_start_ns: ev.child_start_ns,
                 });
             }
             Record::Exit(ev) => {
@@ -93,6 +95,9 @@ fn process(p: &agent_common::Process) -> Process {
         egid: p.egid,
         login_uid: (p.login_uid != u32::MAX).then_some(p.login_uid),
         cgroup_id: p.cgroup_id,
+        start_ns: p.start_ns,
+        memory_cgroup_id: (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
+            .then_some(p.memory_cgroup_id),
         comm: text(until_nul(&p.comm)),
         ..Process::default()
     }

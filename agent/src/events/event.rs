@@ -30,6 +30,9 @@ pub struct Event {
     /// The process the event is about (for `process_fork`, the parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
+    /// The container the process runs in, or that it runs on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
     /// For `process_fork`: the new process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork: Option<Fork>,
@@ -98,6 +101,14 @@ pub struct Process {
     pub login_uid: Option<u32>,
     /// cgroup v2 id: the inode number of the process's cgroup directory.
     pub cgroup_id: u64,
+    /// The cgroup id in the memory controller's v1 hierarchy, on hybrid nodes
+    /// where that controller is not on cgroup v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_cgroup_id: Option<u64>,
+    /// When the process started, `CLOCK_BOOTTIME` ns; with `pid` it names
+    /// the process uniquely on this node for as long as it runs.
+    #[serde(default)]
+    pub start_ns: u64,
     /// Command name (at most 15 bytes, as the kernel keeps it).
     pub comm: String,
     /// Executable, resolved to an absolute path (exec events).
@@ -125,10 +136,54 @@ pub struct Process {
     /// Exec events: effective capabilities after the exec, as a bit mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_effective: Option<u64>,
+    /// Its ancestors, parent first, as the process tree knew them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<Ancestor>,
     /// Which of `filename`, `exe`, `cwd`, `args` were cut at their bound, or
     /// `args_unreadable` when argv could not be read at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
+}
+
+/// One ancestor of a process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ancestor {
+    /// Its host pid.
+    pub pid: u32,
+    /// Its command name.
+    pub comm: String,
+    /// Its executable.
+    pub exe: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// Where a process runs: in a container, on the host, or not known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerInfo {
+    /// `container`, `host`, or `unknown` (the cgroup was gone before the agent
+    /// looked it up).
+    pub kind: String,
+    /// The container id (64 hex characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `containerd`, `cri-o`, `docker`, `podman`, or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// The pod's UID, when the container is in a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// The pod's QoS class: `guaranteed`, `burstable`, `besteffort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// How the cgroups were named: `systemd` or `cgroupfs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_driver: Option<String>,
+    /// The process is the runtime's monitor of the container (conmon).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor: bool,
 }
 
 /// The new process of a `process_fork`.
@@ -139,6 +194,9 @@ pub struct Fork {
     pub child_pid: u32,
     /// The child's process id in its own PID namespace.
     pub child_ns_pid: u32,
+    /// When the child started, `CLOCK_BOOTTIME` ns.
+    #[serde(default)]
+    pub child_start_ns: u64,
 }
 
 /// How a process ended: with an exit code, or killed by a signal.
@@ -410,6 +468,7 @@ mod tests {
             monotonic_ns: 42,
             node: "n1".into(),
             cpu: Some(1),
+            container: None,
             process: Some(Process {
                 pid: 10,
                 args: Some(vec!["/bin/echo".into(), "hi".into()]),

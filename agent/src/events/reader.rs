@@ -18,6 +18,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::enrich::Enricher;
+
 use super::{
     clock::{self, BootClock},
     decode::Decoder,
@@ -34,6 +36,7 @@ pub struct Reader {
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
     decoder: Decoder,
+    enricher: Enricher,
     tx: mpsc::Sender<Event>,
     drain_interval: Duration,
     tally: Tally,
@@ -77,6 +80,7 @@ impl Reader {
         ring: RingBuf<MapData>,
         counters: PerCpuArray<MapData, u64>,
         decoder: Decoder,
+        enricher: Enricher,
         tx: mpsc::Sender<Event>,
         drain_interval: Duration,
     ) -> std::io::Result<Self> {
@@ -88,6 +92,7 @@ impl Reader {
             ring,
             counters,
             decoder,
+            enricher,
             tx,
             drain_interval,
             tally: Tally::default(),
@@ -110,7 +115,7 @@ impl Reader {
                 () = shutdown.cancelled() => break,
                 ready = self.ring.readable_mut() => match ready {
                     Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &self.decoder, &self.tx, &mut self.tally);
+                        drain(guard.get_inner_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally);
                         guard.clear_ready();
                     }
                     Err(e) => {
@@ -119,15 +124,19 @@ impl Reader {
                     }
                 },
                 _ = drain_timer.tick() => {
-                    drain(self.ring.get_mut(), &self.decoder, &self.tx, &mut self.tally);
+                    drain(self.ring.get_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally);
                 }
-                _ = loss_timer.tick() => self.report_losses(false).await,
+                _ = loss_timer.tick() => {
+                    self.report_losses(false).await;
+                    self.enricher.collect_garbage(clock::boot_ns());
+                }
                 _ = clock_timer.tick() => self.decoder.clock = BootClock::now(),
             }
         }
         drain(
             self.ring.get_mut(),
             &self.decoder,
+            &mut self.enricher,
             &self.tx,
             &mut self.tally,
         );
@@ -175,6 +184,7 @@ impl Reader {
             node: self.decoder.node.clone(),
             cpu: None,
             process: None,
+            container: None,
             fork: None,
             exit: None,
             lost: Some(lost),
@@ -196,12 +206,13 @@ impl Reader {
 fn drain(
     ring: &mut RingBuf<MapData>,
     decoder: &Decoder,
+    enricher: &mut Enricher,
     tx: &mpsc::Sender<Event>,
     tally: &mut Tally,
 ) {
     while let Some(record) = ring.next() {
         tally.records += 1;
-        let event = match decoder.decode(&record) {
+        let mut event = match decoder.decode(&record) {
             Ok(event) => event,
             Err(e) => {
                 tally.decode_failed += 1;
@@ -209,6 +220,7 @@ fn drain(
                 continue;
             }
         };
+        enricher.enrich(&mut event);
         match tx.try_send(event) {
             Ok(()) => tally.delivered += 1,
             Err(TrySendError::Full(_)) => tally.queue_full += 1,

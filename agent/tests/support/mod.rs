@@ -76,28 +76,84 @@ pub fn unique_hex(len: usize) -> String {
     out
 }
 
-/// A fresh cgroup v2 directory named like a Kubernetes container scope
-/// (systemd driver, containerd), removed when dropped.
+/// How a test cgroup is named: like a container of a kubelet cgroup driver
+/// and a runtime, or like a host service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// systemd driver, containerd: `kubepods.slice/kubepods-besteffort.slice/
+    /// kubepods-besteffort-pod<uid>.slice/cri-containerd-<id>.scope`.
+    Containerd,
+    /// systemd driver, CRI-O: `.../kubepods-burstable-pod<uid>.slice/crio-<id>.scope`.
+    CriO,
+    /// cgroupfs driver: `kubepods/besteffort/pod<uid>/<id>`.
+    Cgroupfs,
+    /// A host service: `system.slice/guardrails-test-<hex>.service`.
+    Host,
+}
+
+/// A fresh cgroup v2 directory below `<mount>/guardrails-tests`, named after a
+/// [`Layout`], removed when dropped.
 pub struct TestCgroup {
     pub path: PathBuf,
     pub id: u64,
-    pod_dir: PathBuf,
+    /// The container id in the name, for container layouts.
+    pub container_id: Option<String>,
+    /// The pod UID in the name (dashed), for container layouts.
+    pub pod_uid: Option<String>,
+    /// Directories this cgroup created, deepest first.
+    created: Vec<PathBuf>,
     procs: CString,
 }
 
 impl TestCgroup {
+    /// A containerd container in a besteffort pod, systemd driver.
     pub fn new() -> Self {
+        Self::with_layout(Layout::Containerd)
+    }
+
+    pub fn with_layout(layout: Layout) -> Self {
         let mount = guardrails::cgroup::cgroup2_mount().expect("cgroup v2 is mounted");
-        let pod_uid = unique_hex(32);
-        let pod_dir = mount.join("guardrails-tests").join(format!(
-            "kubepods-besteffort-pod{}_{}_{}_{}_{}.slice",
-            &pod_uid[..8],
-            &pod_uid[8..12],
-            &pod_uid[12..16],
-            &pod_uid[16..20],
-            &pod_uid[20..]
-        ));
-        let path = pod_dir.join(format!("cri-containerd-{}.scope", unique_hex(64)));
+        let root = mount.join("guardrails-tests");
+        let uid = unique_hex(32);
+        let dashed = format!(
+            "{}-{}-{}-{}-{}",
+            &uid[..8],
+            &uid[8..12],
+            &uid[12..16],
+            &uid[16..20],
+            &uid[20..]
+        );
+        let underscored = dashed.replace('-', "_");
+        let container_id = unique_hex(64);
+        let (relative, container) = match layout {
+            Layout::Containerd => (
+                format!(
+                    "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{underscored}.slice/cri-containerd-{container_id}.scope"
+                ),
+                true,
+            ),
+            Layout::CriO => (
+                format!(
+                    "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{underscored}.slice/crio-{container_id}.scope"
+                ),
+                true,
+            ),
+            Layout::Cgroupfs => (
+                format!("kubepods/besteffort/pod{dashed}/{container_id}"),
+                true,
+            ),
+            Layout::Host => (
+                format!("system.slice/guardrails-test-{}.service", unique_hex(12)),
+                false,
+            ),
+        };
+        let path = root.join(&relative);
+        let mut created = Vec::new();
+        let mut dir = path.clone();
+        while dir != mount && !dir.exists() {
+            created.push(dir.clone());
+            dir.pop();
+        }
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         let id = std::fs::metadata(&path).expect("stat the cgroup").ino();
         let procs =
@@ -105,7 +161,9 @@ impl TestCgroup {
         Self {
             path,
             id,
-            pod_dir,
+            container_id: container.then_some(container_id),
+            pod_uid: container.then_some(dashed),
+            created,
             procs,
         }
     }
@@ -242,13 +300,16 @@ fn join_cgroup(procs: &CString) -> std::io::Result<()> {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        // Kill what is left (cgroup.kill, Linux 5.14+), then remove both levels.
+        // Kill what is left (cgroup.kill, Linux 5.14+), then remove every
+        // directory this cgroup created, deepest first.
         let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::remove_dir(&self.path).is_err() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = std::fs::remove_dir(&self.pod_dir);
+        for dir in self.created.iter().skip(1) {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 

@@ -1,0 +1,151 @@
+//! The step between decoding and the outputs: every event learns its
+//! process's image and ancestry from the process tree and its container from
+//! the cgroup, without a network round trip.
+//!
+//! The [`Enricher`] is owned by the reader task: the tree is updated in the
+//! same order as the kernel reported fork, exec and exit, so that a process
+//! that exec'd and exited within a millisecond still has its ancestry.
+
+use crate::{
+    container::{ContainerResolver, Identity},
+    events::{
+        EventKind,
+        event::{Ancestor, ContainerInfo, Event},
+    },
+    process::{ExecInfo, ProcessTree, SeedStats, TreeLimits, TreeStats, seed_from_proc},
+};
+
+/// The memory controller's v1 hierarchy, which container runtimes on hybrid
+/// nodes always use; the kernel reports each task's cgroup in it.
+const V1_HIERARCHY: &str = "memory";
+
+/// Process tree and container identity for every event.
+#[derive(Debug)]
+pub struct Enricher {
+    tree: ProcessTree,
+    containers: Option<ContainerResolver>,
+    max_ancestors: usize,
+}
+
+impl Enricher {
+    /// An enricher with an empty tree. Without a resolver (no cgroup2 mount),
+    /// events carry no container section.
+    pub fn new(
+        limits: TreeLimits,
+        max_ancestors: usize,
+        containers: Option<ContainerResolver>,
+    ) -> Self {
+        Self {
+            tree: ProcessTree::new(limits),
+            containers,
+            max_ancestors,
+        }
+    }
+
+    /// Seeds the tree with the processes running now, from `/proc`.
+    pub fn seed(&mut self, now_ns: u64) -> Result<SeedStats, crate::process::ProcfsError> {
+        seed_from_proc(&mut self.tree, std::path::Path::new("/proc"), now_ns)
+    }
+
+    /// Updates the tree with `event` and fills in what the tree and the cgroup
+    /// say about its process.
+    pub fn enrich(&mut self, event: &mut Event) {
+        let now = event.monotonic_ns;
+        let Some(process) = event.process.as_mut() else {
+            return;
+        };
+        match event.kind {
+            EventKind::ProcessExec => self.tree.on_exec(ExecInfo {
+                pid: process.pid,
+                ppid: process.ppid,
+                start_ns: process.start_ns,
+                comm: process.comm.clone(),
+                exe: process.exe.clone().unwrap_or_default(),
+                args: process.args.clone().unwrap_or_default(),
+                cwd: process.cwd.clone().unwrap_or_default(),
+                uid: process.uid,
+            }),
+            EventKind::ProcessFork => {
+                if let Some(fork) = &event.fork {
+                    self.tree
+                        .on_fork(process.pid, fork.child_pid, fork.child_start_ns, now);
+                }
+            }
+            _ => {}
+        }
+
+        if let Some(known) = self.tree.get(process.pid, process.start_ns)
+            && process.exe.is_none()
+        {
+            process.exe = Some(known.exe().to_owned());
+            process.args = Some(known.args().to_vec());
+            process.cwd = Some(known.cwd().to_owned());
+        }
+        process.ancestors = self
+            .tree
+            .ancestors(process.pid, process.start_ns, self.max_ancestors)
+            .iter()
+            .map(|a| Ancestor {
+                pid: a.pid,
+                comm: a.comm().to_owned(),
+                exe: a.exe().to_owned(),
+                args: a.args().to_vec(),
+            })
+            .collect();
+
+        if let Some(resolver) = self.containers.as_mut() {
+            let mut identity = resolver.identify(process.cgroup_id);
+            if identity == Identity::Host
+                && let Some(memory_id) = event_memory_cgroup(process)
+            {
+                let v1 = resolver.identify_v1(V1_HIERARCHY, memory_id);
+                if matches!(v1, Identity::Container(_)) {
+                    identity = v1;
+                }
+            }
+            event.container = Some(container_info(&identity));
+        }
+
+        if event.kind == EventKind::ProcessExit {
+            self.tree.on_exit(process.pid, process.start_ns, now);
+        }
+    }
+
+    /// Removes exited processes past their grace period.
+    pub fn collect_garbage(&mut self, now_ns: u64) {
+        self.tree.gc(now_ns);
+    }
+
+    /// The tree's size and evictions.
+    pub fn tree_stats(&self) -> TreeStats {
+        self.tree.stats()
+    }
+}
+
+/// The process's memory-hierarchy cgroup, which the decoder keeps only when it
+/// differs from its v2 cgroup (the memory controller is on a v1 hierarchy).
+fn event_memory_cgroup(process: &crate::events::event::Process) -> Option<u64> {
+    process.memory_cgroup_id
+}
+
+fn container_info(identity: &Identity) -> ContainerInfo {
+    match identity {
+        Identity::Host => ContainerInfo {
+            kind: "host".into(),
+            ..ContainerInfo::default()
+        },
+        Identity::Unknown => ContainerInfo {
+            kind: "unknown".into(),
+            ..ContainerInfo::default()
+        },
+        Identity::Container(c) => ContainerInfo {
+            kind: "container".into(),
+            id: Some(c.id.clone()),
+            runtime: Some(c.runtime.as_str().to_owned()),
+            pod_uid: c.pod_uid.clone(),
+            qos: c.qos.map(|q| q.as_str().to_owned()),
+            cgroup_driver: Some(c.driver.as_str().to_owned()),
+            monitor: c.monitor,
+        },
+    }
+}
