@@ -10,6 +10,7 @@
 //!   network: true                # socket, connect, accept, bind, listen, sendto, sendmsg
 //!   descriptors: true            # dup, dup2, dup3, fcntl(F_DUPFD)
 //!   privilege: true              # set*id, capset, ptrace, modules, mount, namespaces, memfd, bpf
+//!   benchmark: false             # benchmarks only: getppid
 //! transport:
 //!   ring_buffer_bytes: 8388608   # a power of two, at least one page
 //!   wakeup_bytes: 65536          # wake the reader once this much waits
@@ -160,6 +161,8 @@ pub struct SensorsConfig {
     pub descriptors: bool,
     /// set*id, capset, ptrace, modules, mounts, namespaces, memfd, bpf, userfaultfd.
     pub privilege: bool,
+    /// Benchmarks only: getppid(2). Off by default.
+    pub benchmark: bool,
 }
 
 impl Default for SensorsConfig {
@@ -170,6 +173,7 @@ impl Default for SensorsConfig {
             network: true,
             descriptors: true,
             privilege: true,
+            benchmark: false,
         }
     }
 }
@@ -185,6 +189,7 @@ impl SensorsConfig {
                 Sensor::Network => self.network,
                 Sensor::Descriptors => self.descriptors,
                 Sensor::Privilege => self.privilege,
+                Sensor::Benchmark => self.benchmark,
             })
             .collect()
     }
@@ -347,7 +352,7 @@ mod tests {
         assert!(
             text.contains(
                 "unknown field `bogus`, expected one of `process`, `file`, `network`, \
-                 `descriptors`, `privilege`"
+                 `descriptors`, `privilege`, `benchmark`"
             ),
             "{text}"
         );

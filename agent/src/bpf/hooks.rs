@@ -28,16 +28,20 @@ pub enum Sensor {
     /// Privilege and kernel surface: set*id, capset, ptrace, modules, mounts,
     /// namespaces, memfd, bpf, userfaultfd.
     Privilege,
+    /// Benchmarks only: reports getppid(2), a syscall cheap enough to measure
+    /// the cost of the path from the kernel to a decoded event. Off by default.
+    Benchmark,
 }
 
 impl Sensor {
     /// Every sensor.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Process,
         Self::File,
         Self::Network,
         Self::Descriptors,
         Self::Privilege,
+        Self::Benchmark,
     ];
 
     /// The sensor's name in the config and in logs.
@@ -48,6 +52,7 @@ impl Sensor {
             Self::Network => "network",
             Self::Descriptors => "descriptors",
             Self::Privilege => "privilege",
+            Self::Benchmark => "benchmark",
         }
     }
 }
@@ -89,6 +94,7 @@ pub const HOOKS: &[Hook] = &[
             Sensor::Network,
             Sensor::Descriptors,
             Sensor::Privilege,
+            Sensor::Benchmark,
         ],
     },
 ];

@@ -103,7 +103,7 @@ const fn call_fd(name: &'static str, nr: u32, sensor: Sensor, args: &'static [Ar
     }
 }
 
-use Sensor::{Descriptors, File, Network, Privilege};
+use Sensor::{Benchmark, Descriptors, File, Network, Privilege};
 
 /// `fcntl` commands that duplicate a descriptor: F_DUPFD and F_DUPFD_CLOEXEC.
 const FCNTL_DUP_COMMANDS: [u32; 2] = [0, 1030];
@@ -393,6 +393,8 @@ pub const SYSCALLS: &[Syscall] = &[
         &[scalar("cmd"), scalar("attr"), scalar("size")],
     ),
     call_fd("userfaultfd", 323, Privilege, &[scalar("flags")]),
+    // Benchmarks only.
+    call("getppid", 110, Benchmark, &[]),
 ];
 
 /// The entry for syscall number `nr`, if it is reported.
