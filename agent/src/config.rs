@@ -22,6 +22,9 @@
 //!   max_entries: 65536           # live and recently exited processes kept
 //!   exit_grace_ms: 5000          # how long an exited process stays
 //!   max_ancestors: 16            # ancestors listed in each event
+//! metrics:
+//!   enabled: true
+//!   address: 127.0.0.1:9464      # GET /metrics, Prometheus text format
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -91,6 +94,28 @@ pub struct Config {
     /// The process tree that gives every event its ancestry.
     #[serde(default)]
     pub process_tree: ProcessTreeConfig,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Where `/metrics` is served.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// The address to listen on (`host:port`; port 0 picks a free one).
+    pub address: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
 }
 
 /// Bounds of the process tree.
@@ -126,6 +151,7 @@ impl Default for Config {
             transport: TransportConfig::default(),
             scope: ScopeConfig::default(),
             process_tree: ProcessTreeConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

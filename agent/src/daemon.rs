@@ -4,7 +4,7 @@
 //! Shutdown order: detach the hooks (no new records), let the reader drain what
 //! is left and report the final losses, close the queue, let the outputs flush.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aya::Btf;
 use tokio::{signal::unix::SignalKind, sync::mpsc};
@@ -21,6 +21,7 @@ use crate::{
         decode::Decoder,
         reader::Reader,
     },
+    metrics::{self, Metrics},
     outputs,
     process::TreeLimits,
 };
@@ -45,6 +46,15 @@ pub enum DaemonError {
     Io {
         /// What was being set up.
         what: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics address could not be bound.
+    #[error("cannot listen for /metrics on {address}")]
+    Metrics {
+        /// The configured address.
+        address: std::net::SocketAddr,
         /// What the OS said.
         #[source]
         source: std::io::Error,
@@ -76,6 +86,20 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         .or(config.node_name.clone())
         .unwrap_or_else(host_name);
     let scope = scope_ids(&config)?;
+    // Bound before anything is loaded, so that a taken port fails the start
+    // without touching the kernel.
+    let metrics_listener = if config.metrics.enabled {
+        let listener = metrics::bind(config.metrics.address)
+            .await
+            .map_err(|source| DaemonError::Metrics {
+                address: config.metrics.address,
+                source,
+            })?;
+        Some(listener)
+    } else {
+        None
+    };
+    let metrics = Arc::new(Metrics::default());
     raise_memlock_limit();
 
     let btf = Btf::from_sys_fs()?;
@@ -106,12 +130,19 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         enricher,
         tx,
         Duration::from_millis(config.transport.drain_interval_ms.0),
+        metrics.clone(),
     )
     .map_err(io("polling the events ring buffer"))?;
 
     let shutdown = CancellationToken::new();
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
     let output_task = tokio::spawn(outputs::stdout::run(rx, options.stdout));
+    if let Some(listener) = metrics_listener {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "serving /metrics");
+        }
+        tokio::spawn(metrics::serve(listener, metrics, shutdown.clone()));
+    }
 
     tracing::info!(
         node,

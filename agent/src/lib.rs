@@ -16,5 +16,6 @@ pub mod daemon;
 pub mod enrich;
 pub mod events;
 pub mod logging;
+pub mod metrics;
 pub mod outputs;
 pub mod process;

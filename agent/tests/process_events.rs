@@ -214,7 +214,7 @@ fn with_a_tiny_ring_buffer_every_event_is_either_delivered_or_counted_lost() {
     // One page of ring buffer, no wake-ups and a drain every 10 s: the burst
     // below cannot fit, so most of it must be counted as lost.
     let config = format!(
-        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\n",
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\nmetrics:\n  address: 127.0.0.1:0\n",
         cgroup.path.display().to_string()
     );
     let agent = Agent::start(&config);
@@ -292,4 +292,49 @@ fn sigint_detaches_every_sensor_and_the_agent_exits_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn metrics_show_the_lost_event_counter_rising_when_a_tiny_ring_buffer_overflows() {
+    let Some(_kernel) = kernel_test() else { return };
+    let cgroup = TestCgroup::new();
+    let config = format!(
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\nmetrics:\n  address: 127.0.0.1:0\n",
+        cgroup.path.display().to_string()
+    );
+    let agent = Agent::start(&config);
+    let lost = |agent: &Agent| {
+        agent
+            .scrape()
+            .into_iter()
+            .find(|(series, _)| {
+                series == "guardrails_events_lost_total{cause=\"ring_buffer_full\"}"
+            })
+            .map(|(_, value)| value)
+            .expect("the lost-event series")
+    };
+    assert_eq!(lost(&agent), 0.0, "nothing lost before the burst");
+
+    cgroup.fork_burst(200, 0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = 0.0;
+    while seen == 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counter never rose"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        seen = lost(&agent);
+    }
+    let per_cpu: f64 = agent
+        .scrape()
+        .into_iter()
+        .filter(|(series, _)| series.starts_with("guardrails_ring_buffer_lost_total{cpu="))
+        .map(|(_, value)| value)
+        .sum();
+    assert!(
+        per_cpu >= seen,
+        "the per-CPU series add up: {per_cpu} < {seen}"
+    );
+    agent.stop();
 }

@@ -18,7 +18,9 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::enrich::Enricher;
+use std::sync::Arc;
+
+use crate::{enrich::Enricher, metrics::Metrics};
 
 use super::{
     clock::{self, BootClock},
@@ -40,6 +42,7 @@ pub struct Reader {
     tx: mpsc::Sender<Event>,
     drain_interval: Duration,
     tally: Tally,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -83,6 +86,7 @@ impl Reader {
         enricher: Enricher,
         tx: mpsc::Sender<Event>,
         drain_interval: Duration,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         // SAFETY: the RingBuf owns its map's file descriptor and keeps it open,
         // unchanged, until it is dropped, which the AsyncFd does first.
@@ -96,6 +100,7 @@ impl Reader {
             tx,
             drain_interval,
             tally: Tally::default(),
+            metrics,
         })
     }
 
@@ -115,7 +120,7 @@ impl Reader {
                 () = shutdown.cancelled() => break,
                 ready = self.ring.readable_mut() => match ready {
                     Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally);
+                        drain(guard.get_inner_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally, &self.metrics);
                         guard.clear_ready();
                     }
                     Err(e) => {
@@ -124,11 +129,17 @@ impl Reader {
                     }
                 },
                 _ = drain_timer.tick() => {
-                    drain(self.ring.get_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally);
+                    drain(self.ring.get_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally, &self.metrics);
                 }
                 _ = loss_timer.tick() => {
                     self.report_losses(false).await;
                     self.enricher.collect_garbage(clock::boot_ns());
+                    let tree = self.enricher.tree_stats();
+                    self.metrics.set_process_tree(
+                        tree.entries,
+                        tree.evicted_after_grace,
+                        tree.evicted_for_capacity,
+                    );
                 }
                 _ = clock_timer.tick() => self.decoder.clock = BootClock::now(),
             }
@@ -139,6 +150,7 @@ impl Reader {
             &mut self.enricher,
             &self.tx,
             &mut self.tally,
+            &self.metrics,
         );
         self.report_losses(true).await;
         self.tally
@@ -157,6 +169,8 @@ impl Reader {
         };
         let t = &mut self.tally;
         t.ring_buffer_full = per_cpu.iter().sum();
+        self.metrics
+            .set_lost(&per_cpu, t.decode_failed, t.queue_full);
         let (ring, decode, queue) = t.reported;
         let lost = Lost {
             ring_buffer_full: t.ring_buffer_full - ring,
@@ -196,6 +210,7 @@ impl Reader {
             self.tx.try_send(event).is_ok()
         };
         if sent {
+            self.metrics.count_event(EventKind::EventsLost);
             let t = &mut self.tally;
             t.reported = (t.ring_buffer_full, t.decode_failed, t.queue_full);
         }
@@ -209,6 +224,7 @@ fn drain(
     enricher: &mut Enricher,
     tx: &mpsc::Sender<Event>,
     tally: &mut Tally,
+    metrics: &Metrics,
 ) {
     while let Some(record) = ring.next() {
         tally.records += 1;
@@ -221,8 +237,12 @@ fn drain(
             }
         };
         enricher.enrich(&mut event);
+        let kind = event.kind;
         match tx.try_send(event) {
-            Ok(()) => tally.delivered += 1,
+            Ok(()) => {
+                tally.delivered += 1;
+                metrics.count_event(kind);
+            }
             Err(TrySendError::Full(_)) => tally.queue_full += 1,
             // The outputs have stopped: the agent is shutting down.
             Err(TrySendError::Closed(_)) => tally.queue_full += 1,

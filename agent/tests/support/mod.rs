@@ -409,6 +409,39 @@ impl Agent {
         }
     }
 
+    /// The address the agent serves `/metrics` on, from its log.
+    pub fn metrics_address(&self) -> String {
+        let output = self.output.0.lock().expect("lock");
+        output
+            .logs
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|log| log["message"] == "serving /metrics")
+            .and_then(|log| log["address"].as_str().map(str::to_owned))
+            .expect("the agent logs where it serves /metrics")
+    }
+
+    /// `GET /metrics`, as `(series, value)` pairs.
+    pub fn scrape(&self) -> Vec<(String, f64)> {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(self.metrics_address()).expect("connect to /metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n\r\n")
+            .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Waits until the events so far satisfy `done`, then returns them.
     pub fn wait_for_events(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         self.wait_until(Duration::from_secs(20), |o| done(&o.events), what);
@@ -469,7 +502,7 @@ impl Drop for TempDir {
 /// The agent's config for a test: only `cgroup` in scope, every event woken at once.
 pub fn config_for(cgroup: &TestCgroup) -> String {
     format!(
-        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\n",
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\n",
         cgroup.path.display().to_string()
     )
 }

@@ -1,0 +1,310 @@
+//! `/metrics` in the Prometheus text format.
+//!
+//! The tasks that own the counted state publish into [`Metrics`] (atomics, so
+//! that publishing never waits); the HTTP task only reads. The server is
+//! deliberately small: one `GET` per connection, bounded in request size,
+//! time and concurrent connections.
+
+use std::{
+    fmt::Write as _,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventKind;
+
+/// Event kinds in the order of [`Metrics::events`].
+const KINDS: [EventKind; 5] = [
+    EventKind::ProcessExec,
+    EventKind::ProcessFork,
+    EventKind::ProcessExit,
+    EventKind::Syscall,
+    EventKind::EventsLost,
+];
+
+/// Connections served at once; more wait for a slot.
+const MAX_CONNECTIONS: usize = 16;
+/// The most of a request that is read.
+const MAX_REQUEST_BYTES: usize = 8192;
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    events: [AtomicU64; KINDS.len()],
+    lost_ring_buffer_per_cpu: Mutex<Vec<u64>>,
+    lost_decode: AtomicU64,
+    lost_queue: AtomicU64,
+    tree_entries: AtomicU64,
+    tree_evicted_after_grace: AtomicU64,
+    tree_evicted_for_capacity: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one event handed to the outputs.
+    pub fn count_event(&self, kind: EventKind) {
+        if let Some(i) = KINDS.iter().position(|k| *k == kind) {
+            self.events[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the loss totals since the start.
+    pub fn set_lost(&self, ring_buffer_per_cpu: &[u64], decode_failed: u64, queue_full: u64) {
+        if let Ok(mut per_cpu) = self.lost_ring_buffer_per_cpu.lock() {
+            per_cpu.clear();
+            per_cpu.extend_from_slice(ring_buffer_per_cpu);
+        }
+        self.lost_decode.store(decode_failed, Ordering::Relaxed);
+        self.lost_queue.store(queue_full, Ordering::Relaxed);
+    }
+
+    /// Publishes the process tree's size and evictions.
+    pub fn set_process_tree(
+        &self,
+        entries: usize,
+        evicted_after_grace: u64,
+        evicted_for_capacity: u64,
+    ) {
+        self.tree_entries.store(entries as u64, Ordering::Relaxed);
+        self.tree_evicted_after_grace
+            .store(evicted_after_grace, Ordering::Relaxed);
+        self.tree_evicted_for_capacity
+            .store(evicted_for_capacity, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP guardrails_build_info The agent's version.");
+        let _ = writeln!(out, "# TYPE guardrails_build_info gauge");
+        let _ = writeln!(
+            out,
+            "guardrails_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_events_total Events handed to the outputs, by kind."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_events_total counter");
+        for (kind, count) in KINDS.iter().zip(&self.events) {
+            let _ = writeln!(
+                out,
+                "guardrails_events_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                get(count)
+            );
+        }
+
+        let per_cpu = self
+            .lost_ring_buffer_per_cpu
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_events_lost_total Events lost, by cause: ring_buffer_full (the kernel found no room), decode_failed, queue_full (the outputs were behind)."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_events_lost_total counter");
+        let ring: u64 = per_cpu.iter().sum();
+        for (cause, count) in [
+            ("ring_buffer_full", ring),
+            ("decode_failed", get(&self.lost_decode)),
+            ("queue_full", get(&self.lost_queue)),
+        ] {
+            let _ = writeln!(
+                out,
+                "guardrails_events_lost_total{{cause=\"{cause}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_ring_buffer_lost_total Events the kernel could not put in the ring buffer, per CPU."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_ring_buffer_lost_total counter");
+        for (cpu, count) in per_cpu.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "guardrails_ring_buffer_lost_total{{cpu=\"{cpu}\"}} {count}"
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_process_tree_entries Processes in the process tree, live and recently exited."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_process_tree_entries gauge");
+        let _ = writeln!(
+            out,
+            "guardrails_process_tree_entries {}",
+            get(&self.tree_entries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_process_tree_evictions_total Processes removed from the tree: after_grace (exited, grace over) or capacity (the tree was full)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE guardrails_process_tree_evictions_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "guardrails_process_tree_evictions_total{{reason=\"after_grace\"}} {}",
+            get(&self.tree_evicted_after_grace)
+        );
+        let _ = writeln!(
+            out,
+            "guardrails_process_tree_evictions_total{{reason=\"capacity\"}} {}",
+            get(&self.tree_evicted_for_capacity)
+        );
+        out
+    }
+}
+
+/// Serves `/metrics` on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: accept failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = respond(stream, &metrics).await {
+                tracing::debug!(%peer, error = %e, "metrics: request failed");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Binds the metrics address; the error names it.
+pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(address).await
+}
+
+async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut request = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST_BYTES {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    if read.is_err() {
+        return Ok(());
+    }
+    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut words = std::str::from_utf8(line)
+        .unwrap_or_default()
+        .split_whitespace();
+    let (status, body, content_type) = match (words.next(), words.next()) {
+        (Some("GET"), Some("/metrics")) => {
+            ("200 OK", metrics.render(), "text/plain; version=0.0.4")
+        }
+        (Some("GET"), Some(_)) => ("404 Not Found", "not found\n".to_owned(), "text/plain"),
+        _ => (
+            "405 Method Not Allowed",
+            "only GET\n".to_owned(),
+            "text/plain",
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_series_with_its_type() {
+        let metrics = Metrics::default();
+        metrics.count_event(EventKind::ProcessExec);
+        metrics.count_event(EventKind::ProcessExec);
+        metrics.set_lost(&[3, 4], 1, 2);
+        metrics.set_process_tree(10, 5, 0);
+        let text = metrics.render();
+        for line in [
+            "guardrails_events_total{kind=\"process_exec\"} 2",
+            "guardrails_events_lost_total{cause=\"ring_buffer_full\"} 7",
+            "guardrails_events_lost_total{cause=\"decode_failed\"} 1",
+            "guardrails_events_lost_total{cause=\"queue_full\"} 2",
+            "guardrails_ring_buffer_lost_total{cpu=\"1\"} 4",
+            "guardrails_process_tree_entries 10",
+            "guardrails_process_tree_evictions_total{reason=\"after_grace\"} 5",
+            "# TYPE guardrails_events_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_get_of_metrics_is_answered_and_anything_else_is_not_found() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let metrics = Arc::new(Metrics::default());
+        metrics.count_event(EventKind::Syscall);
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, metrics, shutdown.clone()));
+        let get = |path: &'static str| async move {
+            let mut stream = TcpStream::connect(address).await.expect("connect");
+            stream
+                .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .expect("write");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.expect("read");
+            response
+        };
+        let ok = get("/metrics").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(
+            ok.contains("guardrails_events_total{kind=\"syscall\"} 1"),
+            "{ok}"
+        );
+        assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+        shutdown.cancel();
+        server.await.expect("the server stops on shutdown");
+    }
+}
