@@ -15,6 +15,7 @@ const SENSOR_SOURCES: &[&str] = &[
     "bpf/process/fork.bpf.c",
     "bpf/process/exit.bpf.c",
     "bpf/syscalls/sys_exit.bpf.c",
+    "bpf/net/tcp_state.bpf.c",
 ];
 /// Programs loaded only to learn what the kernel accepts.
 const PROBE_SOURCE: &str = "bpf/probe/features.bpf.c";

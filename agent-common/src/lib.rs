@@ -38,6 +38,8 @@ pub enum EventKind {
     Exit = 3,
     /// A reported syscall returned.
     Syscall = 4,
+    /// A TCP socket changed state.
+    TcpState = 5,
 }
 
 impl EventKind {
@@ -48,6 +50,7 @@ impl EventKind {
             2 => Some(Self::Fork),
             3 => Some(Self::Exit),
             4 => Some(Self::Syscall),
+            5 => Some(Self::TcpState),
             _ => None,
         }
     }
@@ -324,6 +327,38 @@ pub struct SyscallEvent {
     pub _pad2: [u16; 3],
 }
 
+/// `struct gr_tcp_state_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpStateEvent {
+    /// Common header.
+    pub hdr: EventHeader,
+    /// The socket's cgroup v2 id.
+    pub cgroup_id: u64,
+    /// The owner's start, `CLOCK_BOOTTIME` ns; 0 when unknown.
+    pub owner_start_ns: u64,
+    /// The owner's host pid; 0 when unknown.
+    pub owner_pid: u32,
+    /// The state before (`TCP_*`).
+    pub old_state: u16,
+    /// The state after.
+    pub new_state: u16,
+    /// The socket.
+    pub socket: SocketInfo,
+}
+
+/// `struct gr_sock_owner`: the value of the socket-owner map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SockOwner {
+    /// Host pid.
+    pub pid: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Start, `CLOCK_BOOTTIME` ns.
+    pub start_ns: u64,
+}
+
 /// `struct gr_config`: the single entry of the config map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -347,6 +382,8 @@ pub enum Record<'a> {
     Exit(ExitEvent),
     /// A syscall and its parts.
     Syscall(SyscallEvent, &'a [u8]),
+    /// A TCP state change.
+    TcpState(TcpStateEvent),
 }
 
 /// Why a record could not be parsed.
@@ -397,6 +434,8 @@ unsafe impl Pod for SyscallEvent {}
 // SAFETY: as above.
 unsafe impl Pod for Part {}
 // SAFETY: as above.
+unsafe impl Pod for TcpStateEvent {}
+// SAFETY: as above.
 unsafe impl Pod for SocketInfo {}
 
 /// Reads a plain-old-data wire struct from the front of `bytes`.
@@ -446,6 +485,7 @@ impl<'a> Record<'a> {
             }
             Some(EventKind::Fork) => read(bytes).map(Self::Fork).ok_or(short),
             Some(EventKind::Exit) => read(bytes).map(Self::Exit).ok_or(short),
+            Some(EventKind::TcpState) => read(bytes).map(Self::TcpState).ok_or(short),
             Some(EventKind::Syscall) => {
                 let ev: SyscallEvent = read(bytes).ok_or(short)?;
                 Ok(Self::Syscall(ev, &bytes[size_of::<SyscallEvent>()..]))

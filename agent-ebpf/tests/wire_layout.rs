@@ -5,8 +5,8 @@
 use std::{collections::BTreeMap, mem::offset_of, process::Command};
 
 use agent_common::{
-    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Part, Process, SocketInfo, SyscallEvent,
-    SyscallSpec,
+    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Part, Process, SockOwner, SocketInfo,
+    SyscallEvent, SyscallSpec, TcpStateEvent,
 };
 use serde_json::Value;
 
@@ -189,6 +189,26 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 _pad,
                 local_addr,
                 remote_addr
+            }),
+        ),
+        (
+            "gr_tcp_state_event",
+            rust_layout!(TcpStateEvent {
+                hdr,
+                cgroup_id,
+                owner_start_ns,
+                owner_pid,
+                old_state,
+                new_state,
+                socket
+            }),
+        ),
+        (
+            "gr_sock_owner",
+            rust_layout!(SockOwner {
+                pid,
+                _pad,
+                start_ns
             }),
         ),
         (

@@ -181,7 +181,8 @@ pub struct SensorsConfig {
     pub process: bool,
     /// File opens, creation, links, renames, removal, permission changes.
     pub file: bool,
-    /// Socket creation, connect, accept, bind, listen, datagram destinations.
+    /// Socket creation, connect, accept, bind, listen, datagram destinations,
+    /// TCP state changes.
     pub network: bool,
     /// Descriptor duplication.
     pub descriptors: bool,

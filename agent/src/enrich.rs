@@ -51,6 +51,18 @@ impl Enricher {
     /// say about its process.
     pub fn enrich(&mut self, event: &mut Event) {
         let now = event.monotonic_ns;
+        if let Some(tcp) = event.tcp_state.as_mut() {
+            if let Some(owner) = tcp.owner.as_mut()
+                && let Some(known) = self.tree.get(owner.pid, owner.start_ns)
+            {
+                owner.comm = Some(known.comm().to_owned());
+                owner.exe = Some(known.exe().to_owned());
+            }
+            if let Some(resolver) = self.containers.as_mut() {
+                event.container = Some(container_info(&resolver.identify(tcp.cgroup_id)));
+            }
+            return;
+        }
         let Some(process) = event.process.as_mut() else {
             return;
         };

@@ -25,11 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::events::EventKind;
 
 /// Event kinds in the order of [`Metrics::events`].
-const KINDS: [EventKind; 5] = [
+const KINDS: [EventKind; 6] = [
     EventKind::ProcessExec,
     EventKind::ProcessFork,
     EventKind::ProcessExit,
     EventKind::Syscall,
+    EventKind::TcpState,
     EventKind::EventsLost,
 ];
 

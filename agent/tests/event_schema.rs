@@ -18,6 +18,7 @@ fn event(kind: EventKind) -> Event {
         exit: None,
         lost: None,
         syscall: None,
+        tcp_state: None,
     }
 }
 

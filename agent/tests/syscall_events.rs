@@ -454,3 +454,61 @@ fn an_exec_of_a_binary_written_into_an_overlay_upper_layer_is_marked_and_one_fro
     );
     agent.stop();
 }
+
+#[test]
+fn a_tcp_connection_reports_its_state_changes_with_the_owner_and_endpoints() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let addr = sockaddr_in(port);
+    let Some((events, cgroup, pid)) = run_and_collect(|| {
+        // SAFETY: socket calls on a sockaddr prepared before the fork.
+        unsafe {
+            let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let connected = libc::connect(client, (&raw const addr).cast(), SOCKADDR_IN_LEN);
+            libc::close(client);
+            i32::from(client < 0 || connected != 0)
+        }
+    }) else {
+        return;
+    };
+    drop(listener);
+    let changes: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "tcp_state" && e["tcp_state"]["cgroup_id"] == cgroup.id)
+        .filter(|e| {
+            e["tcp_state"]["socket"]["remote"]["port"] == port
+                || e["tcp_state"]["new_state"] == "syn_sent"
+        })
+        .map(|e| {
+            let owner = &e["tcp_state"]["owner"];
+            assert_eq!(owner["pid"], pid, "the child owns the socket: {e}");
+            assert_eq!(e["container"]["kind"], "container", "{e}");
+            (
+                e["tcp_state"]["old_state"].as_str().expect("old"),
+                e["tcp_state"]["new_state"].as_str().expect("new"),
+            )
+        })
+        .collect();
+    for expected in [
+        ("close", "syn_sent"),
+        ("syn_sent", "established"),
+        ("established", "fin_wait1"),
+    ] {
+        assert!(
+            changes.contains(&expected),
+            "{expected:?} not in {changes:?}"
+        );
+    }
+    let established = events
+        .iter()
+        .find(|e| {
+            e["kind"] == "tcp_state"
+                && e["tcp_state"]["new_state"] == "established"
+                && e["tcp_state"]["cgroup_id"] == cgroup.id
+        })
+        .expect("the established change");
+    let socket = &established["tcp_state"]["socket"];
+    assert_eq!(socket["remote"]["address"], "127.0.0.1");
+    assert_eq!(socket["remote"]["port"], port);
+    assert_ne!(socket["local"]["port"], 0);
+}

@@ -35,15 +35,10 @@ static __always_inline bool gr_file_is_socket(struct file *file)
 	return (mode & GR_S_IFMT) == GR_S_IFSOCK;
 }
 
-/* Fills `info` from the socket behind `file`. */
-static __always_inline void gr_socket_info(struct file *file, struct gr_socket_info *info)
+/* Fills `info` from `sk`. */
+static __always_inline void gr_sock_info(const struct sock *sk, struct gr_socket_info *info)
 {
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-
-	info->type = BPF_CORE_READ(sock, type);
-	if (!sk)
-		return;
+	info->type = BPF_CORE_READ(sk, sk_type);
 	info->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	info->protocol = BPF_CORE_READ(sk, sk_protocol);
 	info->state = BPF_CORE_READ(sk, __sk_common.skc_state);
@@ -56,6 +51,19 @@ static __always_inline void gr_socket_info(struct file *file, struct gr_socket_i
 		BPF_CORE_READ_INTO(&info->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&info->remote_addr, sk, __sk_common.skc_v6_daddr);
 	}
+}
+
+/* Fills `info` from the socket behind `file`; returns its struct sock. */
+static __always_inline struct sock *gr_socket_info(struct file *file, struct gr_socket_info *info)
+{
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (sk)
+		gr_sock_info(sk, info);
+	else
+		info->type = BPF_CORE_READ(sock, type);
+	return sk;
 }
 
 #endif /* GUARDRAILS_FD_H */

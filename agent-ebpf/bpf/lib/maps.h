@@ -80,6 +80,15 @@ struct gr_syscall_scratch_map {
 	__type(value, struct gr_syscall_scratch);
 };
 
+/* Which process owns a socket, for state changes seen outside its context.
+ * LRU: a socket closed without a final state change ages out. */
+struct gr_sock_owners_map {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sock address */
+	__type(value, struct gr_sock_owner);
+};
+
 /* maps.bpf.c defines GR_DEFINE_MAPS to turn these declarations into the
  * definitions. */
 #ifdef GR_DEFINE_MAPS
@@ -98,6 +107,7 @@ struct gr_wire_types {
 	struct gr_syscall_spec spec;
 	struct gr_part part;
 	struct gr_socket_info socket;
+	struct gr_tcp_state_event tcp_state;
 };
 
 struct gr_wire_types_map {
@@ -115,5 +125,6 @@ GR_MAP struct gr_scope_map gr_scope SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");
+GR_MAP struct gr_sock_owners_map gr_sock_owners SEC(".maps");
 
 #endif /* GUARDRAILS_MAPS_H */

@@ -30,6 +30,7 @@ enum gr_event_kind {
 	GR_EVENT_FORK = 2,
 	GR_EVENT_EXIT = 3,
 	GR_EVENT_SYSCALL = 4,
+	GR_EVENT_TCP_STATE = 5,
 };
 
 /* Flags of an exec record: which variable parts were cut at their bound. */
@@ -211,6 +212,26 @@ struct gr_syscall_event {
 	__u64 args[6];
 	__u16 parts_len; /* bytes of parts after the record */
 	__u16 _pad2[3];
+};
+
+/* A TCP socket changed state. Many changes happen in softirq context, where
+ * the current task is not the socket's, so the owner is the process that last
+ * created, connected, accepted or used the socket through a reported syscall. */
+struct gr_tcp_state_event {
+	struct gr_event_header hdr;
+	__u64 cgroup_id;      /* the socket's cgroup v2 id */
+	__u64 owner_start_ns; /* the owner's start, CLOCK_BOOTTIME; 0 when unknown */
+	__u32 owner_pid;      /* the owner's host pid; 0 when unknown */
+	__u16 old_state;
+	__u16 new_state;
+	struct gr_socket_info socket;
+};
+
+/* The process a socket belongs to, by socket address. */
+struct gr_sock_owner {
+	__u32 pid;
+	__u32 _pad;
+	__u64 start_ns;
 };
 
 /* Room for the parts of one syscall record. */

@@ -94,9 +94,20 @@ static __noinline void gr_append_fd(struct gr_sys_state *st, long fd, __u8 arg)
 	if (gr_file_is_socket(file)) {
 		struct gr_socket_info *info =
 			(struct gr_socket_info *)&st->s->data[off + sizeof(struct gr_part)];
+		struct sock *sk;
+
 		__builtin_memset(info, 0, sizeof(*info));
-		gr_socket_info(file, info);
+		sk = gr_socket_info(file, info);
 		gr_commit_part(st, GR_PART_SOCKET, arg, sizeof(*info));
+		if (sk) {
+			/* Remember who uses this socket, for its state changes. */
+			struct gr_sock_owner owner = {
+				.pid = st->s->ev.proc.pid,
+				.start_ns = st->s->ev.proc.start_ns,
+			};
+			__u64 key = (__u64)sk;
+			bpf_map_update_elem(&gr_sock_owners, &key, &owner, BPF_ANY);
+		}
 		return;
 	}
 	mode = BPF_CORE_READ(file, f_inode, i_mode);

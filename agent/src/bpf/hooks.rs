@@ -97,6 +97,11 @@ pub const HOOKS: &[Hook] = &[
             Sensor::Benchmark,
         ],
     },
+    Hook {
+        program: "gr_tcp_state",
+        tracepoint: "inet_sock_set_state",
+        sensors: &[Sensor::Network],
+    },
 ];
 
 /// Programs of the feature-probe object, never attached.

@@ -4,7 +4,7 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION},
+    event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION, SocketOwner, TcpState},
     syscall::{self, SyscallDecodeError},
 };
 
@@ -45,6 +45,7 @@ impl Decoder {
             Record::Fork(ev) => (ev.hdr, EventKind::ProcessFork),
             Record::Exit(ev) => (ev.hdr, EventKind::ProcessExit),
             Record::Syscall(ev, _) => (ev.hdr, EventKind::Syscall),
+            Record::TcpState(ev) => (ev.hdr, EventKind::TcpState),
         };
         let mut event = Event {
             schema_version: SCHEMA_VERSION,
@@ -59,6 +60,7 @@ impl Decoder {
             exit: None,
             lost: None,
             syscall: None,
+            tcp_state: None,
         };
         match record {
             Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),
@@ -77,6 +79,22 @@ impl Decoder {
             Record::Syscall(ev, data) => {
                 event.process = Some(process(&ev.proc));
                 event.syscall = Some(syscall::decode(&ev, data)?);
+            }
+            Record::TcpState(ev) => {
+                event.tcp_state = Some(TcpState {
+                    old_state: syscall::tcp_state_name(ev.old_state)
+                        .unwrap_or_else(|| ev.old_state.to_string()),
+                    new_state: syscall::tcp_state_name(ev.new_state)
+                        .unwrap_or_else(|| ev.new_state.to_string()),
+                    socket: syscall::socket(&ev.socket),
+                    cgroup_id: ev.cgroup_id,
+                    owner: (ev.owner_pid != 0).then_some(SocketOwner {
+                        pid: ev.owner_pid,
+                        start_ns: ev.owner_start_ns,
+                        comm: None,
+                        exe: None,
+                    }),
+                });
             }
         }
         Ok(event)

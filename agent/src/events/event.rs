@@ -45,6 +45,9 @@ pub struct Event {
     /// For `syscall`: the call, its arguments and what they referred to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscall: Option<Syscall>,
+    /// For `tcp_state`: the socket and its change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_state: Option<TcpState>,
 }
 
 /// The kinds of event.
@@ -61,6 +64,8 @@ pub enum EventKind {
     EventsLost,
     /// A reported syscall returned (file, network, descriptor, privilege).
     Syscall,
+    /// A TCP socket changed state.
+    TcpState,
 }
 
 impl EventKind {
@@ -72,6 +77,7 @@ impl EventKind {
             Self::ProcessExit => "process_exit",
             Self::EventsLost => "events_lost",
             Self::Syscall => "syscall",
+            Self::TcpState => "tcp_state",
         }
     }
 }
@@ -285,6 +291,41 @@ pub struct Syscall {
     pub truncated: bool,
 }
 
+/// A TCP state change. It often happens in no process's context, so the
+/// process is the socket's owner: the one that last used it through a
+/// reported syscall, or made this change (connect, listen).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpState {
+    /// The state before: `close`, `listen`, `syn_sent`, `established`, ...
+    pub old_state: String,
+    /// The state after.
+    pub new_state: String,
+    /// The socket, after the change.
+    pub socket: Socket,
+    /// The socket's cgroup v2 id.
+    pub cgroup_id: u64,
+    /// The socket's owner, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<SocketOwner>,
+}
+
+/// The process a socket belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketOwner {
+    /// Its host pid.
+    pub pid: u32,
+    /// Its start, `CLOCK_BOOTTIME` ns.
+    pub start_ns: u64,
+    /// Its command name, from the process tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Its executable, from the process tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+}
+
 /// An argument's value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -479,6 +520,7 @@ mod tests {
             exit: None,
             lost: None,
             syscall: None,
+            tcp_state: None,
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains(r#""kind":"process_exec""#), "{json}");

@@ -203,6 +203,7 @@ impl Reader {
             exit: None,
             lost: Some(lost),
             syscall: None,
+            tcp_state: None,
         };
         let sent = if last {
             self.tx.send(event).await.is_ok()

@@ -237,7 +237,8 @@ fn protocol_name(protocol: u16) -> String {
     }
 }
 
-fn tcp_state_name(state: u16) -> Option<String> {
+/// `TCP_*` state names.
+pub fn tcp_state_name(state: u16) -> Option<String> {
     let name = match state {
         1 => "established",
         2 => "syn_sent",
@@ -264,7 +265,8 @@ fn ip(family: u16, bytes: &[u8; 16]) -> Option<String> {
     }
 }
 
-fn socket(info: &SocketInfo) -> Socket {
+/// A socket as the JSON schema describes it.
+pub fn socket(info: &SocketInfo) -> Socket {
     let inet = matches!(info.family, 2 | 10);
     let endpoint = |addr: &[u8; 16], port: u16| {
         ip(info.family, addr).map(|address| Endpoint { address, port })
