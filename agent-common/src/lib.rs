@@ -96,6 +96,8 @@ pub enum ArgKind {
     Dirfd = 7,
     /// A user `struct open_how` (flags, mode, resolve).
     OpenHow = 8,
+    /// A sockaddr the kernel filled; the next argument points at its length.
+    SockaddrOut = 9,
 }
 
 /// `dirfd_of` value for a path relative to the working directory.
@@ -262,6 +264,8 @@ pub struct SyscallSpec {
     /// Report only calls whose argument at this index is one of
     /// `filter_values`; [`NO_FILTER`] reports every call.
     pub filter_arg: u8,
+    /// 1: report only calls that carried a socket address.
+    pub require_address: u8,
     /// The values `filter_arg` may take.
     pub filter_values: [u32; 2],
 }

@@ -173,6 +173,7 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 ret,
                 dirfd_of,
                 filter_arg,
+                require_address,
                 filter_values
             }),
         ),

@@ -118,7 +118,9 @@ fn a_tcp_connect_and_its_accept_report_both_endpoints_and_dup2_onto_stdout_says_
                 return 1;
             }
             let accepted = libc::accept(listen_fd, std::ptr::null_mut(), std::ptr::null_mut());
-            if accepted < 0 || libc::dup2(client, 1) != 1 {
+            // send() on a stream is sendto() without an address: not reported.
+            let sent = libc::send(client, c"x".as_ptr().cast(), 1, 0);
+            if accepted < 0 || sent != 1 || libc::dup2(client, 1) != 1 {
                 return 2;
             }
             0
@@ -156,6 +158,11 @@ fn a_tcp_connect_and_its_accept_report_both_endpoints_and_dup2_onto_stdout_says_
     assert_eq!(accepted["socket"]["remote"]["port"], client_port);
     assert_eq!(accepted["socket"]["state"], "established");
 
+    assert!(
+        calls(&events, &cgroup, pid, "sendto").is_empty(),
+        "a send() on a connected stream is not reported"
+    );
+
     let dup2 = only(calls(&events, &cgroup, pid, "dup2"), "dup2");
     let call = &dup2["syscall"];
     assert_eq!(call["sensor"], "descriptors");
@@ -175,7 +182,7 @@ fn a_tcp_connect_and_its_accept_report_both_endpoints_and_dup2_onto_stdout_says_
 }
 
 #[test]
-fn a_udp_sendto_reports_its_destination_and_a_packet_socket_its_family() {
+fn a_udp_sendto_and_recvfrom_report_their_addresses_and_a_packet_socket_its_family() {
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let port = receiver.local_addr().expect("addr").port();
     let addr = sockaddr_in(port);
@@ -193,18 +200,59 @@ fn a_udp_sendto_reports_its_destination_and_a_packet_socket_its_family() {
                 SOCKADDR_IN_LEN,
             );
             let packet = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-            i32::from(udp < 0 || sent != 4 || packet < 0)
+            // A datagram to ourselves, received with its source address.
+            let inbox = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            let any = sockaddr_in(0);
+            let mut bound: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = SOCKADDR_IN_LEN;
+            if libc::bind(inbox, (&raw const any).cast(), SOCKADDR_IN_LEN) != 0
+                || libc::getsockname(inbox, (&raw mut bound).cast(), &mut len) != 0
+                || libc::sendto(
+                    udp,
+                    payload.as_ptr().cast(),
+                    4,
+                    0,
+                    (&raw const bound).cast(),
+                    len,
+                ) != 4
+            {
+                return 2;
+            }
+            let mut buf = [0u8; 8];
+            let mut from: libc::sockaddr_in = std::mem::zeroed();
+            let mut from_len = SOCKADDR_IN_LEN;
+            let got = libc::recvfrom(
+                inbox,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&raw mut from).cast(),
+                &mut from_len,
+            );
+            i32::from(udp < 0 || sent != 4 || packet < 0 || got != 4)
         }
     }) else {
         return;
     };
-    let sendto = only(calls(&events, &cgroup, pid, "sendto"), "sendto");
+    let sendtos = calls(&events, &cgroup, pid, "sendto");
+    assert_eq!(sendtos.len(), 2, "{sendtos:#?}");
+    let sendto = sendtos[0];
     let call = &sendto["syscall"];
     assert_eq!(call["ret"], 4);
     assert_eq!(call["addresses"][0]["arg"], "dest_addr");
     assert_eq!(call["addresses"][0]["address"], "127.0.0.1");
     assert_eq!(call["addresses"][0]["port"], port);
     assert_eq!(call["fds"][0]["socket"]["protocol"], "udp");
+    let udp_port = call["fds"][0]["socket"]["local"]["port"].clone();
+
+    let recvfrom = only(calls(&events, &cgroup, pid, "recvfrom"), "recvfrom");
+    assert_eq!(recvfrom["syscall"]["ret"], 4);
+    assert_eq!(recvfrom["syscall"]["addresses"][0]["arg"], "src_addr");
+    assert_eq!(recvfrom["syscall"]["addresses"][0]["address"], "127.0.0.1");
+    assert_eq!(
+        recvfrom["syscall"]["addresses"][0]["port"], udp_port,
+        "the sender's port"
+    );
 
     let sockets = calls(&events, &cgroup, pid, "socket");
     let packet = sockets

@@ -147,6 +147,8 @@ enum gr_arg_kind {
 	GR_ARG_MSGHDR = 6,   /* a user msghdr: its destination address */
 	GR_ARG_DIRFD = 7,    /* a directory descriptor that a following path is relative to */
 	GR_ARG_OPEN_HOW = 8, /* a user struct open_how: flags, mode, resolve */
+	GR_ARG_SOCKADDR_OUT = 9, /* a sockaddr the kernel filled; the next argument
+				  * points at its length */
 };
 
 struct gr_syscall_spec {
@@ -158,6 +160,9 @@ struct gr_syscall_spec {
 	/* Report only calls whose argument `filter_arg` is one of
 	 * `filter_values` (fcntl's F_DUPFD commands); 0xff reports every call. */
 	__u8 filter_arg;
+	/* 1: report only calls that carried a socket address (sendto and
+	 * friends on unconnected sockets, not every send() of a stream). */
+	__u8 require_address;
 	__u32 filter_values[2];
 };
 

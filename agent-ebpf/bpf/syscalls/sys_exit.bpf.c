@@ -30,6 +30,7 @@ struct gr_sys_state {
 	struct task_struct *task;
 	__u32 off; /* bytes of parts so far */
 	__u32 flags;
+	bool has_address; /* a sockaddr part was appended */
 };
 
 /* Room for one more part, or the record is marked truncated. */
@@ -162,6 +163,7 @@ static __noinline void gr_append_sockaddr(struct gr_sys_state *st, const void *p
 				ptr))
 		return;
 	gr_commit_part(st, GR_PART_SOCKADDR, arg, len);
+	st->has_address = true;
 }
 
 static __always_inline void gr_append_msghdr(struct gr_sys_state *st, const struct user_msghdr *msg,
@@ -203,6 +205,13 @@ static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct 
 		break;
 	case GR_ARG_MSGHDR:
 		gr_append_msghdr(st, (const struct user_msghdr *)args[i], i);
+		break;
+	case GR_ARG_SOCKADDR_OUT:
+		if (i < 5 && args[i] && args[i + 1]) {
+			__u32 len = 0;
+			if (!bpf_probe_read_user(&len, sizeof(len), (const void *)args[i + 1]))
+				gr_append_sockaddr(st, (const void *)args[i], len, i);
+		}
 		break;
 	case GR_ARG_OPEN_HOW:
 		gr_append_open_how(st, (const void *)args[i], i);
@@ -276,6 +285,8 @@ int BPF_PROG(gr_sys_exit, struct pt_regs *regs, long ret)
 		ev->args[i] = args[i];
 		gr_append_arg(&st, spec, args, i);
 	}
+	if (spec->require_address && !st.has_address)
+		return 0;
 	if (spec->ret == GR_ARG_FD && ret >= 0)
 		gr_append_fd(&st, ret, GR_PART_RET);
 

@@ -34,6 +34,9 @@ pub struct Syscall {
     pub returns_fd: bool,
     /// Report only calls whose argument at this index is one of these values.
     pub only_when: Option<(u8, [u32; 2])>,
+    /// Report only calls that carried a socket address: datagram traffic,
+    /// not every send() and recv() of a stream.
+    pub only_with_address: bool,
 }
 
 const fn scalar(name: &'static str) -> Arg {
@@ -86,6 +89,21 @@ const fn sockaddr(name: &'static str) -> Arg {
     }
 }
 
+const fn msghdr(name: &'static str) -> Arg {
+    Arg {
+        name,
+        kind: ArgKind::Msghdr,
+        dirfd: None,
+    }
+}
+
+const fn with_address(syscall: Syscall) -> Syscall {
+    Syscall {
+        only_with_address: true,
+        ..syscall
+    }
+}
+
 const fn call(name: &'static str, nr: u32, sensor: Sensor, args: &'static [Arg]) -> Syscall {
     Syscall {
         name,
@@ -94,6 +112,7 @@ const fn call(name: &'static str, nr: u32, sensor: Sensor, args: &'static [Arg])
         args,
         returns_fd: false,
         only_when: None,
+        only_with_address: false,
     }
 }
 const fn call_fd(name: &'static str, nr: u32, sensor: Sensor, args: &'static [Arg]) -> Syscall {
@@ -145,6 +164,7 @@ pub const SYSCALLS: &[Syscall] = &[
         ],
     ),
     call("unlink", 87, File, &[path("pathname")]),
+    call("rmdir", 84, File, &[path("pathname")]),
     call(
         "unlinkat",
         263,
@@ -258,7 +278,7 @@ pub const SYSCALLS: &[Syscall] = &[
         &[fd("sockfd"), sockaddr("addr"), scalar("addrlen")],
     ),
     call("listen", 50, Network, &[fd("sockfd"), scalar("backlog")]),
-    call(
+    with_address(call(
         "sendto",
         44,
         Network,
@@ -270,21 +290,36 @@ pub const SYSCALLS: &[Syscall] = &[
             sockaddr("dest_addr"),
             scalar("addrlen"),
         ],
-    ),
-    call(
+    )),
+    with_address(call(
         "sendmsg",
         46,
         Network,
+        &[fd("sockfd"), msghdr("msg"), scalar("flags")],
+    )),
+    with_address(call(
+        "recvfrom",
+        45,
+        Network,
         &[
             fd("sockfd"),
+            scalar("buf"),
+            scalar("len"),
+            scalar("flags"),
             Arg {
-                name: "msg",
-                kind: ArgKind::Msghdr,
+                name: "src_addr",
+                kind: ArgKind::SockaddrOut,
                 dirfd: None,
             },
-            scalar("flags"),
+            scalar("addrlen"),
         ],
-    ),
+    )),
+    with_address(call(
+        "recvmsg",
+        47,
+        Network,
+        &[fd("sockfd"), msghdr("msg"), scalar("flags")],
+    )),
     // Descriptors.
     call_fd("dup", 32, Descriptors, &[fd("oldfd")]),
     call_fd("dup2", 33, Descriptors, &[fd("oldfd"), scalar("newfd")]),
@@ -414,6 +449,7 @@ impl Syscall {
             },
             dirfd_of: [DIRFD_CWD; 6],
             filter_arg: NO_FILTER,
+            require_address: u8::from(self.only_with_address),
             filter_values: [0; 2],
         };
         for (i, arg) in self.args.iter().enumerate().take(6) {
@@ -494,6 +530,38 @@ mod tests {
             );
         }
         names
+    }
+
+    #[test]
+    fn the_syscalls_of_falcos_incubating_and_sandbox_rules_are_reported_too() {
+        // evt.type values of falco-incubating_rules.yaml and
+        // falco-sandbox_rules.yaml (falcosecurity/rules), beyond the stable set.
+        for name in [
+            "accept",
+            "accept4",
+            "bpf",
+            "chmod",
+            "creat",
+            "fchmod",
+            "fchmodat",
+            "listen",
+            "mkdir",
+            "mkdirat",
+            "recvfrom",
+            "recvmsg",
+            "rename",
+            "renameat",
+            "renameat2",
+            "rmdir",
+            "setns",
+            "setuid",
+            "unlink",
+            "unlinkat",
+            "unshare",
+            "userfaultfd",
+        ] {
+            assert!(SYSCALLS.iter().any(|s| s.name == name), "{name}");
+        }
     }
 
     #[test]
