@@ -98,6 +98,8 @@ pub enum ArgKind {
     OpenHow = 8,
     /// A sockaddr the kernel filled; the next argument points at its length.
     SockaddrOut = 9,
+    /// capset's user data: two `{effective, permitted, inheritable}` of `u32`.
+    CapData = 10,
 }
 
 /// `dirfd_of` value for a path relative to the working directory.
@@ -121,6 +123,8 @@ pub mod part_kind {
     pub const FD_OTHER: u8 = 7;
     /// A `struct open_how`: `u64` flags, mode and resolve.
     pub const OPEN_HOW: u8 = 8;
+    /// capset's data: two `{effective, permitted, inheritable}` of `u32`.
+    pub const CAP_DATA: u8 = 9;
 }
 
 /// `arg` of a part that describes the return value (`GR_PART_RET`).

@@ -58,6 +58,27 @@ fn sockaddr_in(port: u16) -> libc::sockaddr_in {
 
 const SOCKADDR_IN_LEN: libc::socklen_t = size_of::<libc::sockaddr_in>() as libc::socklen_t;
 
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `struct __user_cap_header_struct` for version 3, this process.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+static CAP_HEADER: CapHeader = CapHeader {
+    version: 0x2008_0522,
+    pid: 0,
+};
+
 fn only<'a>(found: Vec<&'a Value>, what: &str) -> &'a Value {
     assert_eq!(found.len(), 1, "exactly one {what}: {found:#?}");
     found[0]
@@ -321,7 +342,7 @@ fn a_symlink_and_a_hard_link_report_both_paths_made_absolute() {
 }
 
 #[test]
-fn setuid_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_arguments() {
+fn setuid_capset_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_arguments() {
     let not_a_module = cstring("/bin/true");
     let mut target = 0;
     let Some((events, cgroup, pid)) = run_and_collect(|| {
@@ -338,8 +359,12 @@ fn setuid_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_argume
             libc::waitpid(sleeper, std::ptr::null_mut(), 0);
             let fd = libc::open(not_a_module.as_ptr(), libc::O_RDONLY);
             let loaded = libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0);
+            // Set the capabilities we already have: a capset that changes nothing.
+            let mut caps = [CapData::default(); 2];
+            let got = libc::syscall(libc::SYS_capget, &raw const CAP_HEADER, caps.as_mut_ptr());
+            let set = libc::syscall(libc::SYS_capset, &raw const CAP_HEADER, caps.as_ptr());
             let dropped = libc::setuid(65534);
-            i32::from(attached != 0 || loaded == 0 || dropped != 0)
+            i32::from(attached != 0 || loaded == 0 || got != 0 || set != 0 || dropped != 0)
         }
     }) else {
         return;
@@ -364,6 +389,19 @@ fn setuid_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_argume
     );
     assert_eq!(finit["syscall"]["fds"][0]["path"], "/usr/bin/true");
     assert_eq!(finit["syscall"]["sensor"], "privilege");
+
+    let capset = only(calls(&events, &cgroup, pid, "capset"), "capset");
+    assert_eq!(capset["syscall"]["ret"], 0);
+    let mut own = [CapData::default(); 2];
+    // SAFETY: capget into a local array of the kernel's layout.
+    let got = unsafe { libc::syscall(libc::SYS_capget, &raw const CAP_HEADER, own.as_mut_ptr()) };
+    assert_eq!(got, 0);
+    let effective = u64::from(own[0].effective) | (u64::from(own[1].effective) << 32);
+    assert_eq!(
+        capset["syscall"]["capabilities"]["effective"], effective,
+        "{capset}"
+    );
+    assert_eq!(capset["syscall"]["sensor"], "privilege");
 
     let setuid = only(calls(&events, &cgroup, pid, "setuid"), "setuid");
     assert_eq!(setuid["syscall"]["args"]["uid"], 65534);

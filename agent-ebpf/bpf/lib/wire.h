@@ -149,6 +149,7 @@ enum gr_arg_kind {
 	GR_ARG_OPEN_HOW = 8, /* a user struct open_how: flags, mode, resolve */
 	GR_ARG_SOCKADDR_OUT = 9, /* a sockaddr the kernel filled; the next argument
 				  * points at its length */
+	GR_ARG_CAP_DATA = 10, /* capset's user data: 2 x {effective, permitted, inheritable} */
 };
 
 struct gr_syscall_spec {
@@ -176,6 +177,7 @@ enum gr_part_kind {
 	GR_PART_SOCKADDR = 6, /* raw sockaddr bytes */
 	GR_PART_FD_OTHER = 7, /* a descriptor that is neither a path nor an inet socket: u32 mode */
 	GR_PART_OPEN_HOW = 8, /* struct open_how: u64 flags, mode, resolve */
+	GR_PART_CAP_DATA = 9, /* 2 x struct __user_cap_data_struct (u32 x 3) */
 };
 
 /* Which argument a part describes; GR_PART_RET for the return value. */

@@ -176,17 +176,19 @@ static __always_inline void gr_append_msghdr(struct gr_sys_state *st, const stru
 	gr_append_sockaddr(st, hdr.msg_name, hdr.msg_namelen, arg);
 }
 
-static __always_inline void gr_append_open_how(struct gr_sys_state *st, const void *how, __u8 arg)
+/* Appends 24 bytes of a user struct (open_how, capset's data). */
+static __always_inline void gr_append_user_struct(struct gr_sys_state *st, const void *ptr, __u8 kind,
+						  __u8 arg)
 {
 	__u32 off = st->off;
 
-	if (!how || !gr_room(st))
+	if (!ptr || !gr_room(st))
 		return;
 	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
 		return;
-	if (bpf_probe_read_user(&st->s->data[off + sizeof(struct gr_part)], 24, how))
+	if (bpf_probe_read_user(&st->s->data[off + sizeof(struct gr_part)], 24, ptr))
 		return;
-	gr_commit_part(st, GR_PART_OPEN_HOW, arg, 24);
+	gr_commit_part(st, kind, arg, 24);
 }
 
 static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct gr_syscall_spec *spec,
@@ -214,7 +216,10 @@ static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct 
 		}
 		break;
 	case GR_ARG_OPEN_HOW:
-		gr_append_open_how(st, (const void *)args[i], i);
+		gr_append_user_struct(st, (const void *)args[i], GR_PART_OPEN_HOW, i);
+		break;
+	case GR_ARG_CAP_DATA:
+		gr_append_user_struct(st, (const void *)args[i], GR_PART_CAP_DATA, i);
 		break;
 	case GR_ARG_PATH: {
 		char first = gr_append_user_string(st, (const char *)args[i], GR_PART_PATH, i);

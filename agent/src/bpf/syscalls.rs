@@ -367,7 +367,19 @@ pub const SYSCALLS: &[Syscall] = &[
     ),
     call("setfsuid", 122, Privilege, &[scalar("fsuid")]),
     call("setfsgid", 123, Privilege, &[scalar("fsgid")]),
-    call("capset", 126, Privilege, &[scalar("hdrp"), scalar("datap")]),
+    call(
+        "capset",
+        126,
+        Privilege,
+        &[
+            scalar("hdrp"),
+            Arg {
+                name: "datap",
+                kind: ArgKind::CapData,
+                dirfd: None,
+            },
+        ],
+    ),
     call(
         "ptrace",
         101,

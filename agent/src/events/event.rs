@@ -286,6 +286,9 @@ pub struct Syscall {
     /// openat2's `struct open_how`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_how: Option<OpenHow>,
+    /// capset's capability sets, as 64-bit masks (bit n = capability n).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapSets>,
     /// Whether a path or string was cut at its bound, or a part did not fit.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -428,6 +431,18 @@ pub struct Address {
     /// The socket path, for unix (`@name` for the abstract namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+}
+
+/// Capability sets, as 64-bit masks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapSets {
+    /// Effective.
+    pub effective: u64,
+    /// Permitted.
+    pub permitted: u64,
+    /// Inheritable.
+    pub inheritable: u64,
 }
 
 /// openat2's `struct open_how`.

@@ -8,7 +8,9 @@ use std::{
 
 use agent_common::{ArgKind, PART_RET, SocketInfo, SyscallEvent, part_kind, syscall_flags};
 
-use super::event::{Address, ArgValue, Endpoint, FdInfo, OpenHow, PathArg, Socket, Syscall};
+use super::event::{
+    Address, ArgValue, CapSets, Endpoint, FdInfo, OpenHow, PathArg, Socket, Syscall,
+};
 use crate::bpf::syscalls::{self, Arg};
 
 /// Why a syscall record could not be decoded.
@@ -169,6 +171,22 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
                     flags: word(0),
                     mode: word(1),
                     resolve: word(2),
+                });
+            }
+            part_kind::CAP_DATA => {
+                let word = |i: usize| {
+                    part.data
+                        .get(i * 4..i * 4 + 4)
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u32::from_ne_bytes)
+                };
+                // Two structs of {effective, permitted, inheritable}: the low
+                // then the high 32 capabilities.
+                let set = |i: usize| u64::from(word(i)) | (u64::from(word(i + 3)) << 32);
+                section.capabilities = Some(CapSets {
+                    effective: set(0),
+                    permitted: set(1),
+                    inheritable: set(2),
                 });
             }
             _ => {}
