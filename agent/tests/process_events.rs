@@ -207,16 +207,22 @@ fn an_exit_with_code_3_and_a_sigkill_are_told_apart() {
     agent.stop();
 }
 
+/// One page of ring buffer, no wake-ups and a drain every 10 s: a burst cannot
+/// fit, so most of it must be counted as lost.
+fn tiny_ring_config(cgroup: &TestCgroup) -> String {
+    format!(
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\nmetrics:\n  address: 127.0.0.1:0\n",
+        cgroup.path.display().to_string()
+    )
+}
+
 #[test]
 fn with_a_tiny_ring_buffer_every_event_is_either_delivered_or_counted_lost() {
     let Some(_kernel) = kernel_test() else { return };
     let cgroup = TestCgroup::new();
     // One page of ring buffer, no wake-ups and a drain every 10 s: the burst
     // below cannot fit, so most of it must be counted as lost.
-    let config = format!(
-        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\nmetrics:\n  address: 127.0.0.1:0\n",
-        cgroup.path.display().to_string()
-    );
+    let config = tiny_ring_config(&cgroup);
     let agent = Agent::start(&config);
 
     let children = 200;
@@ -298,10 +304,7 @@ fn sigint_detaches_every_sensor_and_the_agent_exits_cleanly() {
 fn metrics_show_the_lost_event_counter_rising_when_a_tiny_ring_buffer_overflows() {
     let Some(_kernel) = kernel_test() else { return };
     let cgroup = TestCgroup::new();
-    let config = format!(
-        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\ntransport:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 1073741824\n  drain_interval_ms: 10000\nmetrics:\n  address: 127.0.0.1:0\n",
-        cgroup.path.display().to_string()
-    );
+    let config = tiny_ring_config(&cgroup);
     let agent = Agent::start(&config);
     let lost = |agent: &Agent| {
         agent

@@ -39,62 +39,40 @@ pub struct Syscall {
     pub only_with_address: bool,
 }
 
-const fn scalar(name: &'static str) -> Arg {
+const fn arg(name: &'static str, kind: ArgKind) -> Arg {
     Arg {
         name,
-        kind: ArgKind::Scalar,
+        kind,
         dirfd: None,
     }
+}
+const fn scalar(name: &'static str) -> Arg {
+    arg(name, ArgKind::Scalar)
 }
 const fn fd(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::Fd,
-        dirfd: None,
-    }
+    arg(name, ArgKind::Fd)
 }
 const fn dirfd(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::Dirfd,
-        dirfd: None,
-    }
+    arg(name, ArgKind::Dirfd)
 }
 const fn path(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::Path,
-        dirfd: None,
-    }
+    arg(name, ArgKind::Path)
 }
+/// A path relative to the directory descriptor at index `dirfd`.
 const fn path_at(name: &'static str, dirfd: u8) -> Arg {
     Arg {
-        name,
-        kind: ArgKind::Path,
         dirfd: Some(dirfd),
+        ..path(name)
     }
 }
 const fn string(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::String,
-        dirfd: None,
-    }
+    arg(name, ArgKind::String)
 }
 const fn sockaddr(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::Sockaddr,
-        dirfd: None,
-    }
+    arg(name, ArgKind::Sockaddr)
 }
-
 const fn msghdr(name: &'static str) -> Arg {
-    Arg {
-        name,
-        kind: ArgKind::Msghdr,
-        dirfd: None,
-    }
+    arg(name, ArgKind::Msghdr)
 }
 
 const fn with_address(syscall: Syscall) -> Syscall {
@@ -155,11 +133,7 @@ pub const SYSCALLS: &[Syscall] = &[
         &[
             dirfd("dirfd"),
             path_at("pathname", 0),
-            Arg {
-                name: "how",
-                kind: ArgKind::OpenHow,
-                dirfd: None,
-            },
+            arg("how", ArgKind::OpenHow),
             scalar("size"),
         ],
     ),
@@ -306,11 +280,7 @@ pub const SYSCALLS: &[Syscall] = &[
             scalar("buf"),
             scalar("len"),
             scalar("flags"),
-            Arg {
-                name: "src_addr",
-                kind: ArgKind::SockaddrOut,
-                dirfd: None,
-            },
+            arg("src_addr", ArgKind::SockaddrOut),
             scalar("addrlen"),
         ],
     )),
@@ -371,14 +341,7 @@ pub const SYSCALLS: &[Syscall] = &[
         "capset",
         126,
         Privilege,
-        &[
-            scalar("hdrp"),
-            Arg {
-                name: "datap",
-                kind: ArgKind::CapData,
-                dirfd: None,
-            },
-        ],
+        &[scalar("hdrp"), arg("datap", ArgKind::CapData)],
     ),
     call(
         "ptrace",
