@@ -220,8 +220,6 @@ fn tiny_ring_config(cgroup: &TestCgroup) -> String {
 fn with_a_tiny_ring_buffer_every_event_is_either_delivered_or_counted_lost() {
     let Some(_kernel) = kernel_test() else { return };
     let cgroup = TestCgroup::new();
-    // One page of ring buffer, no wake-ups and a drain every 10 s: the burst
-    // below cannot fit, so most of it must be counted as lost.
     let config = tiny_ring_config(&cgroup);
     let agent = Agent::start(&config);
 
