@@ -99,9 +99,7 @@ impl Enricher {
             .iter()
             .map(|a| Ancestor {
                 pid: a.pid,
-                comm: a.comm().to_owned(),
-                exe: a.exe().to_owned(),
-                args: a.args().to_vec(),
+                image: a.image.clone(),
             })
             .collect();
 

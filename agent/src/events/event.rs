@@ -5,7 +5,11 @@
 //! renames or removes one bumps [`SCHEMA_VERSION`]; adding an optional field
 //! does not.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::process::{Args, ProcessImage};
 
 /// The `schema_version` of every event this agent emits.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -151,18 +155,55 @@ pub struct Process {
     pub truncated: Vec<String>,
 }
 
-/// One ancestor of a process.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One ancestor of a process: its host pid and what it runs, shared with the
+/// process tree so that listing ancestors on every event copies no strings.
+/// In JSON: `{"pid", "comm", "exe", "args"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ancestor {
     /// Its host pid.
     pub pid: u32,
-    /// Its command name.
-    pub comm: String,
-    /// Its executable.
-    pub exe: String,
-    /// Its arguments.
-    pub args: Vec<String>,
+    /// Its command name, executable and arguments.
+    pub image: Arc<ProcessImage>,
+}
+
+impl Ancestor {
+    /// An ancestor from its parts.
+    pub fn new(pid: u32, comm: &str, exe: &str, args: &[&str]) -> Self {
+        Self {
+            pid,
+            image: Arc::new(ProcessImage::new(comm, exe, Args::new(args), "")),
+        }
+    }
+}
+
+impl Serialize for Ancestor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("pid", &self.pid)?;
+        map.serialize_entry("comm", self.image.comm())?;
+        map.serialize_entry("exe", self.image.exe())?;
+        map.serialize_entry("args", &self.image.args().iter().collect::<Vec<_>>())?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ancestor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            pid: u32,
+            comm: String,
+            exe: String,
+            args: Vec<String>,
+        }
+        let f = Fields::deserialize(deserializer)?;
+        Ok(Self {
+            pid: f.pid,
+            image: Arc::new(ProcessImage::new(&f.comm, &f.exe, Args::new(&f.args), "")),
+        })
+    }
 }
 
 /// Where a process runs: in a container, on the host, or not known.
