@@ -6,7 +6,11 @@
 //! - `test`: `deps`, then formatting, lints and the whole test suite, kernel
 //!   tests included (they need root).
 //! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
+//! - `bench sensors`: build the agent in release mode and measure what the
+//!   sensors cost (root); see `bench.rs`.
 #![expect(clippy::print_stderr, reason = "a developer tool reports on stderr")]
+
+mod bench;
 
 use std::{
     path::{Path, PathBuf},
@@ -40,6 +44,11 @@ enum Task {
     Test,
     /// Regenerate agent-ebpf/bpf/include/vmlinux_x86.h from this machine's BTF.
     Vmlinux,
+    /// Measure the agent (root; prints figures, asserts nothing).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchTarget,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])
         }
         Task::Vmlinux => vmlinux(),
+        Task::Bench { what } => bench::run(what),
     }
 }
 
