@@ -114,6 +114,8 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         sensors: sensors.clone(),
     };
     let (sensors_loaded, maps) = Sensors::load(&btf, &load)?;
+    // The parsed kernel BTF is large and only needed to load.
+    drop(btf);
 
     let enricher = enricher(&config);
 

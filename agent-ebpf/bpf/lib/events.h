@@ -23,23 +23,34 @@ static __always_inline void gr_count(enum gr_counter counter)
 }
 
 /* Whether the current task's events are reported: not the agent's own, and
- * inside the configured cgroup scope when there is one. */
+ * inside the configured cgroup scope when there is one. The scope decision is
+ * cached per cgroup (cgroup ids are never reused, the scope is fixed at load),
+ * so the walk up the ancestors happens once per cgroup, not per event. */
 static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 cgroup_id;
+	__u8 *cached, verdict = 0;
 
 	if (tgid == cfg->agent_pid)
 		return false;
 	if (!cfg->scope_enabled)
 		return true;
+	cgroup_id = bpf_get_current_cgroup_id();
+	cached = bpf_map_lookup_elem(&gr_scope_cache, &cgroup_id);
+	if (cached)
+		return *cached;
 	for (int level = 0; level < GR_SCOPE_MAX_DEPTH; level++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (id == 0)
 			break;
-		if (bpf_map_lookup_elem(&gr_scope, &id))
-			return true;
+		if (bpf_map_lookup_elem(&gr_scope, &id)) {
+			verdict = 1;
+			break;
+		}
 	}
-	return false;
+	bpf_map_update_elem(&gr_scope_cache, &cgroup_id, &verdict, BPF_ANY);
+	return verdict;
 }
 
 /* Wake the agent only once enough data waits; its timer drains the rest. */

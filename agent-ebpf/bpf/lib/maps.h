@@ -39,6 +39,14 @@ struct gr_scope_map {
 	__type(value, __u8);
 };
 
+/* Scope decisions by cgroup v2 id: 1 in scope, 0 not. */
+struct gr_scope_cache_map {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+};
+
 /* Per-CPU room to build a record bigger than the BPF stack allows. */
 struct gr_exec_scratch {
 	/* ev and data are sent as one record: char data needs no padding after
@@ -122,6 +130,7 @@ GR_MAP struct gr_events_map gr_events SEC(".maps");
 GR_MAP struct gr_counters_map gr_counters SEC(".maps");
 GR_MAP struct gr_config_map gr_config SEC(".maps");
 GR_MAP struct gr_scope_map gr_scope SEC(".maps");
+GR_MAP struct gr_scope_cache_map gr_scope_cache SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");

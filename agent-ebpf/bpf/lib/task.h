@@ -21,52 +21,52 @@ static __always_inline __u32 gr_pid_ns_nr(struct pid *pid)
 	return upid.nr;
 }
 
-/* The thread group id of `task` in its own PID namespace. */
-static __always_inline __u32 gr_task_ns_tgid(struct task_struct *task)
-{
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-	return gr_pid_ns_nr(BPF_CORE_READ(leader, thread_pid));
-}
-
 /* The id of `task`'s cgroup in the memory controller's hierarchy, v1 or v2. */
 static __always_inline __u64 gr_memory_cgroup_id(struct task_struct *task)
 {
+	/* A constant once relocated, so the array access has a fixed offset. */
 	int index = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	struct css_set *cset = BPF_CORE_READ(task, cgroups);
-	struct cgroup_subsys_state *css = NULL;
+	struct cgroup_subsys_state *css;
 
 	if (index < 0 || index >= CGROUP_SUBSYS_COUNT)
 		return 0;
-	bpf_core_read(&css, sizeof(css), &cset->subsys[index & 15]);
+	css = task->cgroups->subsys[index];
 	if (!css)
 		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return css->cgroup->kn->id;
 }
 
-/* Every hook reports about the current task: fork about the parent, exec about
- * the new program, exit about the exiting task. */
+/*
+ * Every hook reports about the current task: fork about the parent, exec about
+ * the new program, exit about the exiting task.
+ *
+ * The task comes from bpf_get_current_task_btf(), so its fields are read with
+ * plain loads through BTF pointers (CO-RE relocated) instead of one helper
+ * call per field: this runs for every reported event.
+ */
 static __always_inline void gr_fill_current(struct gr_process *p)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	struct task_struct *leader = task->group_leader;
+	const struct cred *cred = task->real_cred;
 
-	p->pid = BPF_CORE_READ(task, tgid);
-	p->tid = BPF_CORE_READ(task, pid);
-	p->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	p->ns_pid = gr_task_ns_tgid(task);
-	p->uid = BPF_CORE_READ(cred, uid.val);
-	p->gid = BPF_CORE_READ(cred, gid.val);
-	p->euid = BPF_CORE_READ(cred, euid.val);
-	p->egid = BPF_CORE_READ(cred, egid.val);
+	p->pid = task->tgid;
+	p->tid = task->pid;
+	p->ppid = task->real_parent->tgid;
+	p->ns_pid = gr_pid_ns_nr(leader->thread_pid);
+	p->uid = cred->uid.val;
+	p->gid = cred->gid.val;
+	p->euid = cred->euid.val;
+	p->egid = cred->egid.val;
 	if (bpf_core_field_exists(task->loginuid))
-		p->login_uid = BPF_CORE_READ(task, loginuid.val);
+		p->login_uid = task->loginuid.val;
 	else
 		p->login_uid = (__u32)-1;
 	p->_pad = 0;
 	p->cgroup_id = bpf_get_current_cgroup_id();
 	p->memory_cgroup_id = gr_memory_cgroup_id(task);
-	p->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	BPF_CORE_READ_STR_INTO(&p->comm, task, comm);
+	p->start_ns = leader->start_boottime;
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
 }
 
 #endif /* GUARDRAILS_TASK_H */

@@ -43,6 +43,8 @@ pub struct Reader {
     drain_interval: Duration,
     tally: Tally,
     metrics: Arc<Metrics>,
+    /// An event the full queue could not take yet.
+    pending: Option<Event>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -101,6 +103,7 @@ impl Reader {
             drain_interval,
             tally: Tally::default(),
             metrics,
+            pending: None,
         })
     }
 
@@ -120,17 +123,31 @@ impl Reader {
                 () = shutdown.cancelled() => break,
                 ready = self.ring.readable_mut() => match ready {
                     Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally, &self.metrics);
-                        guard.clear_ready();
+                        let mut stage = Stage {
+                            decoder: &self.decoder,
+                            enricher: &mut self.enricher,
+                            tx: &self.tx,
+                            tally: &mut self.tally,
+                            metrics: &self.metrics,
+                            pending: &mut self.pending,
+                        };
+                        match drain(guard.get_inner_mut(), &mut stage) {
+                            // More waits: let the outputs run, then come back
+                            // (the readiness is kept).
+                            Drained::More => {
+                                drop(guard);
+                                tokio::task::yield_now().await;
+                            }
+                            // A full queue is retried on the drain timer.
+                            Drained::Empty | Drained::QueueFull => guard.clear_ready(),
+                        }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot poll the events ring buffer");
                         break;
                     }
                 },
-                _ = drain_timer.tick() => {
-                    drain(self.ring.get_mut(), &self.decoder, &mut self.enricher, &self.tx, &mut self.tally, &self.metrics);
-                }
+                _ = drain_timer.tick() => self.drain_all(false).await,
                 _ = loss_timer.tick() => {
                     self.report_losses(false).await;
                     self.enricher.collect_garbage(clock::boot_ns());
@@ -144,16 +161,42 @@ impl Reader {
                 _ = clock_timer.tick() => self.decoder.clock = BootClock::now(),
             }
         }
-        drain(
-            self.ring.get_mut(),
-            &self.decoder,
-            &mut self.enricher,
-            &self.tx,
-            &mut self.tally,
-            &self.metrics,
-        );
+        self.drain_all(true).await;
         self.report_losses(true).await;
         self.tally
+    }
+
+    /// Drains until the ring buffer is empty, yielding to the outputs between
+    /// batches. On a full queue it stops, unless this is the `last` drain at
+    /// shutdown, which waits for the outputs to take everything.
+    async fn drain_all(&mut self, last: bool) {
+        loop {
+            let mut stage = Stage {
+                decoder: &self.decoder,
+                enricher: &mut self.enricher,
+                tx: &self.tx,
+                tally: &mut self.tally,
+                metrics: &self.metrics,
+                pending: &mut self.pending,
+            };
+            match drain(self.ring.get_mut(), &mut stage) {
+                Drained::Empty => return,
+                Drained::More => tokio::task::yield_now().await,
+                Drained::QueueFull if !last => return,
+                Drained::QueueFull => {
+                    let Some(event) = self.pending.take() else {
+                        continue;
+                    };
+                    let kind = event.kind;
+                    if self.tx.send(event).await.is_err() {
+                        self.tally.queue_full += 1;
+                        return;
+                    }
+                    self.tally.delivered += 1;
+                    self.metrics.count_event(kind);
+                }
+            }
+        }
     }
 
     /// Reads the kernel's counters and, when anything was lost since the last
@@ -218,35 +261,83 @@ impl Reader {
     }
 }
 
-/// Reads every record that waits, without blocking.
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    decoder: &Decoder,
-    enricher: &mut Enricher,
-    tx: &mpsc::Sender<Event>,
-    tally: &mut Tally,
-    metrics: &Metrics,
-) {
-    while let Some(record) = ring.next() {
-        tally.records += 1;
-        let mut event = match decoder.decode(&record) {
+/// Records handled before the reader yields to the other tasks.
+const BATCH: usize = 4096;
+
+/// How a drain ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drained {
+    /// The ring buffer is empty.
+    Empty,
+    /// A batch was handled and more waits.
+    More,
+    /// The queue to the outputs is full; one event is pending.
+    QueueFull,
+}
+
+/// Reads up to [`BATCH`] records without blocking. When the queue to the
+/// outputs is full the event in hand is kept in `pending` and reading stops:
+/// the ring buffer holds the backlog (the kernel counts what it cannot hold)
+/// until the outputs catch up.
+fn drain(ring: &mut RingBuf<MapData>, stage: &mut Stage<'_>) -> Drained {
+    if let Some(event) = stage.pending.take()
+        && !stage.send(event)
+    {
+        return Drained::QueueFull;
+    }
+    for _ in 0..BATCH {
+        let Some(record) = ring.next() else {
+            return Drained::Empty;
+        };
+        stage.tally.records += 1;
+        let mut event = match stage.decoder.decode(&record) {
             Ok(event) => event,
             Err(e) => {
-                tally.decode_failed += 1;
+                stage.tally.decode_failed += 1;
                 tracing::debug!(error = %e, "undecodable record");
                 continue;
             }
         };
-        enricher.enrich(&mut event);
+        drop(record);
+        stage.enricher.enrich(&mut event);
+        if !stage.send(event) {
+            return Drained::QueueFull;
+        }
+    }
+    Drained::More
+}
+
+/// Everything a record goes through after the ring buffer, borrowed from the
+/// reader for one drain.
+struct Stage<'a> {
+    decoder: &'a Decoder,
+    enricher: &'a mut Enricher,
+    tx: &'a mpsc::Sender<Event>,
+    tally: &'a mut Tally,
+    metrics: &'a Metrics,
+    pending: &'a mut Option<Event>,
+}
+
+impl Stage<'_> {
+    /// Hands `event` to the outputs; false when the queue is full (the event
+    /// is then pending).
+    fn send(&mut self, event: Event) -> bool {
         let kind = event.kind;
-        match tx.try_send(event) {
+        match self.tx.try_send(event) {
             Ok(()) => {
-                tally.delivered += 1;
-                metrics.count_event(kind);
+                self.tally.delivered += 1;
+                self.metrics.count_event(kind);
+                true
             }
-            Err(TrySendError::Full(_)) => tally.queue_full += 1,
+            Err(TrySendError::Full(event)) => {
+                *self.pending = Some(event);
+                false
+            }
             // The outputs have stopped: the agent is shutting down.
-            Err(TrySendError::Closed(_)) => tally.queue_full += 1,
+            Err(TrySendError::Closed(_)) => {
+                self.tally.queue_full += 1;
+                true
+            }
         }
     }
 }
