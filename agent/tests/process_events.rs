@@ -339,3 +339,42 @@ fn metrics_show_the_lost_event_counter_rising_when_a_tiny_ring_buffer_overflows(
     );
     agent.stop();
 }
+
+#[test]
+fn with_batched_wake_ups_a_lone_event_arrives_on_the_drain_timer_and_a_burst_arrives_whole() {
+    let Some(_kernel) = kernel_test() else { return };
+    let cgroup = TestCgroup::new();
+    // The default transport: the kernel wakes the agent once 64 KiB wait, the
+    // agent drains every 50 ms whatever waits.
+    let config = format!(
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{:?}]\nmetrics:\n  enabled: false\n",
+        cgroup.path.display().to_string()
+    );
+    let agent = Agent::start(&config);
+
+    let mut lone = cgroup.command("/bin/true").spawn().expect("run true");
+    let lone_pid = lone.id();
+    assert!(lone.wait().expect("wait").success());
+    agent.wait_for_events("the lone exec, far below the wake-up threshold", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == lone_pid)
+    });
+
+    let children = 2000;
+    let helper = cgroup.fork_burst(children, 0, 0);
+    let events = agent.wait_for_events("the whole burst", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exit" && e["process"]["pid"] == helper)
+    });
+    let burst = in_cgroup(&events, &cgroup)
+        .filter(|e| e["process"]["pid"] == helper || e["process"]["ppid"] == helper)
+        .count();
+    assert_eq!(burst, 2 * children + 1, "every fork and exit of the burst");
+    let (events, _) = agent.stop();
+    assert!(
+        !events.iter().any(|e| e["kind"] == "events_lost"),
+        "nothing was lost"
+    );
+}

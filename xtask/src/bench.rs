@@ -16,6 +16,7 @@
 //! target), never in the xtask process. Nothing is asserted: the figures and
 //! the targets are printed side by side.
 
+use std::os::unix::process::CommandExt;
 use std::{
     ffi::OsStr,
     io::{BufRead, BufReader, Read, Write},
@@ -361,6 +362,26 @@ fn loop_cpu() -> anyhow::Result<usize> {
         .context("this process may run on no CPU")
 }
 
+/// The CPUs this process may run on but the loop's, for the agent, so that
+/// the loop's figures count only the kernel's work; `None` on one CPU.
+fn other_cpus() -> anyhow::Result<Option<libc::cpu_set_t>> {
+    let loop_cpu = loop_cpu()?;
+    // SAFETY: as in `loop_cpu`; CPU_CLR and CPU_COUNT are bounds-checked.
+    let (result, set, count) = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let result = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        libc::CPU_CLR(loop_cpu, &mut set);
+        let count = libc::CPU_COUNT(&set);
+        (result, set, count)
+    };
+    ensure!(
+        result == 0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok((count > 0).then_some(set))
+}
+
 // ---------------------------------------------------------------------------
 // 3: RSS with 10,000 live processes
 
@@ -590,13 +611,29 @@ impl Agent {
             unique()
         ));
         std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
-        let spawned = Command::new(binary)
+        let others = other_cpus()?;
+        let mut command = Command::new(binary);
+        command
             .args(["--log-format", "json", "--log-level", "info", "agent"])
             .arg("--config")
             .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(set) = others {
+            // SAFETY: between fork and exec the closure only calls
+            // sched_setaffinity on a set prepared before the fork.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let spawned = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()));
         let mut child = match spawned {

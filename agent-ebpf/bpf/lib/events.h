@@ -53,12 +53,27 @@ static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
 	return verdict;
 }
 
-/* Wake the agent only once enough data waits; its timer drains the rest. */
-static __always_inline __u64 gr_wakeup_flags(const struct gr_config *cfg)
+/*
+ * Wake the agent once, when the data waiting crosses the threshold; its timer
+ * drains whatever stays below it. While the agent is awake it reads until the
+ * ring is empty, so records past the threshold need no wake-up of their own:
+ * waking it for each (an irq_work per record) would cost microseconds.
+ * `size` is the record's; `reserved` says whether it already counts as
+ * waiting (bpf_ringbuf_reserve) or not yet (bpf_ringbuf_output).
+ */
+static __always_inline __u64 gr_wakeup_flags(const struct gr_config *cfg, __u64 size, bool reserved)
 {
+	__u64 before, after;
+
 	if (cfg->wakeup_bytes == 0)
 		return BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_query(&gr_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes)
+	before = bpf_ringbuf_query(&gr_events, BPF_RB_AVAIL_DATA);
+	after = before + size;
+	if (reserved) {
+		after = before;
+		before = before > size ? before - size : 0;
+	}
+	if (before < cfg->wakeup_bytes && after >= cfg->wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }

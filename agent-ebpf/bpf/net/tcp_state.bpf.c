@@ -74,7 +74,7 @@ int BPF_PROG(gr_tcp_state, const struct sock *sk, int oldstate, int newstate)
 		ev->new_state = newstate;
 		__builtin_memset(&ev->socket, 0, sizeof(ev->socket));
 		gr_sock_info(sk, &ev->socket);
-		bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg));
+		bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));
 	}
 	if (newstate == GR_TCP_CLOSE)
 		bpf_map_delete_elem(&gr_sock_owners, &key);

@@ -129,7 +129,8 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	if (off > GR_EXEC_DATA_MAX)
 		off = GR_EXEC_DATA_MAX;
-	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + off, gr_wakeup_flags(cfg)))
+	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + off,
+			       gr_wakeup_flags(cfg, sizeof(*ev) + off, false)))
 		gr_count(GR_COUNTER_RINGBUF_FULL);
 	return 0;
 }

@@ -29,6 +29,6 @@ int BPF_PROG(gr_exit, struct task_struct *task)
 	gr_fill_current(&ev->proc);
 	ev->status = BPF_CORE_READ(task, exit_code);
 	ev->_pad = 0;
-	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg));
+	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));
 	return 0;
 }

@@ -28,6 +28,6 @@ int BPF_PROG(gr_fork, struct task_struct *parent, struct task_struct *child)
 	ev->child_pid = BPF_CORE_READ(child, tgid);
 	ev->child_ns_pid = gr_pid_ns_nr(BPF_CORE_READ(child, thread_pid));
 	ev->child_start_ns = BPF_CORE_READ(child, start_boottime);
-	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg));
+	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));
 	return 0;
 }

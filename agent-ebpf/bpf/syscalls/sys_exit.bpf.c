@@ -302,7 +302,8 @@ int BPF_PROG(gr_sys_exit, struct pt_regs *regs, long ret)
 	__builtin_memset(ev->_pad2, 0, sizeof(ev->_pad2));
 	if (st.off > GR_SYSCALL_DATA_MAX)
 		return 0;
-	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + st.off, gr_wakeup_flags(cfg)))
+	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + st.off,
+			       gr_wakeup_flags(cfg, sizeof(*ev) + st.off, false)))
 		gr_count(GR_COUNTER_RINGBUF_FULL);
 	return 0;
 }
