@@ -19,7 +19,7 @@ use crate::{
     events::{
         clock::{self, BootClock},
         decode::Decoder,
-        reader::Reader,
+        reader::{BATCH_EVENTS, Reader},
     },
     metrics::{self, Metrics},
     outputs,
@@ -120,10 +120,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let enricher = enricher(&config);
 
     let capacity = usize::try_from(config.transport.queue_capacity.0).unwrap_or(usize::MAX);
-    let (tx, rx) = mpsc::channel(capacity);
+    // The queue carries batches; its capacity is given in events.
+    let (tx, rx) = mpsc::channel((capacity / BATCH_EVENTS).max(1));
     let decoder = Decoder {
         clock: BootClock::now(),
-        node: node.clone(),
+        node: node.as_str().into(),
     };
     let reader = Reader::new(
         maps.events,
@@ -138,7 +139,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
 
     let shutdown = CancellationToken::new();
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
-    let output_task = tokio::spawn(outputs::stdout::run(rx, options.stdout));
+    let output_task = tokio::spawn(outputs::stdout::run(rx, options.stdout, metrics.clone()));
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "serving /metrics");

@@ -2,13 +2,15 @@
 
 mod support;
 
-use guardrails::events::event::{Event, EventKind, Exit, Fork, Lost, Process, SCHEMA_VERSION};
+use guardrails::events::event::{
+    Event, EventKind, Exit, Fork, Lost, Process, SCHEMA_VERSION, WallTime,
+};
 
 fn event(kind: EventKind) -> Event {
     Event {
         schema_version: SCHEMA_VERSION,
         kind,
-        time: "2026-11-26T05:18:39.123456789Z".into(),
+        time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
         monotonic_ns: 1,
         node: "n1".into(),
         cpu: Some(0),

@@ -1,10 +1,14 @@
 //! Turning ring-buffer records into [`Event`]s.
 
+use std::sync::Arc;
+
 use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    event::{Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION, SocketOwner, TcpState},
+    event::{
+        Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION, SocketOwner, TcpState, WallTime,
+    },
     syscall::{self, SyscallDecodeError},
 };
 
@@ -33,7 +37,7 @@ pub struct Decoder {
     /// Boot time to wall clock.
     pub clock: BootClock,
     /// The node's name.
-    pub node: String,
+    pub node: Arc<str>,
 }
 
 impl Decoder {
@@ -50,7 +54,7 @@ impl Decoder {
         let mut event = Event {
             schema_version: SCHEMA_VERSION,
             kind,
-            time: self.clock.rfc3339(hdr.ktime_ns),
+            time: WallTime(self.clock.wall_time(hdr.ktime_ns)),
             monotonic_ns: hdr.ktime_ns,
             node: self.node.clone(),
             cpu: Some(hdr.cpu),

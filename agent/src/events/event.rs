@@ -5,7 +5,7 @@
 //! renames or removes one bumps [`SCHEMA_VERSION`]; adding an optional field
 //! does not.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +23,11 @@ pub struct Event {
     /// What happened; says which of the optional sections below is present.
     pub kind: EventKind,
     /// Wall-clock time, RFC 3339 in UTC with nanoseconds.
-    pub time: String,
+    pub time: WallTime,
     /// The kernel's `CLOCK_BOOTTIME` in nanoseconds, as recorded in the kernel.
     pub monotonic_ns: u64,
-    /// The node the agent runs on.
-    pub node: String,
+    /// The node the agent runs on (shared by every event).
+    pub node: Arc<str>,
     /// The CPU the event happened on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
@@ -52,6 +52,31 @@ pub struct Event {
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<TcpState>,
+}
+
+/// A wall-clock time, written as RFC 3339 in UTC with nanoseconds only when
+/// the event is serialized, not when it is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WallTime(pub std::time::SystemTime);
+
+impl WallTime {
+    /// Parses RFC 3339.
+    pub fn parse(text: &str) -> Result<Self, humantime::TimestampError> {
+        humantime::parse_rfc3339(text).map(Self)
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_nanos(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for WallTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The kinds of event.
@@ -305,11 +330,11 @@ pub struct Lost {
 #[serde(deny_unknown_fields)]
 pub struct Syscall {
     /// Its name, as Falco's `evt.type` spells it (`openat`, `connect`, ...).
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// Its number on the node's architecture.
     pub nr: u32,
     /// The sensor that reported it: `file`, `network`, `descriptors` or `privilege`.
-    pub sensor: String,
+    pub sensor: Cow<'static, str>,
     /// The return value: a new descriptor, 0, or a negative errno.
     pub ret: i64,
     /// Every argument by name: numbers as passed, user strings as read.
@@ -561,7 +586,7 @@ mod tests {
         let event = Event {
             schema_version: SCHEMA_VERSION,
             kind: EventKind::ProcessExec,
-            time: "2026-11-26T05:18:39.123456789Z".into(),
+            time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
             monotonic_ns: 42,
             node: "n1".into(),
             cpu: Some(1),

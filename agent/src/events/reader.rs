@@ -25,7 +25,7 @@ use crate::{enrich::Enricher, metrics::Metrics};
 use super::{
     clock::{self, BootClock},
     decode::Decoder,
-    event::{Event, EventKind, Lost, SCHEMA_VERSION},
+    event::{Event, EventKind, Lost, SCHEMA_VERSION, WallTime},
 };
 
 /// How often lost-event counts are checked and, when they moved, reported.
@@ -39,12 +39,14 @@ pub struct Reader {
     counters: PerCpuArray<MapData, u64>,
     decoder: Decoder,
     enricher: Enricher,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Batch>,
     drain_interval: Duration,
     tally: Tally,
     metrics: Arc<Metrics>,
-    /// An event the full queue could not take yet.
-    pending: Option<Event>,
+    /// The batch being filled.
+    batch: Batch,
+    /// A batch the full queue could not take yet.
+    pending: Option<Batch>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -86,7 +88,7 @@ impl Reader {
         counters: PerCpuArray<MapData, u64>,
         decoder: Decoder,
         enricher: Enricher,
-        tx: mpsc::Sender<Event>,
+        tx: mpsc::Sender<Batch>,
         drain_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
@@ -103,6 +105,7 @@ impl Reader {
             drain_interval,
             tally: Tally::default(),
             metrics,
+            batch: Vec::with_capacity(BATCH_EVENTS),
             pending: None,
         })
     }
@@ -128,7 +131,7 @@ impl Reader {
                             enricher: &mut self.enricher,
                             tx: &self.tx,
                             tally: &mut self.tally,
-                            metrics: &self.metrics,
+                            batch: &mut self.batch,
                             pending: &mut self.pending,
                         };
                         match drain(guard.get_inner_mut(), &mut stage) {
@@ -176,7 +179,7 @@ impl Reader {
                 enricher: &mut self.enricher,
                 tx: &self.tx,
                 tally: &mut self.tally,
-                metrics: &self.metrics,
+                batch: &mut self.batch,
                 pending: &mut self.pending,
             };
             match drain(self.ring.get_mut(), &mut stage) {
@@ -184,16 +187,15 @@ impl Reader {
                 Drained::More => tokio::task::yield_now().await,
                 Drained::QueueFull if !last => return,
                 Drained::QueueFull => {
-                    let Some(event) = self.pending.take() else {
+                    let Some(batch) = self.pending.take() else {
                         continue;
                     };
-                    let kind = event.kind;
-                    if self.tx.send(event).await.is_err() {
-                        self.tally.queue_full += 1;
+                    let count = batch.len() as u64;
+                    if self.tx.send(batch).await.is_err() {
+                        self.tally.queue_full += count;
                         return;
                     }
-                    self.tally.delivered += 1;
-                    self.metrics.count_event(kind);
+                    self.tally.delivered += count;
                 }
             }
         }
@@ -236,7 +238,7 @@ impl Reader {
         let event = Event {
             schema_version: SCHEMA_VERSION,
             kind: EventKind::EventsLost,
-            time: self.decoder.clock.rfc3339(monotonic_ns),
+            time: WallTime(self.decoder.clock.wall_time(monotonic_ns)),
             monotonic_ns,
             node: self.decoder.node.clone(),
             cpu: None,
@@ -249,12 +251,11 @@ impl Reader {
             tcp_state: None,
         };
         let sent = if last {
-            self.tx.send(event).await.is_ok()
+            self.tx.send(vec![event]).await.is_ok()
         } else {
-            self.tx.try_send(event).is_ok()
+            self.tx.try_send(vec![event]).is_ok()
         };
         if sent {
-            self.metrics.count_event(EventKind::EventsLost);
             let t = &mut self.tally;
             t.reported = (t.ring_buffer_full, t.decode_failed, t.queue_full);
         }
@@ -264,6 +265,12 @@ impl Reader {
 /// Records handled before the reader yields to the other tasks.
 const BATCH: usize = 4096;
 
+/// Events handed to the outputs at once: one queue operation per batch.
+pub type Batch = Vec<Event>;
+
+/// Events in a full [`Batch`].
+pub const BATCH_EVENTS: usize = 256;
+
 /// How a drain ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Drained {
@@ -271,23 +278,25 @@ enum Drained {
     Empty,
     /// A batch was handled and more waits.
     More,
-    /// The queue to the outputs is full; one event is pending.
+    /// The queue to the outputs is full; a batch is pending.
     QueueFull,
 }
 
 /// Reads up to [`BATCH`] records without blocking. When the queue to the
-/// outputs is full the event in hand is kept in `pending` and reading stops:
-/// the ring buffer holds the backlog (the kernel counts what it cannot hold)
-/// until the outputs catch up.
+/// outputs is full the batch in hand is kept pending and reading stops: the
+/// ring buffer holds the backlog (the kernel counts what it cannot hold) until
+/// the outputs catch up.
 fn drain(ring: &mut RingBuf<MapData>, stage: &mut Stage<'_>) -> Drained {
-    if let Some(event) = stage.pending.take()
-        && !stage.send(event)
-    {
+    if !stage.send_pending() {
         return Drained::QueueFull;
     }
     for _ in 0..BATCH {
         let Some(record) = ring.next() else {
-            return Drained::Empty;
+            return if stage.flush() {
+                Drained::Empty
+            } else {
+                Drained::QueueFull
+            };
         };
         stage.tally.records += 1;
         let mut event = match stage.decoder.decode(&record) {
@@ -300,11 +309,16 @@ fn drain(ring: &mut RingBuf<MapData>, stage: &mut Stage<'_>) -> Drained {
         };
         drop(record);
         stage.enricher.enrich(&mut event);
-        if !stage.send(event) {
+        stage.batch.push(event);
+        if stage.batch.len() >= BATCH_EVENTS && !stage.flush() {
             return Drained::QueueFull;
         }
     }
-    Drained::More
+    if stage.flush() {
+        Drained::More
+    } else {
+        Drained::QueueFull
+    }
 }
 
 /// Everything a record goes through after the ring buffer, borrowed from the
@@ -312,30 +326,45 @@ fn drain(ring: &mut RingBuf<MapData>, stage: &mut Stage<'_>) -> Drained {
 struct Stage<'a> {
     decoder: &'a Decoder,
     enricher: &'a mut Enricher,
-    tx: &'a mpsc::Sender<Event>,
+    tx: &'a mpsc::Sender<Batch>,
     tally: &'a mut Tally,
-    metrics: &'a Metrics,
-    pending: &'a mut Option<Event>,
+    batch: &'a mut Batch,
+    pending: &'a mut Option<Batch>,
 }
 
 impl Stage<'_> {
-    /// Hands `event` to the outputs; false when the queue is full (the event
-    /// is then pending).
-    fn send(&mut self, event: Event) -> bool {
-        let kind = event.kind;
-        match self.tx.try_send(event) {
+    /// Hands the batch being filled to the outputs; false when the queue is
+    /// full (the batch is then pending).
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(self.batch, Vec::with_capacity(BATCH_EVENTS));
+        self.send(batch)
+    }
+
+    /// Retries a pending batch; true when there is none left.
+    fn send_pending(&mut self) -> bool {
+        match self.pending.take() {
+            Some(batch) => self.send(batch),
+            None => true,
+        }
+    }
+
+    fn send(&mut self, batch: Batch) -> bool {
+        let count = batch.len() as u64;
+        match self.tx.try_send(batch) {
             Ok(()) => {
-                self.tally.delivered += 1;
-                self.metrics.count_event(kind);
+                self.tally.delivered += count;
                 true
             }
-            Err(TrySendError::Full(event)) => {
-                *self.pending = Some(event);
+            Err(TrySendError::Full(batch)) => {
+                *self.pending = Some(batch);
                 false
             }
             // The outputs have stopped: the agent is shutting down.
             Err(TrySendError::Closed(_)) => {
-                self.tally.queue_full += 1;
+                self.tally.queue_full += count;
                 true
             }
         }

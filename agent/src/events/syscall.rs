@@ -73,9 +73,9 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
         args.insert(arg.name.to_owned(), scalar_value(arg, ev.args[i]));
     }
     let mut section = Syscall {
-        name: table.name.to_owned(),
+        name: table.name.into(),
         nr: ev.nr,
-        sensor: table.sensor.name().to_owned(),
+        sensor: table.sensor.name().into(),
         ret: ev.ret,
         args,
         truncated: ev.flags & (syscall_flags::PARTS_TRUNCATED | syscall_flags::PATH_TRUNCATED) != 0,
