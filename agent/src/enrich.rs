@@ -6,6 +6,8 @@
 //! same order as the kernel reported fork, exec and exit, so that a process
 //! that exec'd and exited within a millisecond still has its ancestry.
 
+use std::{collections::HashMap, sync::Arc};
+
 use crate::{
     container::{ContainerResolver, Identity},
     events::{
@@ -24,8 +26,14 @@ const V1_HIERARCHY: &str = "memory";
 pub struct Enricher {
     tree: ProcessTree,
     containers: Option<ContainerResolver>,
+    /// What each cgroup resolved to, shared by its events; bounded by
+    /// [`CONTAINER_INFO_CACHE`] (cleared when full).
+    container_infos: HashMap<u64, Arc<ContainerInfo>>,
     max_ancestors: usize,
 }
+
+/// cgroups whose [`ContainerInfo`] is kept ready.
+const CONTAINER_INFO_CACHE: usize = 16_384;
 
 impl Enricher {
     /// An enricher with an empty tree. Without a resolver (no cgroup2 mount),
@@ -38,6 +46,7 @@ impl Enricher {
         Self {
             tree: ProcessTree::new(limits),
             containers,
+            container_infos: HashMap::new(),
             max_ancestors,
         }
     }
@@ -58,9 +67,7 @@ impl Enricher {
                 owner.comm = Some(known.comm().to_owned());
                 owner.exe = Some(known.exe().to_owned());
             }
-            if let Some(resolver) = self.containers.as_mut() {
-                event.container = Some(container_info(&resolver.identify(tcp.cgroup_id)));
-            }
+            event.container = self.container(tcp.cgroup_id, None);
             return;
         }
         let Some(process) = event.process.as_mut() else {
@@ -103,22 +110,41 @@ impl Enricher {
             })
             .collect();
 
-        if let Some(resolver) = self.containers.as_mut() {
-            let mut identity = resolver.identify(process.cgroup_id);
-            if identity == Identity::Host
-                && let Some(memory_id) = event_memory_cgroup(process)
-            {
-                let v1 = resolver.identify_v1(V1_HIERARCHY, memory_id);
-                if matches!(v1, Identity::Container(_)) {
-                    identity = v1;
-                }
-            }
-            event.container = Some(container_info(&identity));
-        }
+        event.container = self.container(process.cgroup_id, process.memory_cgroup_id);
 
         if event.kind == EventKind::ProcessExit {
             self.tree.on_exit(process.pid, process.start_ns, now);
         }
+    }
+
+    /// The container of a cgroup, resolved once and then shared. `memory_id`
+    /// is the task's memory-hierarchy cgroup on hybrid nodes, consulted when
+    /// the v2 cgroup says host.
+    fn container(&mut self, cgroup_id: u64, memory_id: Option<u64>) -> Option<Arc<ContainerInfo>> {
+        let key = cgroup_id ^ memory_id.unwrap_or(0).rotate_left(32);
+        if let Some(info) = self.container_infos.get(&key) {
+            return Some(info.clone());
+        }
+        let resolver = self.containers.as_mut()?;
+        let mut identity = resolver.identify(cgroup_id);
+        if identity == Identity::Host
+            && let Some(memory_id) = memory_id
+        {
+            let v1 = resolver.identify_v1(V1_HIERARCHY, memory_id);
+            if matches!(v1, Identity::Container(_)) {
+                identity = v1;
+            }
+        }
+        // An unknown cgroup may still appear (its events raced its creation);
+        // only settled answers are kept.
+        let info = Arc::new(container_info(&identity));
+        if identity != Identity::Unknown {
+            if self.container_infos.len() >= CONTAINER_INFO_CACHE {
+                self.container_infos.clear();
+            }
+            self.container_infos.insert(key, info.clone());
+        }
+        Some(info)
     }
 
     /// Removes exited processes past their grace period.
@@ -130,12 +156,6 @@ impl Enricher {
     pub fn tree_stats(&self) -> TreeStats {
         self.tree.stats()
     }
-}
-
-/// The process's memory-hierarchy cgroup, which the decoder keeps only when it
-/// differs from its v2 cgroup (the memory controller is on a v1 hierarchy).
-fn event_memory_cgroup(process: &crate::events::event::Process) -> Option<u64> {
-    process.memory_cgroup_id
 }
 
 fn container_info(identity: &Identity) -> ContainerInfo {

@@ -34,9 +34,10 @@ pub struct Event {
     /// The process the event is about (for `process_fork`, the parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
-    /// The container the process runs in, or that it runs on the host.
+    /// The container the process runs in, or that it runs on the host;
+    /// shared by the events of one cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerInfo>,
+    pub container: Option<Arc<ContainerInfo>>,
     /// For `process_fork`: the new process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork: Option<Fork>,

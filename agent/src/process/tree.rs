@@ -2,7 +2,7 @@
 //! parent links, bounded in size.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet},
     fmt,
     sync::Arc,
 };
@@ -490,14 +490,17 @@ impl ProcessTree {
         let Some(mut current) = self.get(pid, start_ns) else {
             return out;
         };
-        let mut seen = HashSet::from([(current.pid, current.start_ns)]);
+        let first = (current.pid, current.start_ns);
         while out.len() < max_depth && current.pid > 1 && current.ppid != 0 {
             let Some(parent) =
                 self.parent_of(current.ppid, current.start_ns, current.start_uncertainty_ns)
             else {
                 break;
             };
-            if !seen.insert((parent.pid, parent.start_ns)) {
+            // A cycle: a linear look over at most `max_depth` entries, which
+            // allocates nothing, unlike a set (this runs for every event).
+            let key = (parent.pid, parent.start_ns);
+            if key == first || out.iter().any(|a: &Ancestor| (a.pid, a.start_ns) == key) {
                 break;
             }
             out.push(Ancestor {
