@@ -52,32 +52,32 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
         },
         Event {
             process: Some(process.clone()),
-            fork: Some(Fork {
+            fork: Some(Box::new(Fork {
                 child_pid: 3,
                 child_ns_pid: 2,
                 child_start_ns: 9,
-            }),
+            })),
             ..event(EventKind::ProcessFork)
         },
         Event {
             process: Some(process.clone()),
-            exit: Some(Exit::from_wait_status(3 << 8)),
+            exit: Some(Box::new(Exit::from_wait_status(3 << 8))),
             ..event(EventKind::ProcessExit)
         },
         Event {
             process: Some(process),
-            exit: Some(Exit::from_wait_status(9)),
+            exit: Some(Box::new(Exit::from_wait_status(9))),
             ..event(EventKind::ProcessExit)
         },
         Event {
             cpu: None,
-            lost: Some(Lost {
+            lost: Some(Box::new(Lost {
                 ring_buffer_full: 2,
                 ring_buffer_full_per_cpu: vec![1, 1],
                 decode_failed: 0,
                 queue_full: 1,
                 total: 3,
-            }),
+            })),
             ..event(EventKind::EventsLost)
         },
     ];

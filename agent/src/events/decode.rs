@@ -70,22 +70,22 @@ impl Decoder {
             Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),
             Record::Fork(ev) => {
                 event.process = Some(process(&ev.parent));
-                event.fork = Some(Fork {
+                event.fork = Some(Box::new(Fork {
                     child_pid: ev.child_pid,
                     child_ns_pid: ev.child_ns_pid,
                     child_start_ns: ev.child_start_ns,
-                });
+                }));
             }
             Record::Exit(ev) => {
                 event.process = Some(process(&ev.proc));
-                event.exit = Some(Exit::from_wait_status(ev.status));
+                event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
             }
             Record::Syscall(ev, data) => {
                 event.process = Some(process(&ev.proc));
-                event.syscall = Some(syscall::decode(&ev, data)?);
+                event.syscall = Some(Box::new(syscall::decode(&ev, data)?));
             }
             Record::TcpState(ev) => {
-                event.tcp_state = Some(TcpState {
+                event.tcp_state = Some(Box::new(TcpState {
                     old_state: syscall::tcp_state_name(ev.old_state)
                         .unwrap_or_else(|| ev.old_state.to_string()),
                     new_state: syscall::tcp_state_name(ev.new_state)
@@ -98,7 +98,7 @@ impl Decoder {
                         comm: None,
                         exe: None,
                     }),
-                });
+                }));
             }
         }
         Ok(event)

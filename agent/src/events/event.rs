@@ -14,7 +14,8 @@ use crate::process::{Args, ProcessImage};
 /// The `schema_version` of every event this agent emits.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// One event.
+/// One event. The sections that only some kinds have are boxed, so that an
+/// event stays small as it moves through the pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
@@ -40,19 +41,19 @@ pub struct Event {
     pub container: Option<Arc<ContainerInfo>>,
     /// For `process_fork`: the new process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fork: Option<Fork>,
+    pub fork: Option<Box<Fork>>,
     /// For `process_exit`: how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit: Option<Exit>,
+    pub exit: Option<Box<Exit>>,
     /// For `events_lost`: what was lost since the previous report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lost: Option<Lost>,
+    pub lost: Option<Box<Lost>>,
     /// For `syscall`: the call, its arguments and what they referred to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syscall: Option<Syscall>,
+    pub syscall: Option<Box<Syscall>>,
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_state: Option<TcpState>,
+    pub tcp_state: Option<Box<TcpState>>,
 }
 
 /// A wall-clock time, written as RFC 3339 in UTC with nanoseconds only when
@@ -339,7 +340,7 @@ pub struct Syscall {
     /// The return value: a new descriptor, 0, or a negative errno.
     pub ret: i64,
     /// Every argument by name: numbers as passed, user strings as read.
-    pub args: std::collections::BTreeMap<String, ArgValue>,
+    pub args: std::collections::BTreeMap<Cow<'static, str>, ArgValue>,
     /// What each descriptor argument, and a returned descriptor (`arg: "ret"`),
     /// referred to when the call returned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -421,7 +422,7 @@ impl ArgValue {
 #[serde(deny_unknown_fields)]
 pub struct FdInfo {
     /// The argument's name, or `ret` for a returned descriptor.
-    pub arg: String,
+    pub arg: Cow<'static, str>,
     /// The descriptor number.
     pub fd: i64,
     /// `file` (a path), `socket`, `pipe` or `anon` (an anonymous inode).
@@ -472,7 +473,7 @@ pub struct Endpoint {
 #[serde(deny_unknown_fields)]
 pub struct PathArg {
     /// The argument's name.
-    pub arg: String,
+    pub arg: Cow<'static, str>,
     /// The path as the process passed it.
     pub raw: String,
     /// The path made absolute against the working directory or the directory
@@ -486,7 +487,7 @@ pub struct PathArg {
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// The argument's name.
-    pub arg: String,
+    pub arg: Cow<'static, str>,
     /// `inet`, `inet6`, `unix`, or the number.
     pub family: String,
     /// The IP address, for inet families.

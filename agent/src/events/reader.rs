@@ -246,7 +246,7 @@ impl Reader {
             container: None,
             fork: None,
             exit: None,
-            lost: Some(lost),
+            lost: Some(Box::new(lost)),
             syscall: None,
             tcp_state: None,
         };

@@ -1,6 +1,7 @@
 //! Turning a syscall record and its parts into the `syscall` section.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     net::{Ipv4Addr, Ipv6Addr},
     path::{Component, Path, PathBuf},
@@ -57,20 +58,20 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
     let table = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
     let parts = parts(data)?;
-    let arg_name = |index: u8| -> String {
+    let arg_name = |index: u8| -> Cow<'static, str> {
         if index == PART_RET {
-            "ret".to_owned()
+            "ret".into()
         } else {
             table
                 .args
                 .get(usize::from(index))
-                .map_or_else(|| format!("arg{index}"), |a| a.name.to_owned())
+                .map_or_else(|| format!("arg{index}").into(), |a| a.name.into())
         }
     };
 
     let mut args = BTreeMap::new();
     for (i, arg) in table.args.iter().enumerate() {
-        args.insert(arg.name.to_owned(), scalar_value(arg, ev.args[i]));
+        args.insert(arg.name.into(), scalar_value(arg, ev.args[i]));
     }
     let mut section = Syscall {
         name: table.name.into(),
@@ -308,7 +309,7 @@ pub fn socket(info: &SocketInfo) -> Socket {
     }
 }
 
-fn sockaddr(arg: String, data: &[u8]) -> Option<Address> {
+fn sockaddr(arg: Cow<'static, str>, data: &[u8]) -> Option<Address> {
     let family = u16::from_ne_bytes(data.get(..2)?.try_into().ok()?);
     let port = || data.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let mut address = Address {
