@@ -104,15 +104,7 @@ fn sensors() -> anyhow::Result<()> {
         "the benchmark loads kernel programs and makes cgroups: run it as root"
     );
     super::deps()?;
-    super::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "agent",
-        "--bin",
-        "guardrails",
-    ])?;
-    let agent = super::workspace_root().join("target/release/guardrails");
+    let agent = super::build_release_agent()?;
     let mount = cgroup2_mount()?;
     let cpu = loop_cpu()?;
 

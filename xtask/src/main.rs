@@ -56,15 +56,7 @@ fn main() -> anyhow::Result<()> {
         Task::Deps => deps(),
         Task::Run { args } => {
             deps()?;
-            cargo(&[
-                "build",
-                "--release",
-                "--package",
-                "agent",
-                "--bin",
-                "guardrails",
-            ])?;
-            let binary = workspace_root().join("target/release/guardrails");
+            let binary = build_release_agent()?;
             let status = Command::new(&binary)
                 .arg("agent")
                 .args(&args)
@@ -89,6 +81,19 @@ fn main() -> anyhow::Result<()> {
         Task::Vmlinux => vmlinux(),
         Task::Bench { what } => bench::run(what),
     }
+}
+
+/// Builds `guardrails` in release mode and returns its path.
+fn build_release_agent() -> anyhow::Result<PathBuf> {
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "agent",
+        "--bin",
+        "guardrails",
+    ])?;
+    Ok(workspace_root().join("target/release/guardrails"))
 }
 
 fn deps() -> anyhow::Result<()> {

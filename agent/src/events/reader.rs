@@ -37,12 +37,18 @@ const CLOCK_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 pub struct Reader {
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
+    drain_interval: Duration,
+    metrics: Arc<Metrics>,
+    pipeline: Pipeline,
+}
+
+/// Everything a record goes through after the ring buffer. Kept apart from
+/// the ring so that a drain can borrow both.
+struct Pipeline {
     decoder: Decoder,
     enricher: Enricher,
     tx: mpsc::Sender<Batch>,
-    drain_interval: Duration,
     tally: Tally,
-    metrics: Arc<Metrics>,
     /// The batch being filled.
     batch: Batch,
     /// A batch the full queue could not take yet.
@@ -52,7 +58,7 @@ pub struct Reader {
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("tally", &self.tally)
+            .field("tally", &self.pipeline.tally)
             .finish_non_exhaustive()
     }
 }
@@ -99,14 +105,16 @@ impl Reader {
         Ok(Self {
             ring,
             counters,
-            decoder,
-            enricher,
-            tx,
             drain_interval,
-            tally: Tally::default(),
             metrics,
-            batch: Vec::with_capacity(BATCH_EVENTS),
-            pending: None,
+            pipeline: Pipeline {
+                decoder,
+                enricher,
+                tx,
+                tally: Tally::default(),
+                batch: Vec::with_capacity(BATCH_EVENTS),
+                pending: None,
+            },
         })
     }
 
@@ -126,15 +134,7 @@ impl Reader {
                 () = shutdown.cancelled() => break,
                 ready = self.ring.readable_mut() => match ready {
                     Ok(mut guard) => {
-                        let mut stage = Stage {
-                            decoder: &self.decoder,
-                            enricher: &mut self.enricher,
-                            tx: &self.tx,
-                            tally: &mut self.tally,
-                            batch: &mut self.batch,
-                            pending: &mut self.pending,
-                        };
-                        match drain(guard.get_inner_mut(), &mut stage) {
+                        match self.pipeline.drain(guard.get_inner_mut()) {
                             // More waits: let the outputs run, then come back
                             // (the readiness is kept).
                             Drained::More => {
@@ -153,49 +153,43 @@ impl Reader {
                 _ = drain_timer.tick() => self.drain_all(false).await,
                 _ = loss_timer.tick() => {
                     self.report_losses(false).await;
-                    self.enricher.collect_garbage(clock::boot_ns());
-                    let tree = self.enricher.tree_stats();
+                    let enricher = &mut self.pipeline.enricher;
+                    enricher.collect_garbage(clock::boot_ns());
+                    let tree = enricher.tree_stats();
                     self.metrics.set_process_tree(
                         tree.entries,
                         tree.evicted_after_grace,
                         tree.evicted_for_capacity,
                     );
                 }
-                _ = clock_timer.tick() => self.decoder.clock = BootClock::now(),
+                _ = clock_timer.tick() => self.pipeline.decoder.clock = BootClock::now(),
             }
         }
         self.drain_all(true).await;
         self.report_losses(true).await;
-        self.tally
+        self.pipeline.tally
     }
 
     /// Drains until the ring buffer is empty, yielding to the outputs between
     /// batches. On a full queue it stops, unless this is the `last` drain at
     /// shutdown, which waits for the outputs to take everything.
     async fn drain_all(&mut self, last: bool) {
+        let pipeline = &mut self.pipeline;
         loop {
-            let mut stage = Stage {
-                decoder: &self.decoder,
-                enricher: &mut self.enricher,
-                tx: &self.tx,
-                tally: &mut self.tally,
-                batch: &mut self.batch,
-                pending: &mut self.pending,
-            };
-            match drain(self.ring.get_mut(), &mut stage) {
+            match pipeline.drain(self.ring.get_mut()) {
                 Drained::Empty => return,
                 Drained::More => tokio::task::yield_now().await,
                 Drained::QueueFull if !last => return,
                 Drained::QueueFull => {
-                    let Some(batch) = self.pending.take() else {
+                    let Some(batch) = pipeline.pending.take() else {
                         continue;
                     };
                     let count = batch.len() as u64;
-                    if self.tx.send(batch).await.is_err() {
-                        self.tally.queue_full += count;
+                    if pipeline.tx.send(batch).await.is_err() {
+                        pipeline.tally.queue_full += count;
                         return;
                     }
-                    self.tally.delivered += count;
+                    pipeline.tally.delivered += count;
                 }
             }
         }
@@ -212,7 +206,7 @@ impl Reader {
                 return;
             }
         };
-        let t = &mut self.tally;
+        let t = &mut self.pipeline.tally;
         t.ring_buffer_full = per_cpu.iter().sum();
         self.metrics
             .set_lost(&per_cpu, t.decode_failed, t.queue_full);
@@ -238,9 +232,9 @@ impl Reader {
         let event = Event {
             schema_version: SCHEMA_VERSION,
             kind: EventKind::EventsLost,
-            time: WallTime(self.decoder.clock.wall_time(monotonic_ns)),
+            time: WallTime(self.pipeline.decoder.clock.wall_time(monotonic_ns)),
             monotonic_ns,
-            node: self.decoder.node.clone(),
+            node: self.pipeline.decoder.node.clone(),
             cpu: None,
             process: None,
             container: None,
@@ -251,12 +245,12 @@ impl Reader {
             tcp_state: None,
         };
         let sent = if last {
-            self.tx.send(vec![event]).await.is_ok()
+            self.pipeline.tx.send(vec![event]).await.is_ok()
         } else {
-            self.tx.try_send(vec![event]).is_ok()
+            self.pipeline.tx.try_send(vec![event]).is_ok()
         };
         if sent {
-            let t = &mut self.tally;
+            let t = &mut self.pipeline.tally;
             t.reported = (t.ring_buffer_full, t.decode_failed, t.queue_full);
         }
     }
@@ -282,64 +276,53 @@ enum Drained {
     QueueFull,
 }
 
-/// Reads up to [`BATCH`] records without blocking. When the queue to the
-/// outputs is full the batch in hand is kept pending and reading stops: the
-/// ring buffer holds the backlog (the kernel counts what it cannot hold) until
-/// the outputs catch up.
-fn drain(ring: &mut RingBuf<MapData>, stage: &mut Stage<'_>) -> Drained {
-    if !stage.send_pending() {
-        return Drained::QueueFull;
-    }
-    for _ in 0..BATCH {
-        let Some(record) = ring.next() else {
-            return if stage.flush() {
-                Drained::Empty
-            } else {
-                Drained::QueueFull
-            };
-        };
-        stage.tally.records += 1;
-        let mut event = match stage.decoder.decode(&record) {
-            Ok(event) => event,
-            Err(e) => {
-                stage.tally.decode_failed += 1;
-                tracing::debug!(error = %e, "undecodable record");
-                continue;
-            }
-        };
-        drop(record);
-        stage.enricher.enrich(&mut event);
-        stage.batch.push(event);
-        if stage.batch.len() >= BATCH_EVENTS && !stage.flush() {
+impl Pipeline {
+    /// Reads up to [`BATCH`] records without blocking. When the queue to the
+    /// outputs is full the batch in hand is kept pending and reading stops:
+    /// the ring buffer holds the backlog (the kernel counts what it cannot
+    /// hold) until the outputs catch up.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> Drained {
+        if !self.send_pending() {
             return Drained::QueueFull;
         }
+        for _ in 0..BATCH {
+            let Some(record) = ring.next() else {
+                return if self.flush() {
+                    Drained::Empty
+                } else {
+                    Drained::QueueFull
+                };
+            };
+            self.tally.records += 1;
+            let mut event = match self.decoder.decode(&record) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.tally.decode_failed += 1;
+                    tracing::debug!(error = %e, "undecodable record");
+                    continue;
+                }
+            };
+            drop(record);
+            self.enricher.enrich(&mut event);
+            self.batch.push(event);
+            if self.batch.len() >= BATCH_EVENTS && !self.flush() {
+                return Drained::QueueFull;
+            }
+        }
+        if self.flush() {
+            Drained::More
+        } else {
+            Drained::QueueFull
+        }
     }
-    if stage.flush() {
-        Drained::More
-    } else {
-        Drained::QueueFull
-    }
-}
 
-/// Everything a record goes through after the ring buffer, borrowed from the
-/// reader for one drain.
-struct Stage<'a> {
-    decoder: &'a Decoder,
-    enricher: &'a mut Enricher,
-    tx: &'a mpsc::Sender<Batch>,
-    tally: &'a mut Tally,
-    batch: &'a mut Batch,
-    pending: &'a mut Option<Batch>,
-}
-
-impl Stage<'_> {
     /// Hands the batch being filled to the outputs; false when the queue is
     /// full (the batch is then pending).
     fn flush(&mut self) -> bool {
         if self.batch.is_empty() {
             return true;
         }
-        let batch = std::mem::replace(self.batch, Vec::with_capacity(BATCH_EVENTS));
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
         self.send(batch)
     }
 
@@ -359,7 +342,7 @@ impl Stage<'_> {
                 true
             }
             Err(TrySendError::Full(batch)) => {
-                *self.pending = Some(batch);
+                self.pending = Some(batch);
                 false
             }
             // The outputs have stopped: the agent is shutting down.
