@@ -116,3 +116,96 @@ fn a_host_process_is_marked_as_host() {
     };
     assert_eq!(container, serde_json::json!({"kind": "host"}));
 }
+
+/// A cgroup v1 directory, removed (deepest first) when dropped.
+struct V1Cgroup {
+    created: Vec<std::path::PathBuf>,
+    procs: std::ffi::CString,
+}
+
+impl Drop for V1Cgroup {
+    fn drop(&mut self) {
+        for dir in &self.created {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn on_a_hybrid_node_a_container_only_in_the_v1_memory_hierarchy_is_still_identified() {
+    let Some(_kernel) = kernel_test() else { return };
+    // The runtime of such a node names containers in the v1 hierarchies only;
+    // the v2 cgroup of the process says nothing (here: a host service).
+    let Ok(memory) = guardrails::cgroup::cgroup1_mount("memory") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this kind of machine mounts the v1 memory hierarchy"
+        );
+        support::skipped("no cgroup v1 memory hierarchy on this node");
+        return;
+    };
+    let uid = support::unique_hex(32);
+    let pod_uid = format!(
+        "{}-{}-{}-{}-{}",
+        &uid[..8],
+        &uid[8..12],
+        &uid[12..16],
+        &uid[16..20],
+        &uid[20..]
+    );
+    let container_id = support::unique_hex(64);
+    let path = memory
+        .join("guardrails-tests")
+        .join("kubepods/besteffort")
+        .join(format!("pod{pod_uid}"))
+        .join(&container_id);
+    let mut created = Vec::new();
+    let mut dir = path.clone();
+    while dir != memory && !dir.exists() {
+        created.push(dir.clone());
+        dir.pop();
+    }
+    std::fs::create_dir_all(&path).expect("create the v1 cgroup");
+    let v1 = V1Cgroup {
+        created,
+        procs: std::ffi::CString::new(path.join("cgroup.procs").to_str().expect("utf-8"))
+            .expect("no NUL"),
+    };
+
+    let cgroup = TestCgroup::with_layout(Layout::Host);
+    let agent = Agent::start(&config_for(&cgroup));
+    let mut command = cgroup.command("/bin/true");
+    let procs = v1.procs.clone();
+    // SAFETY: between fork and exec the closure only opens and writes a file
+    // whose name was prepared before the fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("run true");
+    let pid = child.id();
+    assert!(child.wait().expect("wait").success());
+    let events = agent.wait_for_events("the exec", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
+    });
+    let exec = find(&events, &cgroup, "process_exec", pid).expect("exec");
+    assert!(
+        exec["process"]["memory_cgroup_id"].as_u64().is_some(),
+        "{exec}"
+    );
+    let container = &exec["container"];
+    assert_eq!(container["kind"], "container", "{exec}");
+    assert_eq!(container["id"], container_id.as_str());
+    assert_eq!(container["pod_uid"], pod_uid.as_str());
+    assert_eq!(container["cgroup_driver"], "cgroupfs");
+    agent.stop();
+    drop(v1);
+}

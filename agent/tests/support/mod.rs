@@ -49,6 +49,11 @@ pub fn kernel_test() -> Option<MutexGuard<'static, ()>> {
     )
 }
 
+/// Says why a test did not run (outside CI only: callers assert that first).
+pub fn skipped(why: &str) {
+    eprintln!("skipped: {why}");
+}
+
 fn unsafe_geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
