@@ -351,6 +351,8 @@ pub struct TcpStateEvent {
     pub old_state: u16,
     /// The state after.
     pub new_state: u16,
+    /// The owner's command name, NUL-padded.
+    pub owner_comm: [u8; COMM_LEN],
     /// The socket.
     pub socket: SocketInfo,
 }
@@ -365,6 +367,8 @@ pub struct SockOwner {
     pub _pad: u32,
     /// Start, `CLOCK_BOOTTIME` ns.
     pub start_ns: u64,
+    /// Command name, NUL-padded.
+    pub comm: [u8; COMM_LEN],
 }
 
 /// `struct gr_config`: the single entry of the config map.

@@ -201,6 +201,7 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 owner_pid,
                 old_state,
                 new_state,
+                owner_comm,
                 socket
             }),
         ),
@@ -209,7 +210,8 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
             rust_layout!(SockOwner {
                 pid,
                 _pad,
-                start_ns
+                start_ns,
+                comm
             }),
         ),
         (

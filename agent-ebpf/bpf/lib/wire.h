@@ -231,6 +231,7 @@ struct gr_tcp_state_event {
 	__u32 owner_pid;      /* the owner's host pid; 0 when unknown */
 	__u16 old_state;
 	__u16 new_state;
+	char owner_comm[GR_COMM_LEN];
 	struct gr_socket_info socket;
 };
 
@@ -239,6 +240,7 @@ struct gr_sock_owner {
 	__u32 pid;
 	__u32 _pad;
 	__u64 start_ns;
+	char comm[GR_COMM_LEN];
 };
 
 /* Room for the parts of one syscall record. */

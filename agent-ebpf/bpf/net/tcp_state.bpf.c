@@ -55,6 +55,7 @@ int BPF_PROG(gr_tcp_state, const struct sock *sk, int oldstate, int newstate)
 		struct task_struct *task = bpf_get_current_task_btf();
 		self.pid = bpf_get_current_pid_tgid() >> 32;
 		self.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+		bpf_get_current_comm(self.comm, sizeof(self.comm));
 		bpf_map_update_elem(&gr_sock_owners, &key, &self, BPF_ANY);
 	}
 	owner = bpf_map_lookup_elem(&gr_sock_owners, &key);
@@ -70,6 +71,10 @@ int BPF_PROG(gr_tcp_state, const struct sock *sk, int oldstate, int newstate)
 		ev->cgroup_id = BPF_CORE_READ(cgrp, kn, id);
 		ev->owner_pid = owner ? owner->pid : 0;
 		ev->owner_start_ns = owner ? owner->start_ns : 0;
+		if (owner)
+			__builtin_memcpy(ev->owner_comm, owner->comm, sizeof(ev->owner_comm));
+		else
+			__builtin_memset(ev->owner_comm, 0, sizeof(ev->owner_comm));
 		ev->old_state = oldstate;
 		ev->new_state = newstate;
 		__builtin_memset(&ev->socket, 0, sizeof(ev->socket));

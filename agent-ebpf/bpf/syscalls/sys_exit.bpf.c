@@ -106,6 +106,7 @@ static __noinline void gr_append_fd(struct gr_sys_state *st, long fd, __u8 arg)
 				.pid = st->s->ev.proc.pid,
 				.start_ns = st->s->ev.proc.start_ns,
 			};
+			__builtin_memcpy(owner.comm, st->s->ev.proc.comm, sizeof(owner.comm));
 			__u64 key = (__u64)sk;
 			bpf_map_update_elem(&gr_sock_owners, &key, &owner, BPF_ANY);
 		}

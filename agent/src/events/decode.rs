@@ -92,10 +92,10 @@ impl Decoder {
                         .unwrap_or_else(|| ev.new_state.to_string()),
                     socket: syscall::socket(&ev.socket),
                     cgroup_id: ev.cgroup_id,
-                    owner: (ev.owner_pid != 0).then_some(SocketOwner {
+                    owner: (ev.owner_pid != 0).then(|| SocketOwner {
                         pid: ev.owner_pid,
                         start_ns: ev.owner_start_ns,
-                        comm: None,
+                        comm: Some(text(until_nul(&ev.owner_comm))).filter(|c| !c.is_empty()),
                         exe: None,
                     }),
                 }));
