@@ -70,11 +70,7 @@ fn container_of(layout: Layout) -> Option<(serde_json::Value, TestCgroup)> {
     let mut child = cgroup.command("/bin/true").spawn().expect("run true");
     let pid = child.id();
     assert!(child.wait().expect("wait").success());
-    let events = agent.wait_for_events("the exec", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
-    });
+    let events = agent.wait_for_exec(pid);
     let container = find(&events, &cgroup, "process_exec", pid).expect("exec")["container"].clone();
     agent.stop();
     drop(kernel);
@@ -144,30 +140,15 @@ fn on_a_hybrid_node_a_container_only_in_the_v1_memory_hierarchy_is_still_identif
         support::skipped("no cgroup v1 memory hierarchy on this node");
         return;
     };
-    let uid = support::unique_hex(32);
-    let pod_uid = format!(
-        "{}-{}-{}-{}-{}",
-        &uid[..8],
-        &uid[8..12],
-        &uid[12..16],
-        &uid[16..20],
-        &uid[20..]
-    );
+    let pod_uid = support::unique_pod_uid();
     let container_id = support::unique_hex(64);
     let path = memory
         .join("guardrails-tests")
         .join("kubepods/besteffort")
         .join(format!("pod{pod_uid}"))
         .join(&container_id);
-    let mut created = Vec::new();
-    let mut dir = path.clone();
-    while dir != memory && !dir.exists() {
-        created.push(dir.clone());
-        dir.pop();
-    }
-    std::fs::create_dir_all(&path).expect("create the v1 cgroup");
     let v1 = V1Cgroup {
-        created,
+        created: support::create_dirs(&path, &memory),
         procs: std::ffi::CString::new(path.join("cgroup.procs").to_str().expect("utf-8"))
             .expect("no NUL"),
     };
@@ -176,26 +157,17 @@ fn on_a_hybrid_node_a_container_only_in_the_v1_memory_hierarchy_is_still_identif
     let agent = Agent::start(&config_for(&cgroup));
     let mut command = cgroup.command("/bin/true");
     let procs = v1.procs.clone();
-    // SAFETY: between fork and exec the closure only opens and writes a file
-    // whose name was prepared before the fork.
+    // SAFETY: between fork and exec the closure only makes system calls on a
+    // path prepared before the fork.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
-            Ok(())
+            support::join_cgroup(&procs)
         });
     }
     let mut child = command.spawn().expect("run true");
     let pid = child.id();
     assert!(child.wait().expect("wait").success());
-    let events = agent.wait_for_events("the exec", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
-    });
+    let events = agent.wait_for_exec(pid);
     let exec = find(&events, &cgroup, "process_exec", pid).expect("exec");
     assert!(
         exec["process"]["memory_cgroup_id"].as_u64().is_some(),

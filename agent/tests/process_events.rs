@@ -33,11 +33,7 @@ fn an_exec_in_a_container_cgroup_appears_with_its_identity_arguments_and_time() 
     let pid = child.id();
     assert!(child.wait().expect("wait").success());
 
-    let events = agent.wait_for_events("the marker's exec", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
-    });
+    let events = agent.wait_for_exec(pid);
     let exec =
         find(&events, &cgroup, "process_exec", pid).expect("the exec is in the test's cgroup");
     let p = &exec["process"];
@@ -106,11 +102,7 @@ fn an_argv_longer_than_its_bound_is_cut_and_marked_truncated() {
     let pid = child.id();
     assert!(child.wait().expect("wait").success());
 
-    let events = agent.wait_for_events("the exec", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
-    });
+    let events = agent.wait_for_exec(pid);
     let p = &find(&events, &cgroup, "process_exec", pid).expect("the exec")["process"];
     assert_eq!(p["truncated"], serde_json::json!(["args"]));
     assert_eq!(p["argc"], 3, "argc counts every argument, even those cut");
@@ -181,11 +173,7 @@ fn an_exit_with_code_3_and_a_sigkill_are_told_apart() {
         .spawn()
         .expect("run sleep");
     let sleeper_pid = sleeper.id();
-    agent.wait_for_events("sleep's exec", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == sleeper_pid)
-    });
+    agent.wait_for_exec(sleeper_pid);
     sleeper.kill().expect("SIGKILL");
     sleeper.wait().expect("wait");
 
@@ -355,11 +343,7 @@ fn with_batched_wake_ups_a_lone_event_arrives_on_the_drain_timer_and_a_burst_arr
     let mut lone = cgroup.command("/bin/true").spawn().expect("run true");
     let lone_pid = lone.id();
     assert!(lone.wait().expect("wait").success());
-    agent.wait_for_events("the lone exec, far below the wake-up threshold", |events| {
-        events
-            .iter()
-            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == lone_pid)
-    });
+    agent.wait_for_exec(lone_pid);
 
     let children = 2000;
     let helper = cgroup.fork_burst(children, 0, 0);

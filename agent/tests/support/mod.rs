@@ -59,6 +59,32 @@ fn unsafe_geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// A unique pod UID in the dashed form Kubernetes gives it.
+pub fn unique_pod_uid() -> String {
+    let uid = unique_hex(32);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &uid[..8],
+        &uid[8..12],
+        &uid[12..16],
+        &uid[16..20],
+        &uid[20..]
+    )
+}
+
+/// Creates `path` and the directories above it up to `mount`; returns the
+/// ones it created, deepest first, for the caller to remove.
+pub fn create_dirs(path: &Path, mount: &Path) -> Vec<PathBuf> {
+    let mut created = Vec::new();
+    let mut dir = path.to_path_buf();
+    while dir != mount && !dir.exists() {
+        created.push(dir.clone());
+        dir.pop();
+    }
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    created
+}
+
 /// A unique lowercase hex string of `len` characters.
 pub fn unique_hex(len: usize) -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -119,15 +145,7 @@ impl TestCgroup {
     pub fn with_layout(layout: Layout) -> Self {
         let mount = guardrails::cgroup::cgroup2_mount().expect("cgroup v2 is mounted");
         let root = mount.join("guardrails-tests");
-        let uid = unique_hex(32);
-        let dashed = format!(
-            "{}-{}-{}-{}-{}",
-            &uid[..8],
-            &uid[8..12],
-            &uid[12..16],
-            &uid[16..20],
-            &uid[20..]
-        );
+        let dashed = unique_pod_uid();
         let underscored = dashed.replace('-', "_");
         let container_id = unique_hex(64);
         let (relative, container) = match layout {
@@ -153,13 +171,7 @@ impl TestCgroup {
             ),
         };
         let path = root.join(&relative);
-        let mut created = Vec::new();
-        let mut dir = path.clone();
-        while dir != mount && !dir.exists() {
-            created.push(dir.clone());
-            dir.pop();
-        }
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let created = create_dirs(&path, &mount);
         let id = std::fs::metadata(&path).expect("stat the cgroup").ino();
         let procs =
             CString::new(path.join("cgroup.procs").as_os_str().as_bytes()).expect("no NUL in path");
@@ -287,7 +299,9 @@ unsafe fn burst(procs: &CString, children: usize, child_code: i32, helper_code: 
     }
 }
 
-fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+/// Moves the calling process into the cgroup whose `cgroup.procs` is `procs`.
+/// Only system calls: safe between fork and exec.
+pub fn join_cgroup(procs: &CString) -> std::io::Result<()> {
     // SAFETY: procs is a NUL-terminated path; the buffer is a static byte.
     unsafe {
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -445,6 +459,16 @@ impl Agent {
                 Some((series.to_owned(), value.parse().ok()?))
             })
             .collect()
+    }
+
+    /// Waits until the exec of process `pid` has been printed, then returns
+    /// the events so far.
+    pub fn wait_for_exec(&self, pid: u32) -> Vec<Value> {
+        self.wait_for_events(&format!("the exec of {pid}"), |events| {
+            events
+                .iter()
+                .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
+        })
     }
 
     /// Waits until the events so far satisfy `done`, then returns them.
