@@ -19,3 +19,4 @@ pub mod logging;
 pub mod metrics;
 pub mod outputs;
 pub mod process;
+pub mod rules;

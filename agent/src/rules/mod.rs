@@ -1,0 +1,10 @@
+//! Detective rules: a Falco-compatible rule engine.
+//!
+//! Rules files are read with positions ([`loader`]), conditions are parsed
+//! into a syntax tree ([`ast`]), macros and lists are resolved, and the result
+//! is compiled into matchers indexed by event type. Every problem is a
+//! [`diag::Diagnostic`] naming the file, line, column and item.
+
+pub mod ast;
+pub mod diag;
+pub mod loader;
