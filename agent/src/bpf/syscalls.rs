@@ -407,7 +407,12 @@ pub const SYSCALLS: &[Syscall] = &[
     call("getppid", 110, Benchmark, &[]),
 ];
 
-/// The entry for syscall number `nr`, if it is reported.
+/// The syscall with this name (Falco's spelling), if a sensor reports it.
+pub fn by_name(name: &str) -> Option<&'static Syscall> {
+    SYSCALLS.iter().find(|s| s.name == name)
+}
+
+/// The syscall with this number, if a sensor reports it.
 pub fn by_number(nr: u32) -> Option<&'static Syscall> {
     SYSCALLS.iter().find(|s| s.nr == nr)
 }

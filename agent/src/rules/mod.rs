@@ -7,4 +7,9 @@
 
 pub mod ast;
 pub mod diag;
+pub mod eval;
+pub mod fields;
+pub mod index;
 pub mod loader;
+pub mod ops;
+pub mod output;

@@ -1,0 +1,178 @@
+//! Compiled conditions and their evaluation: a tree of checks whose right
+//! sides were prepared at compile time.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+
+use super::{
+    ast::{CmpOp, Transformer},
+    fields::{EventView, Field, Val},
+    ops::Test,
+};
+
+/// A compiled condition.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// All hold; evaluated left to right, stopping at the first that fails.
+    And(Box<[Node]>),
+    /// Any holds; stops at the first that holds.
+    Or(Box<[Node]>),
+    /// Negation.
+    Not(Box<Node>),
+    /// One check of one value.
+    Check(Box<Check>),
+    /// Known at compile time.
+    Const(bool),
+}
+
+/// A field (possibly transformed) and what it must satisfy.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// The value checked.
+    pub value: Accessor,
+    /// The test.
+    pub test: CheckTest,
+}
+
+/// What a check asks of its value.
+#[derive(Clone, Debug)]
+pub enum CheckTest {
+    /// The value exists.
+    Exists,
+    /// The value exists and passes.
+    Is(Test),
+    /// The value exists and fails (`!=`): a missing value fails this too.
+    IsNot(Test),
+    /// Compared with another field of the same event (`val(...)`).
+    Field(CmpOp, Accessor),
+}
+
+/// A field and the transformers applied to it, innermost first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Accessor {
+    /// The field.
+    pub field: Field,
+    /// Applied in order.
+    pub transformers: Box<[Transformer]>,
+}
+
+impl Accessor {
+    /// The value for this event, transformed.
+    pub fn get<'a>(&self, view: &'a EventView<'_>) -> Option<Val<'a>> {
+        let mut value = self.field.extract(view)?;
+        for t in &self.transformers {
+            value = transform(*t, value)?;
+        }
+        Some(value)
+    }
+}
+
+fn transform(t: Transformer, value: Val<'_>) -> Option<Val<'_>> {
+    if let Val::List(items) = value {
+        return Some(Val::List(
+            items.into_iter().filter_map(|v| transform(t, v)).collect(),
+        ));
+    }
+    let text = match value {
+        Val::Str(s) => s,
+        Val::Ip(ip) => Cow::Owned(ip.to_string()),
+        Val::Int(n) if t == Transformer::Len => {
+            return Some(Val::Int(n.to_string().len().try_into().unwrap_or(0)));
+        }
+        other => return Some(other),
+    };
+    Some(match t {
+        Transformer::ToLower => Val::Str(Cow::Owned(text.to_lowercase())),
+        Transformer::ToUpper => Val::Str(Cow::Owned(text.to_uppercase())),
+        Transformer::B64 => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim().as_bytes())
+                .ok()?;
+            Val::Str(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        Transformer::Basename => match text {
+            Cow::Borrowed(s) => Val::Str(Cow::Borrowed(s.rsplit('/').next().unwrap_or(s))),
+            Cow::Owned(s) => Val::Str(Cow::Owned(s.rsplit('/').next().unwrap_or(&s).to_owned())),
+        },
+        Transformer::Len => Val::Int(text.chars().count().try_into().unwrap_or(i64::MAX)),
+    })
+}
+
+impl Node {
+    /// Whether the condition holds for the event.
+    pub fn eval(&self, view: &EventView<'_>) -> bool {
+        match self {
+            Self::And(nodes) => nodes.iter().all(|n| n.eval(view)),
+            Self::Or(nodes) => nodes.iter().any(|n| n.eval(view)),
+            Self::Not(node) => !node.eval(view),
+            Self::Check(check) => check.eval(view),
+            Self::Const(b) => *b,
+        }
+    }
+
+    /// Calls `f` on every check's accessors.
+    pub fn visit_accessors<'s>(&'s self, f: &mut impl FnMut(&'s Accessor)) {
+        match self {
+            Self::And(nodes) | Self::Or(nodes) => nodes.iter().for_each(|n| n.visit_accessors(f)),
+            Self::Not(node) => node.visit_accessors(f),
+            Self::Check(check) => {
+                f(&check.value);
+                if let CheckTest::Field(_, other) = &check.test {
+                    f(other);
+                }
+            }
+            Self::Const(_) => {}
+        }
+    }
+}
+
+impl Check {
+    fn eval(&self, view: &EventView<'_>) -> bool {
+        let Some(value) = self.value.get(view) else {
+            return false;
+        };
+        match &self.test {
+            CheckTest::Exists => true,
+            CheckTest::Is(test) => test.matches(&value),
+            CheckTest::IsNot(test) => match &value {
+                Val::List(items) => items.iter().any(|item| !test.matches(item)),
+                v => !test.matches(v),
+            },
+            CheckTest::Field(op, other) => {
+                let Some(other) = other.get(view) else {
+                    return false;
+                };
+                compare_values(*op, &value, &other)
+            }
+        }
+    }
+}
+
+/// Two fields compared: text with text, numbers with numbers.
+fn compare_values(op: CmpOp, a: &Val<'_>, b: &Val<'_>) -> bool {
+    use std::cmp::Ordering as O;
+    let order = match (a, b) {
+        (Val::Int(x), Val::Int(y)) => x.cmp(y),
+        (Val::Bool(x), Val::Bool(y)) => x.cmp(y),
+        _ => {
+            let (x, y) = (a.render(), b.render());
+            match op {
+                CmpOp::Contains => return x.contains(&y),
+                CmpOp::IContains => return x.to_lowercase().contains(&y.to_lowercase()),
+                CmpOp::StartsWith => return x.starts_with(&y),
+                CmpOp::EndsWith => return x.ends_with(&y),
+                _ => x.cmp(&y),
+            }
+        }
+    };
+    match op {
+        CmpOp::Eq | CmpOp::In => order == O::Equal,
+        CmpOp::Ne => order != O::Equal,
+        CmpOp::Lt => order == O::Less,
+        CmpOp::Le => order != O::Greater,
+        CmpOp::Gt => order == O::Greater,
+        CmpOp::Ge => order != O::Less,
+        _ => false,
+    }
+}

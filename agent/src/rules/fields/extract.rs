@@ -1,0 +1,554 @@
+//! Reading each field from an event.
+
+use std::{borrow::Cow, net::IpAddr};
+
+use super::{
+    Field, FieldArg, FieldId, Val, names,
+    view::{EventView, Fd, FdTarget, client_server, command_line, path_arg},
+};
+use crate::events::event::{ArgValue, EventKind, Process, Socket, Syscall};
+
+/// The field's value for the event, `None` when it has none.
+pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
+    use FieldId as F;
+    let event = view.event;
+    let process = view.process();
+    let int = |n: i64| Some(Val::Int(n));
+    let borrowed = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
+    let owned = |s: String| Some(Val::Str(Cow::Owned(s)));
+    let flag = |b: bool| Some(Val::Bool(b));
+    match field.id {
+        F::EvtType => borrowed(view.event_type()),
+        F::EvtDir => borrowed("<"),
+        F::EvtRes => result(event).map(|ret| {
+            Val::Str(if ret >= 0 {
+                Cow::Borrowed("SUCCESS")
+            } else {
+                names::errno(-ret).map_or_else(|| Cow::Owned(ret.to_string()), Cow::Borrowed)
+            })
+        }),
+        F::EvtRawRes => result(event).map(Val::Int),
+        F::EvtFailed => result(event).map(|ret| Val::Bool(ret < 0)),
+        F::EvtNum => int(i64::try_from(view.number).unwrap_or(i64::MAX)),
+        F::EvtHostname => borrowed(&event.node),
+        F::EvtTime => owned(humantime::format_rfc3339_nanos(event.time.0).to_string()),
+        F::EvtRawTime => event
+            .time
+            .0
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| Val::Int(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
+        F::EvtArgs => borrowed(view.evt_args()),
+        F::EvtArg => {
+            let syscall = view.syscall()?;
+            let name = arg_name(syscall, &field.arg)?;
+            render_arg(syscall, name).map(Val::Str)
+        }
+        F::EvtRawArg => {
+            let syscall = view.syscall()?;
+            let name = arg_name(syscall, &field.arg)?;
+            if let Some(path) = path_arg(syscall, name) {
+                return borrowed(&path.raw);
+            }
+            match syscall.args.get(name)? {
+                ArgValue::Unsigned(n) => int(i64::try_from(*n).unwrap_or(i64::MAX)),
+                ArgValue::Signed(n) => int(*n),
+                ArgValue::Text(s) => borrowed(s),
+            }
+        }
+        F::EvtIsOpenRead => open_flags(view).map(|f| Val::Bool(names::open_reads(f))),
+        F::EvtIsOpenWrite => open_flags(view).map(|f| Val::Bool(names::open_writes(f))),
+        F::EvtIsOpenExec => open_flags(view).map(|_| Val::Bool(false)),
+        F::EvtIsOpenCreate => open_flags(view).map(|f| Val::Bool(f & names::O_CREAT != 0)),
+        F::EvtSource => borrowed("syscall"),
+        F::EvtCategory => borrowed(category(view)),
+        F::EvtCpu => event.cpu.and_then(|c| int(c.into())),
+
+        F::ProcPid => int(process?.pid.into()),
+        F::ProcPpid => int(process?.ppid.into()),
+        F::ProcVpid => int(process?.ns_pid.into()),
+        F::ProcName => borrowed(&process?.comm),
+        F::ProcExe => borrowed(process?.args.as_ref()?.first()?),
+        F::ProcExePath => borrowed(process?.exe.as_deref()?),
+        F::ProcArgs => borrowed(view.proc_args()?),
+        F::ProcCmdline => borrowed(view.cmdline()?),
+        F::ProcCmdNArgs => int(process?
+            .args
+            .as_ref()
+            .map_or(0, |a| a.len().saturating_sub(1))
+            .try_into()
+            .unwrap_or(i64::MAX)),
+        F::ProcPname => ancestor(process?, 1, Part::Name),
+        F::ProcPexe => ancestor(process?, 1, Part::Exe),
+        F::ProcPexePath => ancestor(process?, 1, Part::ExePath),
+        F::ProcPcmdline => ancestor(process?, 1, Part::Cmdline),
+        F::ProcAname => ancestors(field, process?, Part::Name),
+        F::ProcApid => ancestors(field, process?, Part::Pid),
+        F::ProcAexe => ancestors(field, process?, Part::Exe),
+        F::ProcAexePath => ancestors(field, process?, Part::ExePath),
+        F::ProcAcmdline => ancestors(field, process?, Part::Cmdline),
+        F::ProcCwd => borrowed(process?.cwd.as_deref()?),
+        F::ProcDuration => {
+            let p = process?;
+            (p.start_ns > 0).then(|| Val::Int(elapsed(event.monotonic_ns, p.start_ns)))
+        }
+        F::ProcIsExeUpperLayer => flag(process?.exe_upper_layer),
+        F::ProcIsExeFromMemfd => flag(process?.exe_memfd),
+        // Health checks and probes are known only from the runtime's config.
+        F::ProcIsContainerHealthcheck
+        | F::ProcIsContainerLivenessProbe
+        | F::ProcIsContainerReadinessProbe => flag(false),
+        // Filled from the process facts the sensors report.
+        F::ProcTty
+        | F::ProcSid
+        | F::ProcVpgid
+        | F::ProcSname
+        | F::ProcVpgidName
+        | F::ProcVpgidExe
+        | F::ProcIsVpgidLeader
+        | F::ProcIsSidLeader
+        | F::ProcPpidDuration
+        | F::ProcExeIno
+        | F::ProcExeInoMtime
+        | F::ProcExeInoCtime
+        | F::ProcExeInoCtimeDurationProcStart => process_fact(field.id, view),
+
+        F::ThreadTid => int(process?.tid.into()),
+        F::ThreadVtid => None,
+        F::ThreadCapEffective => owned(names::capabilities(process?.cap_effective?)),
+        F::ThreadCapPermitted => owned(names::capabilities(
+            view.syscall()?.capabilities.as_ref()?.permitted,
+        )),
+        F::ThreadCapInheritable => owned(names::capabilities(
+            view.syscall()?.capabilities.as_ref()?.inheritable,
+        )),
+
+        F::UserUid => int(process?.uid.into()),
+        F::UserLoginUid => int(process?.login_uid.map_or(-1, i64::from)),
+        F::UserName | F::UserLoginName | F::GroupName => process_fact(field.id, view),
+        F::UserHomedir | F::UserShell => None,
+        F::GroupGid => int(process?.gid.into()),
+
+        F::FdNum => int(view.fd()?.num),
+        F::FdType => borrowed(fd_type(view.fd()?).0),
+        F::FdTypeChar => borrowed(fd_type(view.fd()?).1),
+        F::FdName => borrowed(view.fd_name()?),
+        F::FdNameRaw => borrowed(view.fd()?.raw?),
+        F::FdDirectory => match view.fd()?.target {
+            FdTarget::File {
+                path,
+                directory: true,
+            } => borrowed(path),
+            FdTarget::File { path, .. } => borrowed(parent_dir(path)),
+            _ => None,
+        },
+        F::FdFilename => match view.fd()?.target {
+            FdTarget::File { path, .. } => borrowed(path.rsplit('/').next().unwrap_or(path)),
+            _ => None,
+        },
+        F::FdIp | F::FdNet => {
+            let (c, s) = ends(view)?;
+            let ips: Vec<Val<'_>> = [c, s]
+                .into_iter()
+                .flatten()
+                .filter_map(|e| ip(&e.address))
+                .collect();
+            (!ips.is_empty()).then_some(Val::List(ips))
+        }
+        F::FdPort => {
+            let (c, s) = ends(view)?;
+            let ports: Vec<Val<'_>> = [c, s]
+                .into_iter()
+                .flatten()
+                .map(|e| Val::Int(e.port.into()))
+                .collect();
+            (!ports.is_empty()).then_some(Val::List(ports))
+        }
+        F::FdCip | F::FdCnet => ip(&ends(view)?.0?.address),
+        F::FdSip | F::FdSnet => ip(&ends(view)?.1?.address),
+        F::FdLip | F::FdLnet => ip(&socket(view)?.local.as_ref()?.address),
+        F::FdRip | F::FdRnet => ip(&socket(view)?.remote.as_ref()?.address),
+        F::FdCport => int(ends(view)?.0?.port.into()),
+        F::FdSport => int(ends(view)?.1?.port.into()),
+        F::FdLport => int(socket(view)?.local.as_ref()?.port.into()),
+        F::FdRport => int(socket(view)?.remote.as_ref()?.port.into()),
+        F::FdL4Proto => {
+            let s = socket(view)?;
+            matches!(s.family.as_str(), "inet" | "inet6")
+                .then(|| Val::Str(Cow::Borrowed(s.protocol.as_str())))
+        }
+        F::FdSockFamily => match socket(view)?.family.as_str() {
+            "inet" | "inet6" => borrowed("ip"),
+            "unix" => borrowed("unix"),
+            _ => None,
+        },
+        F::FdConnected => {
+            let s = socket(view)?;
+            flag(
+                s.state.as_deref() == Some("established")
+                    || s.remote.as_ref().is_some_and(|r| r.port != 0),
+            )
+        }
+        F::FdNameChanged => flag(view.fd()?.name_changed),
+        F::FdIsServer => flag(view.fd()?.server),
+        F::FdTypes => fd_types(field, view),
+        // Names need DNS, which the agent does not do on the event path.
+        F::FdSipName | F::FdCipName | F::FdLipName | F::FdRipName => None,
+        F::FdContainerId => {
+            let fd = view.fd()?;
+            owned(format!("{}:{}", container_id(view)?, fd.num))
+        }
+
+        F::ContainerId => borrowed(container_id(view)?),
+        F::ContainerFullId => {
+            let c = event.container.as_deref()?;
+            match c.kind.as_str() {
+                "host" => borrowed("host"),
+                _ => borrowed(c.id.as_deref()?),
+            }
+        }
+        F::ContainerName => {
+            let c = event.container.as_deref()?;
+            (c.kind == "host").then_some(Val::Str(Cow::Borrowed("host")))
+        }
+        F::ContainerType => borrowed(event.container.as_deref()?.runtime.as_deref()?),
+        F::K8sPodUid => borrowed(event.container.as_deref()?.pod_uid.as_deref()?),
+        // Image, privilege and pod metadata come from the runtime and the
+        // Kubernetes API; until an event carries them they have no value.
+        F::ContainerImage
+        | F::ContainerImageRepository
+        | F::ContainerImageTag
+        | F::ContainerImageId
+        | F::ContainerImageDigest
+        | F::ContainerPrivileged
+        | F::ContainerStartTs
+        | F::ContainerDuration
+        | F::ContainerHealthcheck
+        | F::ContainerLivenessProbe
+        | F::ContainerReadinessProbe
+        | F::K8sNsName
+        | F::K8sPodName
+        | F::K8sPodLabel
+        | F::K8sPodLabels
+        | F::K8sPodIp
+        | F::K8sPodSandboxId
+        | F::K8sNsLabel
+        | F::K8sDeploymentName
+        | F::K8sRsName
+        | F::K8sSvcName => None,
+    }
+}
+
+/// Facts about the process that only some events carry.
+fn process_fact<'a>(_id: FieldId, _view: &'a EventView<'_>) -> Option<Val<'a>> {
+    None
+}
+
+fn elapsed(now: u64, since: u64) -> i64 {
+    i64::try_from(now.saturating_sub(since)).unwrap_or(i64::MAX)
+}
+
+fn result(event: &crate::events::event::Event) -> Option<i64> {
+    match event.kind {
+        EventKind::Syscall => event.syscall.as_ref().map(|s| s.ret),
+        EventKind::ProcessExec => Some(0),
+        EventKind::ProcessFork => event.fork.as_ref().map(|f| i64::from(f.child_pid)),
+        _ => None,
+    }
+}
+
+fn category(view: &EventView<'_>) -> &'static str {
+    match view.event.kind {
+        EventKind::ProcessExec | EventKind::ProcessFork | EventKind::ProcessExit => "process",
+        EventKind::TcpState => "net",
+        EventKind::EventsLost => "internal",
+        EventKind::Syscall => match view.syscall().map(|s| &*s.sensor) {
+            Some("file") => "file",
+            Some("network") => "net",
+            Some("descriptors") => "io",
+            _ => "security",
+        },
+    }
+}
+
+fn open_flags(view: &EventView<'_>) -> Option<u64> {
+    let syscall = view.syscall()?;
+    match &*syscall.name {
+        "open" | "openat" => match syscall.args.get("flags")? {
+            ArgValue::Unsigned(f) => Some(*f),
+            _ => None,
+        },
+        "openat2" => syscall.open_how.as_ref().map(|h| h.flags),
+        // creat is open(O_CREAT|O_WRONLY|O_TRUNC).
+        "creat" => Some(0o1 | 0o100 | 0o1000),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Part {
+    Name,
+    Exe,
+    ExePath,
+    Cmdline,
+    Pid,
+}
+
+/// One generation's `part`: 0 is the process itself, 1 its parent.
+fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>> {
+    let str = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
+    if n == 0 {
+        return match part {
+            Part::Name => str(&process.comm),
+            Part::Exe => str(process.args.as_ref()?.first()?),
+            Part::ExePath => str(process.exe.as_deref()?),
+            Part::Cmdline => {
+                let args = process.args.as_deref().unwrap_or_default();
+                Some(Val::Str(Cow::Owned(command_line(
+                    &process.comm,
+                    args.get(1..).unwrap_or_default().iter().map(String::as_str),
+                ))))
+            }
+            Part::Pid => Some(Val::Int(process.pid.into())),
+        };
+    }
+    let a = process.ancestors.get(n - 1)?;
+    match part {
+        Part::Name => str(a.image.comm()),
+        Part::Exe => str(a.image.args().get(0)?),
+        Part::ExePath => str(a.image.exe()).filter(|_| !a.image.exe().is_empty()),
+        Part::Cmdline => Some(Val::Str(Cow::Owned(command_line(
+            a.image.comm(),
+            a.image.args().iter().skip(1),
+        )))),
+        Part::Pid => Some(Val::Int(a.pid.into())),
+    }
+}
+
+fn ancestor(process: &Process, n: usize, part: Part) -> Option<Val<'_>> {
+    generation(process, n, part)
+}
+
+/// `proc.aname[n]`, or every ancestor's (not the process's own) without `n`.
+fn ancestors<'a>(field: &Field, process: &'a Process, part: Part) -> Option<Val<'a>> {
+    match field.arg {
+        FieldArg::Index(n) => generation(process, n, part),
+        _ => {
+            let all: Vec<Val<'a>> = (1..=process.ancestors.len())
+                .filter_map(|n| generation(process, n, part))
+                .collect();
+            (!all.is_empty()).then_some(Val::List(all))
+        }
+    }
+}
+
+fn ip(text: &str) -> Option<Val<'static>> {
+    text.parse::<IpAddr>().ok().map(Val::Ip)
+}
+
+fn socket<'a>(view: &'a EventView<'_>) -> Option<&'a Socket> {
+    match view.fd()?.target {
+        FdTarget::Socket(s) => Some(s),
+        _ => None,
+    }
+}
+
+type Ends<'a> = (
+    Option<&'a crate::events::event::Endpoint>,
+    Option<&'a crate::events::event::Endpoint>,
+);
+
+fn ends<'a>(view: &'a EventView<'_>) -> Option<Ends<'a>> {
+    let fd = view.fd()?;
+    let FdTarget::Socket(s) = fd.target else {
+        return None;
+    };
+    Some(client_server(fd, s))
+}
+
+fn fd_type(fd: &Fd<'_>) -> (&'static str, &'static str) {
+    match fd.target {
+        FdTarget::File {
+            directory: true, ..
+        } => ("directory", "d"),
+        FdTarget::File { .. } => ("file", "f"),
+        FdTarget::Socket(s) => match s.family.as_str() {
+            "inet" => ("ipv4", "4"),
+            "inet6" => ("ipv6", "6"),
+            "unix" => ("unix", "u"),
+            "netlink" => ("netlink", "n"),
+            _ => ("socket", "o"),
+        },
+        FdTarget::Pipe => ("pipe", "p"),
+        FdTarget::Anon => ("anon", "o"),
+    }
+}
+
+/// `fd.types[n]`: the type of descriptor `n` when the event names it;
+/// without `n`, the types of every descriptor the event names.
+fn fd_types<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
+    let syscall = view.syscall()?;
+    let type_of = |info: &'a crate::events::event::FdInfo| -> &'static str {
+        match (info.kind.as_str(), &info.socket) {
+            ("socket", Some(s)) => match s.family.as_str() {
+                "inet" => "ipv4",
+                "inet6" => "ipv6",
+                "unix" => "unix",
+                _ => "socket",
+            },
+            ("pipe", _) => "pipe",
+            ("file", _) => "file",
+            _ => "anon",
+        }
+    };
+    match field.arg {
+        FieldArg::Index(n) => {
+            let n = i64::try_from(n).ok()?;
+            let info = syscall
+                .fds
+                .iter()
+                .find(|f| f.fd == n || (f.arg == "ret" && syscall.ret == n))?;
+            Some(Val::Str(Cow::Borrowed(type_of(info))))
+        }
+        _ => {
+            let all: Vec<Val<'a>> = syscall
+                .fds
+                .iter()
+                .map(|f| Val::Str(Cow::Borrowed(type_of(f))))
+                .collect();
+            (!all.is_empty()).then_some(Val::List(all))
+        }
+    }
+}
+
+fn parent_dir(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+/// `container.id`: 12 characters, or `host`.
+fn container_id<'a>(view: &'a EventView<'_>) -> Option<&'a str> {
+    let c = view.event.container.as_deref()?;
+    match c.kind.as_str() {
+        "host" => Some("host"),
+        "container" => c.id.as_deref().map(|id| id.get(..12).unwrap_or(id)),
+        _ => None,
+    }
+}
+
+/// Falco's argument names where ours (the man pages') differ.
+fn falco_alias<'s>(syscall: &str, name: &'s str) -> &'s str {
+    match (syscall, name) {
+        (_, "name")
+            if matches!(
+                syscall,
+                "open" | "openat" | "openat2" | "creat" | "unlink" | "unlinkat"
+            ) =>
+        {
+            "pathname"
+        }
+        (_, "path" | "filename") => "pathname",
+        ("socket", "proto") => "protocol",
+        ("symlinkat", "linkdirfd") => "newdirfd",
+        ("linkat" | "renameat" | "renameat2", "olddir") => "olddirfd",
+        ("linkat" | "renameat" | "renameat2", "newdir") => "newdirfd",
+        ("init_module" | "finit_module", "uargs") => "param_values",
+        ("mount", "dev") => "source",
+        ("mount", "dir") => "target",
+        ("mount", "type") => "filesystemtype",
+        ("umount2" | "umount", "name") => "target",
+        (_, "fd") if !matches!(syscall, "finit_module" | "setns" | "fchmod" | "fcntl") => "sockfd",
+        _ => name,
+    }
+}
+
+/// Our name of the argument a field names, by name or position.
+fn arg_name<'s>(syscall: &'s Syscall, arg: &'s FieldArg) -> Option<&'s str> {
+    match arg {
+        FieldArg::Key(key) => {
+            let ours = falco_alias(&syscall.name, key);
+            let known = |n: &str| {
+                n == "res"
+                    || syscall.args.contains_key(n)
+                    || path_arg(syscall, n).is_some()
+                    || syscall.fds.iter().any(|f| f.arg == n)
+            };
+            if known(ours) {
+                Some(ours)
+            } else if known(key) {
+                Some(key)
+            } else if &**key == "flags" && syscall.open_how.is_some() {
+                Some("flags")
+            } else {
+                None
+            }
+        }
+        FieldArg::Index(n) => crate::bpf::syscalls::by_name(&syscall.name)
+            .and_then(|s| s.args.get(*n))
+            .map(|a| a.name),
+        FieldArg::None => None,
+    }
+}
+
+/// One argument as Falco renders it: names for flags and requests, paths
+/// made absolute, numbers in decimal.
+fn render_arg<'a>(syscall: &'a Syscall, name: &str) -> Option<Cow<'a, str>> {
+    if name == "res" {
+        return Some(Cow::Owned(syscall.ret.to_string()));
+    }
+    if let Some(path) = path_arg(syscall, name) {
+        return Some(Cow::Borrowed(&path.path));
+    }
+    let value = match syscall.args.get(name) {
+        Some(v) => v,
+        None if name == "flags" => {
+            return syscall
+                .open_how
+                .as_ref()
+                .map(|h| Cow::Owned(names::open_flags(h.flags)));
+        }
+        None => return None,
+    };
+    let number = match value {
+        ArgValue::Text(s) => return Some(Cow::Borrowed(s)),
+        ArgValue::Signed(n) => return Some(Cow::Owned(n.to_string())),
+        ArgValue::Unsigned(n) => *n,
+    };
+    let named = match (&*syscall.name, name) {
+        ("open" | "openat", "flags") => Some(Cow::Owned(names::open_flags(number))),
+        ("ptrace", "request") => names::ptrace_request(number).map(Cow::Borrowed),
+        ("socket", "domain") => names::socket_domain(number).map(Cow::Borrowed),
+        ("socket", "type") => Some(Cow::Owned(names::socket_type(number))),
+        _ => None,
+    };
+    Some(named.unwrap_or_else(|| Cow::Owned(number.to_string())))
+}
+
+/// `evt.args`: `name=value` for each argument, in the syscall's order, then
+/// `res`.
+pub fn render_all_args(view: &EventView<'_>) -> String {
+    let Some(syscall) = view.syscall() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let order = crate::bpf::syscalls::by_name(&syscall.name).map(|s| s.args);
+    for arg in order.into_iter().flatten() {
+        if let Some(value) = render_arg(syscall, arg.name) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(arg.name);
+            out.push('=');
+            out.push_str(&value);
+        }
+    }
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str("res=");
+    out.push_str(&syscall.ret.to_string());
+    out
+}

@@ -1,0 +1,161 @@
+//! Which event types a rule can match, so that each event is tested only
+//! against the rules that could match it.
+//!
+//! For every node two sets are worked out: the types for which it can be
+//! true and those for which it can be false. A check of `evt.type` narrows
+//! them; any other check leaves both whole. `not` swaps them, `and` and `or`
+//! combine them; the rule's set is where its condition can be true.
+
+use std::{collections::HashMap, sync::LazyLock};
+
+use super::{
+    eval::{CheckTest, Node},
+    fields::{FieldId, Val},
+};
+
+/// Every event type the agent reports, by Falco's name.
+pub fn event_type_names() -> &'static [&'static str] {
+    &UNIVERSE
+}
+
+static UNIVERSE: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut names = vec![
+        "execve",
+        "execveat",
+        "clone",
+        "clone3",
+        "fork",
+        "vfork",
+        "procexit",
+        "tcp_state",
+    ];
+    names.extend(crate::bpf::syscalls::SYSCALLS.iter().map(|s| s.name));
+    names.sort_unstable();
+    names.dedup();
+    names
+});
+
+static IDS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
+    UNIVERSE
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, u8::try_from(i).unwrap_or(u8::MAX)))
+        .collect()
+});
+
+/// The number of an event type, or `None` for a type no rule can name.
+pub fn event_type_id(name: &str) -> Option<u8> {
+    IDS.get(name).copied()
+}
+
+/// A set of event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventTypes(u128);
+
+impl EventTypes {
+    /// Every type.
+    pub fn all() -> Self {
+        let n = UNIVERSE.len().min(128);
+        Self(if n == 128 {
+            u128::MAX
+        } else {
+            (1u128 << n) - 1
+        })
+    }
+
+    /// No type.
+    pub fn none() -> Self {
+        Self(0)
+    }
+
+    /// Whether the set holds type `id`.
+    pub fn contains(self, id: u8) -> bool {
+        self.0 & (1u128 << (id & 127)) != 0
+    }
+
+    /// Whether the set holds every type.
+    pub fn is_all(self) -> bool {
+        self == Self::all()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names in the set.
+    pub fn names(self) -> Vec<&'static str> {
+        UNIVERSE
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1u128 << i) != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    fn of(names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        Self(
+            names
+                .into_iter()
+                .filter_map(|n| event_type_id(n.as_ref()))
+                .fold(0, |set, id| set | 1u128 << id),
+        )
+    }
+
+    fn and(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    fn or(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+}
+
+/// The event types for which `node` can be true.
+pub fn event_types(node: &Node) -> EventTypes {
+    sets(node).0
+}
+
+/// (can be true, can be false).
+fn sets(node: &Node) -> (EventTypes, EventTypes) {
+    let all = EventTypes::all();
+    match node {
+        Node::Const(true) => (all, EventTypes::none()),
+        Node::Const(false) => (EventTypes::none(), all),
+        Node::Not(inner) => {
+            let (t, f) = sets(inner);
+            (f, t)
+        }
+        Node::And(nodes) => nodes
+            .iter()
+            .map(sets)
+            .fold((all, EventTypes::none()), |(t, f), (nt, nf)| {
+                (t.and(nt), f.or(nf))
+            }),
+        Node::Or(nodes) => nodes
+            .iter()
+            .map(sets)
+            .fold((EventTypes::none(), all), |(t, f), (nt, nf)| {
+                (t.or(nt), f.and(nf))
+            }),
+        Node::Check(check) => {
+            if check.value.field.id != FieldId::EvtType || !check.value.transformers.is_empty() {
+                return (all, all);
+            }
+            let matching = EventTypes::of(UNIVERSE.iter().filter(|name| match &check.test {
+                CheckTest::Is(test) => test.matches(&Val::Str((**name).into())),
+                CheckTest::IsNot(test) => !test.matches(&Val::Str((**name).into())),
+                CheckTest::Exists => true,
+                CheckTest::Field(..) => true,
+            }));
+            match &check.test {
+                CheckTest::Field(..) => (all, all),
+                _ => (matching, all.without(matching)),
+            }
+        }
+    }
+}
