@@ -247,6 +247,20 @@ fn an_execd_binary_carries_its_inode_and_times_on_every_event() {
     agent.stop();
 }
 
+/// The shared libraries (and loader) `program` needs, as ldd lists them.
+fn libraries_of(program: &str) -> Vec<String> {
+    let output = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .expect("run ldd");
+    assert!(output.status.success(), "ldd {program} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .split_ascii_whitespace()
+        .filter(|word| word.starts_with('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn user_names_are_root_for_uid_0_absent_without_an_entry_and_read_from_a_chroot() {
     let Some(_kernel) = kernel_test() else { return };
@@ -271,12 +285,8 @@ fn user_names_are_root_for_uid_0_absent_without_an_entry_and_read_from_a_chroot(
     // A root of its own: sleep and the libraries it needs, and files that
     // name the uid the host does not.
     let jail = TempDir::new("chroot");
-    for file in [
-        "/bin/sleep",
-        "/lib/x86_64-linux-gnu/libc.so.6",
-        "/lib64/ld-linux-x86-64.so.2",
-    ] {
-        let source = std::fs::canonicalize(file).expect("a file sleep needs");
+    for file in std::iter::once("/bin/sleep".to_owned()).chain(libraries_of("/bin/sleep")) {
+        let source = std::fs::canonicalize(&file).expect("a file sleep needs");
         let target = jail.path.join(file.trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
         std::fs::copy(&source, &target).expect("copy into the root");
