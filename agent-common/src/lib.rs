@@ -13,7 +13,7 @@
 use core::mem::size_of;
 
 /// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// Bound of the filename handed to execve, in bytes (`GR_FILENAME_MAX`).
 pub const FILENAME_MAX: usize = 1024;
@@ -188,6 +188,15 @@ pub struct Process {
     pub egid: u32,
     /// Audit login uid, `u32::MAX` when unset.
     pub login_uid: u32,
+    /// The controlling terminal's device number in `new_encode_dev` form (as
+    /// `/proc/PID/stat`'s `tty_nr`); 0 when there is none.
+    pub tty: u32,
+    /// Process group id, host PID namespace.
+    pub pgid: u32,
+    /// Session id, host PID namespace.
+    pub sid: u32,
+    /// Process group id in the task's own PID namespace; 0 when not visible there.
+    pub vpgid: u32,
     /// Padding, zero.
     pub _pad: u32,
     /// cgroup v2 id (the inode of the cgroup directory).
@@ -223,6 +232,12 @@ pub struct ExecEvent {
     pub flags: u32,
     /// Effective capabilities after the exec.
     pub cap_effective: u64,
+    /// The executable's inode number.
+    pub exe_ino: u64,
+    /// The executable's last modification, ns since the epoch.
+    pub exe_mtime_ns: i64,
+    /// The executable's last status change, ns since the epoch.
+    pub exe_ctime_ns: i64,
 }
 
 /// `struct gr_fork_event`.

@@ -113,6 +113,10 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 euid,
                 egid,
                 login_uid,
+                tty,
+                pgid,
+                sid,
+                vpgid,
                 _pad,
                 cgroup_id,
                 start_ns,
@@ -131,7 +135,10 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 args_len,
                 argc,
                 flags,
-                cap_effective
+                cap_effective,
+                exe_ino,
+                exe_mtime_ns,
+                exe_ctime_ns
             }),
         ),
         (

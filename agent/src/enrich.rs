@@ -1,6 +1,7 @@
 //! The step between decoding and the outputs: every event learns its
-//! process's image and ancestry from the process tree and its container from
-//! the cgroup, without a network round trip.
+//! process's image, ancestry and session and group leaders from the process
+//! tree, its user and group names from the files under the process's root,
+//! and its container from the cgroup, without a network round trip.
 //!
 //! The [`Enricher`] is owned by the reader task: the tree is updated in the
 //! same order as the kernel reported fork, exec and exit, so that a process
@@ -12,9 +13,12 @@ use crate::{
     container::{ContainerResolver, Identity},
     events::{
         EventKind,
-        event::{Ancestor, ContainerInfo, Event},
+        event::{Ancestor, ContainerInfo, Event, Leader, Process},
     },
-    process::{ExecInfo, ProcessTree, SeedStats, TreeLimits, TreeStats, seed_from_proc},
+    process::{
+        ExeFile, ExecInfo, JobIds, ProcessTree, SeedStats, TreeLimits, TreeStats, seed_from_proc,
+        users::{IdKind, NameCache, NameCacheStats, Subject},
+    },
 };
 
 /// The memory controller's v1 hierarchy, which container runtimes on hybrid
@@ -30,6 +34,7 @@ pub struct Enricher {
     /// [`CONTAINER_INFO_CACHE`] (cleared when full).
     container_infos: HashMap<u64, Arc<ContainerInfo>>,
     max_ancestors: usize,
+    names: NameCache,
 }
 
 /// cgroups whose [`ContainerInfo`] is kept ready.
@@ -48,6 +53,7 @@ impl Enricher {
             containers,
             container_infos: HashMap::new(),
             max_ancestors,
+            names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
         }
     }
 
@@ -74,16 +80,37 @@ impl Enricher {
             return;
         };
         match event.kind {
-            EventKind::ProcessExec => self.tree.on_exec(ExecInfo {
-                pid: process.pid,
-                ppid: process.ppid,
-                start_ns: process.start_ns,
-                comm: process.comm.clone(),
-                exe: process.exe.clone().unwrap_or_default(),
-                args: process.args.clone().unwrap_or_default(),
-                cwd: process.cwd.clone().unwrap_or_default(),
-                uid: process.uid,
-            }),
+            EventKind::ProcessExec => {
+                // The root is looked up now, while the new program most
+                // likely still runs; if it already exited, it had the root
+                // it had before the exec (exec does not change it).
+                let root = self.names.root_of(process.pid).or_else(|| {
+                    self.tree
+                        .get(process.pid, process.start_ns)
+                        .and_then(|known| known.image.root())
+                });
+                self.tree.on_exec(ExecInfo {
+                    pid: process.pid,
+                    ppid: process.ppid,
+                    start_ns: process.start_ns,
+                    comm: process.comm.clone(),
+                    exe: process.exe.clone().unwrap_or_default(),
+                    args: process.args.clone().unwrap_or_default(),
+                    cwd: process.cwd.clone().unwrap_or_default(),
+                    uid: process.uid,
+                    job: JobIds {
+                        pgid: process.pgid,
+                        sid: process.sid,
+                        tty: process.tty,
+                    },
+                    exe_file: process.exe_ino.map(|ino| ExeFile {
+                        ino,
+                        mtime_ns: process.exe_mtime_ns.unwrap_or_default(),
+                        ctime_ns: process.exe_ctime_ns.unwrap_or_default(),
+                    }),
+                    root,
+                });
+            }
             EventKind::ProcessFork => {
                 if let Some(fork) = &event.fork {
                     self.tree
@@ -93,28 +120,69 @@ impl Enricher {
             _ => {}
         }
 
-        if let Some(known) = self.tree.get(process.pid, process.start_ns)
+        let known = self.tree.get(process.pid, process.start_ns);
+        if let Some(known) = known
             && process.exe.is_none()
         {
             process.exe = Some(known.exe().to_owned());
             process.args = Some(known.args().to_vec());
             process.cwd = Some(known.cwd().to_owned());
         }
+        if let Some(file) = known.and_then(|known| known.image.exe_file())
+            && process.exe_ino.is_none()
+        {
+            process.exe_ino = Some(file.ino);
+            process.exe_mtime_ns = Some(file.mtime_ns);
+            process.exe_ctime_ns = Some(file.ctime_ns);
+        }
+        let root = match known {
+            Some(known) => known.image.root(),
+            None => self.names.root_of(process.pid),
+        };
         process.ancestors = self
             .tree
             .ancestors(process.pid, process.start_ns, self.max_ancestors)
             .iter()
             .map(|a| Ancestor {
                 pid: a.pid,
+                start_ns: a.start_ns,
                 image: a.image.clone(),
             })
             .collect();
+        process.session_leader = self.leader(process.sid, now);
+        process.group_leader = self.leader(process.pgid, now);
+        self.name(process, root, now);
 
         event.container = self.container(process.cgroup_id, process.memory_cgroup_id);
 
         if event.kind == EventKind::ProcessExit {
             self.tree.on_exit(process.pid, process.start_ns, now);
         }
+    }
+
+    /// The leader of a session or process group, as the tree knows it.
+    fn leader(&self, pid: u32, now: u64) -> Option<Leader> {
+        // Kernel threads and the idle task have no session.
+        if pid == 0 {
+            return None;
+        }
+        self.tree.leader(pid, now).map(|leader| Leader {
+            pid: leader.pid,
+            image: leader.image.clone(),
+        })
+    }
+
+    /// Names the process's user, group and login user.
+    fn name(&mut self, process: &mut Process, root: Option<crate::process::RootId>, now: u64) {
+        let subject = Subject {
+            pid: process.pid,
+            root,
+        };
+        process.user_name = self.names.name(subject, IdKind::User, process.uid, now);
+        process.group_name = self.names.name(subject, IdKind::Group, process.gid, now);
+        process.login_name = process
+            .login_uid
+            .and_then(|uid| self.names.name(subject, IdKind::User, uid, now));
     }
 
     /// The container of a cgroup, resolved once and then shared. `memory_id`
@@ -155,6 +223,11 @@ impl Enricher {
     /// The tree's size and evictions.
     pub fn tree_stats(&self) -> TreeStats {
         self.tree.stats()
+    }
+
+    /// The user and group name cache's size and evictions.
+    pub fn name_stats(&self) -> NameCacheStats {
+        self.names.stats()
     }
 }
 

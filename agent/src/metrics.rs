@@ -51,6 +51,8 @@ pub struct Metrics {
     tree_entries: AtomicU64,
     tree_evicted_after_grace: AtomicU64,
     tree_evicted_for_capacity: AtomicU64,
+    name_cache_entries: AtomicU64,
+    name_cache_evictions: AtomicU64,
 }
 
 impl Metrics {
@@ -83,6 +85,14 @@ impl Metrics {
             .store(evicted_after_grace, Ordering::Relaxed);
         self.tree_evicted_for_capacity
             .store(evicted_for_capacity, Ordering::Relaxed);
+    }
+
+    /// Publishes the user and group name cache's size and evictions.
+    pub fn set_name_cache(&self, entries: usize, evictions: u64) {
+        self.name_cache_entries
+            .store(entries as u64, Ordering::Relaxed);
+        self.name_cache_evictions
+            .store(evictions, Ordering::Relaxed);
     }
 
     /// The text exposition.
@@ -172,6 +182,29 @@ impl Metrics {
             "guardrails_process_tree_evictions_total{{reason=\"capacity\"}} {}",
             get(&self.tree_evicted_for_capacity)
         );
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_user_names_cache_entries User and group names (and known absences) cached, by root directory and id."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_user_names_cache_entries gauge");
+        let _ = writeln!(
+            out,
+            "guardrails_user_names_cache_entries {}",
+            get(&self.name_cache_entries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_user_names_cache_evictions_total Cached names removed because the cache was full."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE guardrails_user_names_cache_evictions_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "guardrails_user_names_cache_evictions_total {}",
+            get(&self.name_cache_evictions)
+        );
         out
     }
 }
@@ -260,6 +293,7 @@ mod tests {
         metrics.count_event(EventKind::ProcessExec);
         metrics.set_lost(&[3, 4], 1, 2);
         metrics.set_process_tree(10, 5, 0);
+        metrics.set_name_cache(12, 3);
         let text = metrics.render();
         for line in [
             "guardrails_events_total{kind=\"process_exec\"} 2",
@@ -269,6 +303,8 @@ mod tests {
             "guardrails_ring_buffer_lost_total{cpu=\"1\"} 4",
             "guardrails_process_tree_entries 10",
             "guardrails_process_tree_evictions_total{reason=\"after_grace\"} 5",
+            "guardrails_user_names_cache_entries 12",
+            "guardrails_user_names_cache_evictions_total 3",
             "# TYPE guardrails_events_total counter",
         ] {
             assert!(

@@ -21,6 +21,55 @@ static __always_inline __u32 gr_pid_ns_nr(struct pid *pid)
 	return upid.nr;
 }
 
+/* The number of `pid` in the host's (the initial) PID namespace. */
+static __always_inline __u32 gr_pid_host_nr(struct pid *pid)
+{
+	struct upid upid = {};
+	unsigned int level = 0;
+
+	if (!pid)
+		return 0;
+	/* The index is hidden from the compiler: a constant index into this
+	 * flexible array becomes a relocation that the loader rejects. */
+	barrier_var(level);
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	return upid.nr;
+}
+
+/* The number of `pid` in the PID namespace `ns` at `level`, as the kernel's
+ * pid_nr_ns(); 0 when the pid is not visible there. */
+static __always_inline __u32 gr_pid_nr_in(struct pid *pid, unsigned int level, struct pid_namespace *ns)
+{
+	struct upid upid = {};
+
+	if (!pid || pid->level < level)
+		return 0;
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	return upid.ns == ns ? upid.nr : 0;
+}
+
+/*
+ * The controlling terminal as /proc/PID/stat's tty_nr: the device number
+ * MKDEV(driver major, driver minor_start) + index, in new_encode_dev()'s
+ * 32-bit encoding (minor's low byte, major, minor's high bits); 0 for none.
+ */
+static __always_inline __u32 gr_tty_nr(struct signal_struct *signal)
+{
+	struct tty_struct *tty = signal->tty;
+	struct tty_driver *driver;
+	__u32 dev, major, minor;
+
+	if (!tty)
+		return 0;
+	driver = tty->driver;
+	if (!driver)
+		return 0;
+	dev = (((__u32)driver->major << 20) | (__u32)driver->minor_start) + (__u32)tty->index;
+	major = dev >> 20;
+	minor = dev & ((1U << 20) - 1);
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
 /* The id of `task`'s cgroup in the memory controller's hierarchy, v1 or v2. */
 static __always_inline __u64 gr_memory_cgroup_id(struct task_struct *task)
 {
@@ -49,11 +98,26 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_struct *leader = task->group_leader;
 	const struct cred *cred = task->real_cred;
+	struct signal_struct *signal = task->signal;
+	struct pid *thread_pid = leader->thread_pid;
+	struct pid *pgrp = signal->pids[PIDTYPE_PGID];
+	struct pid *session = signal->pids[PIDTYPE_SID];
+	struct upid own = {};
+	unsigned int level = 0;
 
 	p->pid = task->tgid;
 	p->tid = task->pid;
 	p->ppid = task->real_parent->tgid;
-	p->ns_pid = gr_pid_ns_nr(leader->thread_pid);
+	/* The task's own PID namespace is the innermost one of its pid. */
+	if (thread_pid) {
+		level = thread_pid->level;
+		bpf_core_read(&own, sizeof(own), &thread_pid->numbers[level & 31]);
+	}
+	p->ns_pid = own.nr;
+	p->pgid = gr_pid_host_nr(pgrp);
+	p->sid = gr_pid_host_nr(session);
+	p->vpgid = gr_pid_nr_in(pgrp, level, own.ns);
+	p->tty = gr_tty_nr(signal);
 	p->uid = cred->uid.val;
 	p->gid = cred->gid.val;
 	p->euid = cred->euid.val;

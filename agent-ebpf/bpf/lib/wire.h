@@ -17,7 +17,7 @@
 #define GUARDRAILS_WIRE_H
 
 /* Bumped whenever a struct below changes shape. */
-#define GR_WIRE_VERSION 1
+#define GR_WIRE_VERSION 2
 
 /* Bounds of the variable parts of an exec record (bytes, including NULs). */
 #define GR_FILENAME_MAX 1024 /* the path handed to execve(2) */
@@ -73,6 +73,14 @@ struct gr_process {
 	__u32 euid;
 	__u32 egid;
 	__u32 login_uid; /* audit login uid; 4294967295 when unset */
+	/* The controlling terminal's device number, encoded as the kernel's
+	 * new_encode_dev() (as /proc/PID/stat's tty_nr); 0 when there is none. */
+	__u32 tty;
+	__u32 pgid;  /* process group id, host PID namespace */
+	__u32 sid;   /* session id, host PID namespace */
+	/* The process group id in the task's own PID namespace; 0 when the group
+	 * is not visible there (its leader is outside the namespace). */
+	__u32 vpgid;
 	__u32 _pad;
 	__u64 cgroup_id; /* cgroup v2 id, equal to the cgroup directory's inode */
 	__u64 start_ns;  /* thread group leader's start, CLOCK_BOOTTIME */
@@ -98,6 +106,9 @@ struct gr_exec_event {
 	__u32 argc;  /* number of arguments, even when args is truncated */
 	__u32 flags; /* enum gr_exec_flags */
 	__u64 cap_effective; /* effective capabilities after the exec */
+	__u64 exe_ino;       /* the executable's inode number */
+	__s64 exe_mtime_ns;  /* its last modification, ns since the epoch */
+	__s64 exe_ctime_ns;  /* its last status change, ns since the epoch */
 };
 
 /* A new process (not a thread) was created by fork, vfork or clone. */

@@ -57,6 +57,55 @@ static __always_inline __u32 exe_origin(struct file *file)
 	return 0;
 }
 
+/* The names inode times had before 6.11 split them into seconds and
+ * nanoseconds: i_mtime and i_ctime until 6.5, __i_ctime from 6.6, __i_mtime
+ * from 6.7. CO-RE keeps whichever the running kernel has. */
+struct inode___timespec {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+	struct timespec64 __i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+#define GR_NSEC_PER_SEC 1000000000LL
+
+/* Since 6.13 the kernel keeps a flag in bit 31 of i_ctime_nsec (the time was
+ * queried: multigrain timestamps); a real nanosecond count never sets it. */
+#define GR_NSEC_MASK 0x7fffffffLL
+
+static __always_inline __s64 gr_timespec_ns(__s64 sec, __s64 nsec)
+{
+	return sec * GR_NSEC_PER_SEC + (nsec & GR_NSEC_MASK);
+}
+
+/* The executable's inode number and its modification and change times, for
+ * telling one build of a program from another at the same path. */
+static __always_inline void exe_identity(struct gr_exec_event *ev, struct file *file)
+{
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct inode___timespec *old = (void *)inode;
+
+	ev->exe_ino = BPF_CORE_READ(inode, i_ino);
+	if (bpf_core_field_exists(inode->i_mtime_sec))
+		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(inode, i_mtime_sec),
+						  BPF_CORE_READ(inode, i_mtime_nsec));
+	else if (bpf_core_field_exists(old->__i_mtime))
+		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(old, __i_mtime.tv_sec),
+						  BPF_CORE_READ(old, __i_mtime.tv_nsec));
+	else
+		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(old, i_mtime.tv_sec),
+						  BPF_CORE_READ(old, i_mtime.tv_nsec));
+	if (bpf_core_field_exists(inode->i_ctime_sec))
+		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(inode, i_ctime_sec),
+						  BPF_CORE_READ(inode, i_ctime_nsec));
+	else if (bpf_core_field_exists(old->__i_ctime))
+		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(old, __i_ctime.tv_sec),
+						  BPF_CORE_READ(old, __i_ctime.tv_nsec));
+	else
+		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(old, i_ctime.tv_sec),
+						  BPF_CORE_READ(old, i_ctime.tv_nsec));
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -99,6 +148,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	fs = BPF_CORE_READ(task, fs);
 	file = BPF_CORE_READ(bprm, file);
 	flags |= exe_origin(file);
+	exe_identity(ev, file);
 	ev->cap_effective = BPF_CORE_READ(task, real_cred, cap_effective.val);
 	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
 	ev->exe_len = len;

@@ -116,6 +116,10 @@ fn process(p: &agent_common::Process) -> Process {
         euid: p.euid,
         egid: p.egid,
         login_uid: (p.login_uid != u32::MAX).then_some(p.login_uid),
+        tty: p.tty,
+        pgid: p.pgid,
+        vpgid: p.vpgid,
+        sid: p.sid,
         cgroup_id: p.cgroup_id,
         start_ns: p.start_ns,
         memory_cgroup_id: (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
@@ -164,6 +168,9 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
         exe_memfd: flags & exec_flags::EXE_MEMFD != 0,
         exe_upper_layer: flags & exec_flags::EXE_UPPER_LAYER != 0,
         cap_effective: Some(ev.cap_effective),
+        exe_ino: Some(ev.exe_ino),
+        exe_mtime_ns: Some(ev.exe_mtime_ns),
+        exe_ctime_ns: Some(ev.exe_ctime_ns),
         truncated,
         ..process(&ev.proc)
     })
@@ -205,6 +212,13 @@ mod tests {
         ev.args_len = args.len() as u16;
         ev.argc = 3;
         ev.flags = flags;
+        ev.proc.tty = 34816;
+        ev.proc.pgid = 7;
+        ev.proc.sid = 5;
+        ev.proc.vpgid = 1;
+        ev.exe_ino = 99;
+        ev.exe_mtime_ns = 1_700_000_000_123_456_789;
+        ev.exe_ctime_ns = -5;
         // SAFETY: ExecEvent is a repr(C) struct of integers.
         let head = unsafe {
             std::slice::from_raw_parts(
@@ -248,6 +262,11 @@ mod tests {
         assert_eq!(p.comm, "echo");
         assert_eq!(p.login_uid, None);
         assert!(p.truncated.is_empty());
+        assert_eq!((p.tty, p.pgid, p.sid, p.vpgid), (34816, 7, 5, 1));
+        assert_eq!(
+            (p.exe_ino, p.exe_mtime_ns, p.exe_ctime_ns),
+            (Some(99), Some(1_700_000_000_123_456_789), Some(-5))
+        );
     }
 
     #[test]

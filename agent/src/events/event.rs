@@ -136,6 +136,33 @@ pub struct Process {
     /// Audit login uid; absent when the process has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_uid: Option<u32>,
+    /// The name of `uid` in the passwd file under the process's root
+    /// directory (a container's image, a chroot); absent when it has none
+    /// there. uid 0 is always `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<Arc<str>>,
+    /// The name of `gid` in the group file under the process's root; gid 0
+    /// is always `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<Arc<str>>,
+    /// The name of `login_uid`, as `user_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_name: Option<Arc<str>>,
+    /// The controlling terminal's device number, encoded as
+    /// `/proc/PID/stat`'s `tty_nr` (major in bits 8..19, minor in 0..7 and
+    /// 20..31); 0 when the process has no terminal.
+    #[serde(default)]
+    pub tty: u32,
+    /// Process group id, host PID namespace.
+    #[serde(default)]
+    pub pgid: u32,
+    /// Process group id in the process's own PID namespace; 0 when the group
+    /// is not visible there.
+    #[serde(default)]
+    pub vpgid: u32,
+    /// Session id, host PID namespace.
+    #[serde(default)]
+    pub sid: u32,
     /// cgroup v2 id: the inode number of the process's cgroup directory.
     pub cgroup_id: u64,
     /// The cgroup id in the memory controller's v1 hierarchy, on hybrid nodes
@@ -173,6 +200,22 @@ pub struct Process {
     /// Exec events: effective capabilities after the exec, as a bit mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_effective: Option<u64>,
+    /// The executable's inode number (from the exec, kept by the tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_ino: Option<u64>,
+    /// The executable's last modification, ns since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_mtime_ns: Option<i64>,
+    /// The executable's last status change, ns since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_ctime_ns: Option<i64>,
+    /// The leader of its session (the process whose pid is `sid`), as the
+    /// process tree knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_leader: Option<Leader>,
+    /// The leader of its process group (the process whose pid is `pgid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_leader: Option<Leader>,
     /// Its ancestors, parent first, as the process tree knew them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<Ancestor>,
@@ -182,13 +225,16 @@ pub struct Process {
     pub truncated: Vec<String>,
 }
 
-/// One ancestor of a process: its host pid and what it runs, shared with the
-/// process tree so that listing ancestors on every event copies no strings.
-/// In JSON: `{"pid", "comm", "exe", "args"}`.
+/// One ancestor of a process: its host pid, start and what it runs, shared
+/// with the process tree so that listing ancestors on every event copies no
+/// strings. In JSON: `{"pid", "start_ns", "comm", "exe", "args"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ancestor {
     /// Its host pid.
     pub pid: u32,
+    /// When it started, `CLOCK_BOOTTIME` ns (to a clock tick for processes
+    /// that were running when the agent started).
+    pub start_ns: u64,
     /// Its command name, executable and arguments.
     pub image: Arc<ProcessImage>,
 }
@@ -198,6 +244,7 @@ impl Ancestor {
     pub fn new(pid: u32, comm: &str, exe: &str, args: &[&str]) -> Self {
         Self {
             pid,
+            start_ns: 0,
             image: Arc::new(ProcessImage::new(comm, exe, Args::new(args), "")),
         }
     }
@@ -206,12 +253,51 @@ impl Ancestor {
 impl Serialize for Ancestor {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(4))?;
+        let mut map = serializer.serialize_map(Some(5))?;
         map.serialize_entry("pid", &self.pid)?;
+        map.serialize_entry("start_ns", &self.start_ns)?;
         map.serialize_entry("comm", self.image.comm())?;
         map.serialize_entry("exe", self.image.exe())?;
         map.serialize_entry("args", &self.image.args().iter().collect::<Vec<_>>())?;
         map.end()
+    }
+}
+
+/// The leader of a process's session or group: its host pid and what it
+/// runs, shared with the process tree. In JSON: `{"pid", "comm", "exe"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leader {
+    /// Its host pid.
+    pub pid: u32,
+    /// Its command name and executable.
+    pub image: Arc<ProcessImage>,
+}
+
+impl Serialize for Leader {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("pid", &self.pid)?;
+        map.serialize_entry("comm", self.image.comm())?;
+        map.serialize_entry("exe", self.image.exe())?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Leader {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            pid: u32,
+            comm: String,
+            exe: String,
+        }
+        let f = Fields::deserialize(deserializer)?;
+        Ok(Self {
+            pid: f.pid,
+            image: Arc::new(ProcessImage::new(&f.comm, &f.exe, Args::default(), "")),
+        })
     }
 }
 
@@ -221,6 +307,8 @@ impl<'de> Deserialize<'de> for Ancestor {
         #[serde(deny_unknown_fields)]
         struct Fields {
             pid: u32,
+            #[serde(default)]
+            start_ns: u64,
             comm: String,
             exe: String,
             args: Vec<String>,
@@ -228,6 +316,7 @@ impl<'de> Deserialize<'de> for Ancestor {
         let f = Fields::deserialize(deserializer)?;
         Ok(Self {
             pid: f.pid,
+            start_ns: f.start_ns,
             image: Arc::new(ProcessImage::new(&f.comm, &f.exe, Args::new(&f.args), "")),
         })
     }

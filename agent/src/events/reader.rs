@@ -161,6 +161,8 @@ impl Reader {
                         tree.evicted_after_grace,
                         tree.evicted_for_capacity,
                     );
+                    let names = enricher.name_stats();
+                    self.metrics.set_name_cache(names.entries, names.evictions);
                 }
                 _ = clock_timer.tick() => self.pipeline.decoder.clock = BootClock::now(),
             }

@@ -27,9 +27,12 @@
 
 mod procfs;
 mod tree;
+pub mod users;
 
-pub use procfs::{ARGS_MAX_BYTES, ProcfsError, SeedStats, clock_tick_ns, seed_from_proc};
+pub use procfs::{
+    ARGS_MAX_BYTES, ProcfsError, SeedStats, clock_tick_ns, exe_file, root_id, seed_from_proc,
+};
 pub use tree::{
-    Ancestor, Args, ExecInfo, ProcessImage, ProcessInfo, ProcessTree, TreeLimits, TreeStats,
-    UNKNOWN_UID,
+    Ancestor, Args, ExeFile, ExecInfo, JobIds, ProcessImage, ProcessInfo, ProcessTree, RootId,
+    TreeLimits, TreeStats, UNKNOWN_UID,
 };

@@ -2,9 +2,11 @@
 //! `/proc`, so that the ancestry of processes started before the agent is
 //! known too.
 //!
-//! For each `/proc/<pid>` it reads `stat` (parent, command name, start),
-//! `cmdline` (at most [`ARGS_MAX_BYTES`], as the exec sensor does), the `exe`
-//! and `cwd` links, and `status` (the real uid), then `stat` again: a process
+//! For each `/proc/<pid>` it reads `stat` (parent, command name, process
+//! group, session, terminal, start), `cmdline` (at most [`ARGS_MAX_BYTES`], as
+//! the exec sensor does), the `exe` and `cwd` links, the inode and times of
+//! the file `exe` leads to, the identity of the `root` directory, and `status`
+//! (the real uid), then `stat` again: a process
 //! that ended meanwhile, or whose pid was reused, is skipped and counted as
 //! vanished. The links cannot be read for kernel threads and zombies, nor for
 //! other users' processes without privileges; they are then left empty.
@@ -19,10 +21,11 @@
 use std::{
     fs::{self, File},
     io::{self, Read},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
-use super::tree::{ExecInfo, ProcessTree};
+use super::tree::{ExeFile, ExecInfo, JobIds, ProcessTree, RootId};
 
 /// The most bytes of `cmdline` read for each process: the exec sensor's
 /// bound on argv.
@@ -158,6 +161,8 @@ fn read_process(dir: &Path, pid: u32, tick_ns: u64) -> Result<ExecInfo, ProcfsEr
     let exe = read_link(&dir.join("exe"));
     let cwd = read_link(&dir.join("cwd"));
     let uid = read_uid(&dir.join("status"))?;
+    let exe_file = fs::metadata(dir.join("exe")).ok().map(|m| exe_file(&m));
+    let root = root_id(&dir.join("root"));
     if read_stat(&stat_path)?.start_ticks != stat.start_ticks {
         return Err(ProcfsError::Vanished { pid });
     }
@@ -177,13 +182,47 @@ fn read_process(dir: &Path, pid: u32, tick_ns: u64) -> Result<ExecInfo, ProcfsEr
         args,
         cwd,
         uid,
+        job: JobIds {
+            pgid: stat.pgrp,
+            sid: stat.session,
+            tty: stat.tty_nr,
+        },
+        exe_file,
+        root,
+    })
+}
+
+/// The inode and times of a file, as an exec event gives them for its
+/// executable.
+pub fn exe_file(metadata: &fs::Metadata) -> ExeFile {
+    let ns = |sec: i64, nsec: i64| sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    ExeFile {
+        ino: metadata.ino(),
+        mtime_ns: ns(metadata.mtime(), metadata.mtime_nsec()),
+        ctime_ns: ns(metadata.ctime(), metadata.ctime_nsec()),
+    }
+}
+
+/// The identity of the directory `path` leads to (such as `/proc/PID/root`);
+/// `None` when it cannot be reached.
+pub fn root_id(path: &Path) -> Option<RootId> {
+    fs::metadata(path).ok().map(|m| RootId {
+        dev: m.dev(),
+        ino: m.ino(),
     })
 }
 
 /// What `stat` tells.
+#[derive(Debug, PartialEq, Eq)]
 struct Stat {
     comm: String,
     ppid: u32,
+    /// Process group id, in the PID namespace of this `/proc`.
+    pgrp: u32,
+    /// Session id, likewise.
+    session: u32,
+    /// Controlling terminal in `new_encode_dev` form; 0 for none.
+    tty_nr: u32,
     start_ticks: u64,
 }
 
@@ -198,30 +237,45 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ProcfsError> {
 /// parentheses, so the fields start after the last `)`.
 fn read_stat(path: &Path) -> Result<Stat, ProcfsError> {
     let bytes = read_file(path)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let parse = |what| ProcfsError::Parse {
+    parse_stat(&String::from_utf8_lossy(&bytes)).map_err(|what| ProcfsError::Parse {
         path: path.to_owned(),
         what,
-    };
-    let open = text.find('(').ok_or_else(|| parse("no command name"))?;
-    let close = text.rfind(')').ok_or_else(|| parse("no command name"))?;
-    let comm = text
-        .get(open + 1..close)
-        .ok_or_else(|| parse("no command name"))?;
+    })
+}
+
+fn parse_stat(text: &str) -> Result<Stat, &'static str> {
+    let open = text.find('(').ok_or("no command name")?;
+    let close = text.rfind(')').ok_or("no command name")?;
+    let comm = text.get(open + 1..close).ok_or("no command name")?;
     let rest = text.get(close + 1..).unwrap_or_default();
-    // Fields counted from 3 (state): ppid is field 4, starttime field 22.
+    // Fields counted from 3 (state): ppid is field 4, pgrp 5, session 6,
+    // tty_nr 7, starttime 22.
     let fields: Vec<&str> = rest.split_ascii_whitespace().take(20).collect();
-    let ppid = fields
-        .get(1)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| parse("no parent pid"))?;
+    let number = |index: usize, what| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<u32>().ok())
+            .ok_or(what)
+    };
+    let ppid = number(1, "no parent pid")?;
+    let pgrp = number(2, "no process group")?;
+    let session = number(3, "no session")?;
+    // Printed as a signed int; the bits are the device number.
+    let tty_nr = fields
+        .get(4)
+        .and_then(|f| f.parse::<i32>().ok())
+        .map(|n| n as u32)
+        .ok_or("no terminal")?;
     let start_ticks = fields
         .get(19)
         .and_then(|f| f.parse().ok())
-        .ok_or_else(|| parse("no start time"))?;
+        .ok_or("no start time")?;
     Ok(Stat {
         comm: comm.to_owned(),
         ppid,
+        pgrp,
+        session,
+        tty_nr,
         start_ticks,
     })
 }
@@ -454,6 +508,27 @@ mod tests {
     }
 
     #[test]
+    fn stat_gives_the_group_session_and_terminal_even_with_odd_command_names() {
+        let line = "4242 (a) b (c)) S 4200 4242 4100 34817 4242 4194560 0 0 0 0 0 0 0 0 20 0 1 0 987 1000 10 1";
+        assert_eq!(
+            parse_stat(line),
+            Ok(Stat {
+                comm: "a) b (c)".into(),
+                ppid: 4200,
+                pgrp: 4242,
+                session: 4100,
+                tty_nr: 34817,
+                start_ticks: 987,
+            })
+        );
+        // A terminal number with the top bit set is printed negative.
+        let high = "1 (x) S 0 1 1 -2147483647 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
+        assert_eq!(parse_stat(high).map(|s| s.tty_nr), Ok(0x8000_0001));
+        assert_eq!(parse_stat("1 (x) S 0 1"), Err("no session"));
+        assert_eq!(parse_stat("1 x S"), Err("no command name"));
+    }
+
+    #[test]
     fn listing_a_missing_proc_root_is_an_error_that_names_it() {
         let mut tree = ProcessTree::new(TreeLimits::default());
         let error = seed_from_proc(&mut tree, Path::new("/nonexistent/proc"), 0)
@@ -482,6 +557,16 @@ mod tests {
             .expect("a file name");
         assert!(file_name.starts_with(me.comm()), "{}", me.comm());
         assert!(me.args().get(0).is_some());
+        // SAFETY: getpgrp and getsid have no preconditions.
+        let (pgrp, sid) = unsafe { (libc::getpgrp(), libc::getsid(0)) };
+        assert_eq!(
+            (i64::from(me.job.pgid), i64::from(me.job.sid)),
+            (i64::from(pgrp), i64::from(sid))
+        );
+        let file = fs::metadata(&exe).expect("stat the test binary");
+        let seen = me.image.exe_file().expect("the exe's inode and times");
+        assert_eq!(seen, exe_file(&file));
+        assert_eq!(me.image.root(), root_id(Path::new("/")));
 
         let ancestors = tree.ancestors(me.pid, me.start_ns, 64);
         assert_eq!(

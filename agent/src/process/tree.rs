@@ -116,6 +116,29 @@ impl<S: AsRef<str>> PartialEq<[S]> for Args {
     }
 }
 
+/// Which file a program was executed from: its inode and times, which tell
+/// one build of a program from another at the same path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExeFile {
+    /// The inode number.
+    pub ino: u64,
+    /// Last modification, ns since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Last status change, ns since the Unix epoch.
+    pub ctime_ns: i64,
+}
+
+/// The root directory a process sees, by device and inode: processes of one
+/// container image, or of one chroot, share it. User and group names are
+/// resolved against the files under it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RootId {
+    /// The device of the root directory.
+    pub dev: u64,
+    /// Its inode number.
+    pub ino: u64,
+}
+
 /// What a process runs: set by exec, inherited on fork. Shared between a
 /// parent and the children that have not exec'd.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,6 +147,8 @@ pub struct ProcessImage {
     exe: Box<str>,
     args: Args,
     cwd: Box<str>,
+    exe_file: Option<ExeFile>,
+    root: Option<RootId>,
 }
 
 impl ProcessImage {
@@ -134,7 +159,27 @@ impl ProcessImage {
             exe: exe.into(),
             args,
             cwd: cwd.into(),
+            exe_file: None,
+            root: None,
         }
+    }
+
+    /// The same image with the executable's file identity and the root
+    /// directory the process saw at exec.
+    pub fn with_origin(mut self, exe_file: Option<ExeFile>, root: Option<RootId>) -> Self {
+        self.exe_file = exe_file;
+        self.root = root;
+        self
+    }
+
+    /// The executable's inode and times, when known.
+    pub fn exe_file(&self) -> Option<ExeFile> {
+        self.exe_file
+    }
+
+    /// The root directory the process saw at exec (or when seeded), when known.
+    pub fn root(&self) -> Option<RootId> {
+        self.root
     }
 
     /// The command name (at most 15 bytes, as the kernel keeps it).
@@ -182,6 +227,9 @@ pub struct ProcessInfo {
     /// Real user id at the last exec, inherited on fork; [`UNKNOWN_UID`] when
     /// the process was forked from a parent the tree did not know.
     pub uid: u32,
+    /// Process group, session and controlling terminal at the last exec (or
+    /// when seeded), inherited on fork. Events carry the current ones.
+    pub job: JobIds,
     /// When it exited (`CLOCK_BOOTTIME` ns); `None` while it runs. A process
     /// whose pid was taken by a newer one is taken to have exited when that
     /// one started.
@@ -225,6 +273,17 @@ impl ProcessInfo {
         self.start_ns < end(start_ns, uncertainty_ns)
             && start_ns < end(self.start_ns, self.start_uncertainty_ns)
     }
+}
+
+/// A process's group, session and terminal, host PID namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobIds {
+    /// Process group id.
+    pub pgid: u32,
+    /// Session id.
+    pub sid: u32,
+    /// Controlling terminal in `new_encode_dev` form; 0 for none.
+    pub tty: u32,
 }
 
 /// An ancestor of a process, as [`ProcessTree::ancestors`] returns it.
@@ -274,11 +333,18 @@ pub struct ExecInfo {
     pub cwd: String,
     /// Real user id.
     pub uid: u32,
+    /// Process group, session and terminal.
+    pub job: JobIds,
+    /// The executable's inode and times.
+    pub exe_file: Option<ExeFile>,
+    /// The root directory the process sees.
+    pub root: Option<RootId>,
 }
 
 impl ExecInfo {
     fn image(&self) -> ProcessImage {
         ProcessImage::new(&self.comm, &self.exe, Args::new(&self.args), &self.cwd)
+            .with_origin(self.exe_file, self.root)
     }
 }
 
@@ -377,9 +443,9 @@ impl ProcessTree {
             self.refine(key, child_start_ns);
             return;
         }
-        let (image, uid) = match self.parent_of(parent_pid, child_start_ns, 0) {
-            Some(parent) => (Arc::clone(&parent.image), parent.uid),
-            None => (Arc::clone(&self.unknown), UNKNOWN_UID),
+        let (image, uid, job) = match self.parent_of(parent_pid, child_start_ns, 0) {
+            Some(parent) => (Arc::clone(&parent.image), parent.uid, parent.job),
+            None => (Arc::clone(&self.unknown), UNKNOWN_UID, JobIds::default()),
         };
         self.insert(
             ProcessInfo {
@@ -388,6 +454,7 @@ impl ProcessTree {
                 start_ns: child_start_ns,
                 start_uncertainty_ns: 0,
                 uid,
+                job,
                 exited_at: None,
                 image,
             },
@@ -408,6 +475,7 @@ impl ProcessTree {
                 if let Some(entry) = self.entries.get_mut(&key) {
                     entry.image = image;
                     entry.uid = exec.uid;
+                    entry.job = exec.job;
                 }
             }
             None => self.insert(
@@ -417,6 +485,7 @@ impl ProcessTree {
                     start_ns: exec.start_ns,
                     start_uncertainty_ns: 0,
                     uid: exec.uid,
+                    job: exec.job,
                     exited_at: None,
                     image,
                 },
@@ -445,6 +514,7 @@ impl ProcessTree {
                 start_ns: process.start_ns,
                 start_uncertainty_ns: uncertainty,
                 uid: process.uid,
+                job: process.job,
                 exited_at: None,
                 image,
             },
@@ -475,6 +545,17 @@ impl ProcessTree {
     pub fn generations(&self, pid: u32) -> impl DoubleEndedIterator<Item = &ProcessInfo> + '_ {
         self.entries
             .range((pid, 0)..=(pid, u64::MAX))
+            .map(|(_, p)| p)
+    }
+
+    /// The leader of a process group or session: the newest process with pid
+    /// `leader_pid` that had started by `at_ns`. The kernel does not hand out
+    /// a pid while a group or session is named after it, so that is the
+    /// leader for as long as the group lives (or its grace, once it exited).
+    pub fn leader(&self, leader_pid: u32, at_ns: u64) -> Option<&ProcessInfo> {
+        self.entries
+            .range((leader_pid, 0)..=(leader_pid, at_ns))
+            .next_back()
             .map(|(_, p)| p)
     }
 
@@ -683,6 +764,7 @@ mod tests {
             args: args.iter().map(|&a| a.to_owned()).collect(),
             cwd: "/".into(),
             uid: 1000,
+            ..ExecInfo::default()
         }
     }
 
@@ -995,10 +1077,51 @@ mod tests {
         );
         // What each entry costs apart from shared images.
         assert!(
-            size_of::<ProcessInfo>() <= 48,
+            size_of::<ProcessInfo>() <= 64,
             "{}",
             size_of::<ProcessInfo>()
         );
+    }
+
+    #[test]
+    fn a_leader_is_the_newest_process_with_its_pid_that_had_started() {
+        let mut tree = login_shell();
+        // An earlier bash with the same pid exited long ago.
+        tree.on_exec(exec(600, 1, 5 * MS, "/usr/bin/old", &["old"]));
+        tree.on_exit(600, 5 * MS, 6 * MS);
+        assert_eq!(
+            tree.leader(600, 30 * MS).map(ProcessInfo::comm),
+            Some("bash")
+        );
+        assert_eq!(tree.leader(600, 7 * MS).map(ProcessInfo::comm), Some("old"));
+        assert!(tree.leader(600, MS).is_none(), "nothing had started yet");
+        assert!(tree.leader(4242, 30 * MS).is_none());
+    }
+
+    #[test]
+    fn a_fork_inherits_the_group_session_terminal_and_exe_file() {
+        let mut tree = ProcessTree::new(TreeLimits::default());
+        let file = ExeFile {
+            ino: 7,
+            mtime_ns: 1,
+            ctime_ns: 2,
+        };
+        let job = JobIds {
+            pgid: 100,
+            sid: 90,
+            tty: 34816,
+        };
+        tree.on_exec(ExecInfo {
+            job,
+            exe_file: Some(file),
+            root: Some(RootId { dev: 1, ino: 2 }),
+            ..exec(100, 1, MS, "/usr/bin/bash", &["bash"])
+        });
+        tree.on_fork(100, 101, 2 * MS, 2 * MS);
+        let child = tree.get(101, 2 * MS).expect("the child");
+        assert_eq!(child.job, job);
+        assert_eq!(child.image.exe_file(), Some(file));
+        assert_eq!(child.image.root(), Some(RootId { dev: 1, ino: 2 }));
     }
 
     #[test]
