@@ -2,9 +2,21 @@
 //! with the position of every item and value, then merged in load order the
 //! way Falco merges them (`append`, `override`, `enabled`).
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
-use super::diag::Position;
+use super::diag::{Diagnostic, Position, RulesError, Severity};
+
+mod exceptions;
+mod merge;
+mod read;
+mod source;
+#[cfg(test)]
+mod tests;
+mod yaml;
+
+/// The Falco engine version whose rules this engine reads: files that
+/// require a later one are refused.
+pub const ENGINE_VERSION: &str = "0.57.0";
 
 /// Text taken from one or more places in rules files: a condition, or a
 /// condition with appended parts. Knows where each byte came from.
@@ -56,6 +68,27 @@ pub enum Priority {
     Debug,
 }
 
+impl Priority {
+    /// The priority named `name`, in any case; `info` is `informational`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        const NAMES: &[(&str, Priority)] = &[
+            ("emergency", Priority::Emergency),
+            ("alert", Priority::Alert),
+            ("critical", Priority::Critical),
+            ("error", Priority::Error),
+            ("warning", Priority::Warning),
+            ("notice", Priority::Notice),
+            ("informational", Priority::Informational),
+            ("info", Priority::Informational),
+            ("debug", Priority::Debug),
+        ];
+        NAMES
+            .iter()
+            .find(|(spelling, _)| spelling.eq_ignore_ascii_case(name))
+            .map(|&(_, priority)| priority)
+    }
+}
+
 /// A list after merging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListDef {
@@ -63,7 +96,8 @@ pub struct ListDef {
     pub name: String,
     /// Its items as written (an item may name another list).
     pub items: Vec<String>,
-    /// Where it was first defined.
+    /// Where its definition is: a redefinition moves it (the list keeps its
+    /// place in the order), an append does not.
     pub position: Position,
 }
 
@@ -74,7 +108,8 @@ pub struct MacroDef {
     pub name: String,
     /// Its condition.
     pub condition: SourceText,
-    /// Where it was first defined.
+    /// Where its definition is: a redefinition moves it (the macro keeps its
+    /// place in the order), an append does not.
     pub position: Position,
 }
 
@@ -100,7 +135,8 @@ pub struct RuleDef {
     /// The event source (`syscall` unless said otherwise); rules of other
     /// sources are kept but not compiled.
     pub source: String,
-    /// Where it was first defined.
+    /// Where its definition is: a redefinition moves it (the rule keeps its
+    /// place in the order), an append, override or `enabled` toggle does not.
     pub position: Position,
 }
 
@@ -151,4 +187,102 @@ pub struct Definitions {
     pub rules: Vec<RuleDef>,
     /// Warnings (unknown keys, a plugin requirement met by built-in fields).
     pub warnings: Vec<super::diag::Diagnostic>,
+}
+
+/// Loads rules files, each a name (for positions) and its text, merging them
+/// in order. Returns every problem found if any is an error; otherwise the
+/// definitions, with warnings in [`Definitions::warnings`].
+pub fn load(files: &[(Arc<str>, Arc<str>)]) -> Result<Definitions, RulesError> {
+    let mut diagnostics = Vec::new();
+    let mut merge = merge::Merge::default();
+    for (name, text) in files {
+        load_file(name, text, &mut merge, &mut diagnostics);
+    }
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Err(RulesError(diagnostics));
+    }
+    let mut definitions = merge.finish();
+    definitions.warnings = diagnostics;
+    Ok(definitions)
+}
+
+/// Reads and [`load`]s rules files; a file that cannot be read is an error
+/// at its line 1, column 1 (and the others are still checked).
+pub fn load_paths(paths: &[PathBuf]) -> Result<Definitions, RulesError> {
+    let mut files = Vec::with_capacity(paths.len());
+    let mut unreadable = Vec::new();
+    for path in paths {
+        let name: Arc<str> = Arc::from(path.display().to_string());
+        match std::fs::read_to_string(path) {
+            Ok(text) => files.push((name, Arc::from(text))),
+            Err(error) => {
+                let position = Position {
+                    file: name,
+                    line: 1,
+                    column: 1,
+                };
+                unreadable.push(Diagnostic::error(
+                    position,
+                    format!("cannot read the rules file: {error}"),
+                ));
+            }
+        }
+    }
+    match (load(&files), unreadable.is_empty()) {
+        (result, true) => result,
+        (Ok(definitions), false) => {
+            unreadable.extend(definitions.warnings);
+            Err(RulesError(unreadable))
+        }
+        (Err(RulesError(diagnostics)), false) => {
+            unreadable.extend(diagnostics);
+            Err(RulesError(unreadable))
+        }
+    }
+}
+
+/// Reads one file's documents and merges their items.
+fn load_file(
+    name: &Arc<str>,
+    text: &Arc<str>,
+    merge: &mut merge::Merge,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let position = |line, column| Position {
+        file: Arc::clone(name),
+        line,
+        column,
+    };
+    let documents = match yaml::parse(text) {
+        Ok(documents) => documents,
+        Err(error) => {
+            diagnostics.push(Diagnostic::error(
+                position(error.at.line, error.at.column),
+                format!("yaml syntax error: {}", error.message),
+            ));
+            return;
+        }
+    };
+    for root in documents.iter().flatten() {
+        let yaml::Value::Seq(items) = &root.value else {
+            diagnostics.push(Diagnostic::error(
+                position(root.at.line, root.at.column),
+                format!(
+                    "the rules file must be a sequence of items (`- rule: ...`), not {}",
+                    root.kind()
+                ),
+            ));
+            continue;
+        };
+        for item in items {
+            if item.value == yaml::Value::Null {
+                continue;
+            }
+            match read::read_item(name, text, item, diagnostics) {
+                read::Outcome::Item(item) => merge.apply(item, diagnostics),
+                read::Outcome::Failed(kind, name) => merge.failed(kind, name),
+                read::Outcome::Nothing => {}
+            }
+        }
+    }
 }
