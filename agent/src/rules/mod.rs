@@ -7,4 +7,6 @@
 
 pub mod ast;
 pub mod diag;
+pub mod lexer;
 pub mod loader;
+pub mod parser;
