@@ -10,6 +10,8 @@ pub mod diag;
 pub mod eval;
 pub mod fields;
 pub mod index;
+pub mod lexer;
 pub mod loader;
 pub mod ops;
 pub mod output;
+pub mod parser;
