@@ -25,13 +25,14 @@ use tokio_util::sync::CancellationToken;
 use crate::events::EventKind;
 
 /// Event kinds in the order of [`Metrics::events`].
-const KINDS: [EventKind; 6] = [
+const KINDS: [EventKind; 7] = [
     EventKind::ProcessExec,
     EventKind::ProcessFork,
     EventKind::ProcessExit,
     EventKind::Syscall,
     EventKind::TcpState,
     EventKind::EventsLost,
+    EventKind::Violation,
 ];
 
 /// Connections served at once; more wait for a slot.

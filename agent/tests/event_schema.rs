@@ -21,6 +21,7 @@ fn event(kind: EventKind) -> Event {
         lost: None,
         syscall: None,
         tcp_state: None,
+        violation: None,
     }
 }
 

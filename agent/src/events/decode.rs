@@ -65,6 +65,7 @@ impl Decoder {
             lost: None,
             syscall: None,
             tcp_state: None,
+            violation: None,
         };
         match record {
             Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),

@@ -54,6 +54,10 @@ pub struct Event {
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<Box<TcpState>>,
+    /// For `violation`: the rule that matched. The other sections are those
+    /// of the event that matched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violation: Option<Box<Violation>>,
 }
 
 /// A wall-clock time, written as RFC 3339 in UTC with nanoseconds only when
@@ -97,6 +101,8 @@ pub enum EventKind {
     Syscall,
     /// A TCP socket changed state.
     TcpState,
+    /// An event matched a rule.
+    Violation,
 }
 
 impl EventKind {
@@ -109,6 +115,7 @@ impl EventKind {
             Self::EventsLost => "events_lost",
             Self::Syscall => "syscall",
             Self::TcpState => "tcp_state",
+            Self::Violation => "violation",
         }
     }
 }
@@ -451,6 +458,27 @@ pub struct Syscall {
     pub truncated: bool,
 }
 
+/// A rule's match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Violation {
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's priority.
+    pub priority: crate::rules::Priority,
+    /// The rule's tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The rule's output, rendered for the event.
+    pub output: String,
+    /// The value of each field the output names; `null` where the event has
+    /// none (the output shows `<NA>`).
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The kind of the event that matched, as Falco names it (`openat`,
+    /// `execve`, ...).
+    pub event_type: String,
+}
+
 /// A TCP state change. It often happens in no process's context, so the
 /// process is the socket's owner: the one that last used it through a
 /// reported syscall, or made this change (connect, listen).
@@ -693,6 +721,7 @@ mod tests {
             lost: None,
             syscall: None,
             tcp_state: None,
+            violation: None,
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains(r#""kind":"process_exec""#), "{json}");

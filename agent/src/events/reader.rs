@@ -245,6 +245,7 @@ impl Reader {
             lost: Some(Box::new(lost)),
             syscall: None,
             tcp_state: None,
+            violation: None,
         };
         let sent = if last {
             self.pipeline.tx.send(vec![event]).await.is_ok()

@@ -6,6 +6,7 @@
 //! [`diag::Diagnostic`] naming the file, line, column and item.
 
 pub mod ast;
+pub mod compile;
 pub mod diag;
 pub mod eval;
 pub mod fields;
@@ -15,3 +16,7 @@ pub mod loader;
 pub mod ops;
 pub mod output;
 pub mod parser;
+pub mod ruleset;
+
+pub use loader::Priority;
+pub use ruleset::{MatchMode, RuleSet, Selection, Sources};

@@ -239,9 +239,51 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
     }
 }
 
-/// Facts about the process that only some events carry.
-fn process_fact<'a>(_id: FieldId, _view: &'a EventView<'_>) -> Option<Val<'a>> {
-    None
+/// Facts about the process's terminal, group, session, executable and
+/// names.
+fn process_fact<'a>(id: FieldId, view: &'a EventView<'_>) -> Option<Val<'a>> {
+    use FieldId as F;
+    let p = view.process()?;
+    let int = |n: i64| Some(Val::Int(n));
+    let text = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
+    match id {
+        F::ProcTty => int(p.tty.into()),
+        F::ProcSid => int(p.sid.into()),
+        F::ProcVpgid => int(p.vpgid.into()),
+        F::ProcSname => text(p.session_leader.as_ref()?.image.comm()),
+        F::ProcVpgidName => text(p.group_leader.as_ref()?.image.comm()),
+        F::ProcVpgidExe => {
+            let leader = p.group_leader.as_ref()?;
+            text(leader.image.exe()).filter(|_| !leader.image.exe().is_empty())
+        }
+        F::ProcIsVpgidLeader => Some(Val::Bool(p.pgid != 0 && p.pid == p.pgid)),
+        F::ProcIsSidLeader => Some(Val::Bool(p.sid != 0 && p.pid == p.sid)),
+        F::ProcPpidDuration => {
+            let parent = p.ancestors.first()?;
+            (parent.start_ns > 0)
+                .then(|| Val::Int(elapsed(view.event.monotonic_ns, parent.start_ns)))
+        }
+        F::ProcExeIno => int(i64::try_from(p.exe_ino?).ok()?),
+        F::ProcExeInoMtime => int(p.exe_mtime_ns?),
+        F::ProcExeInoCtime => int(p.exe_ctime_ns?),
+        F::ProcExeInoCtimeDurationProcStart => {
+            // Both on the wall clock: the process started `duration` ago.
+            let now = view
+                .event
+                .time
+                .0
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos();
+            let now = i64::try_from(now).ok()?;
+            let started = now - elapsed(view.event.monotonic_ns, p.start_ns);
+            int(started - p.exe_ctime_ns?)
+        }
+        F::UserName => text(p.user_name.as_deref()?),
+        F::GroupName => text(p.group_name.as_deref()?),
+        F::UserLoginName => text(p.login_name.as_deref()?),
+        _ => None,
+    }
 }
 
 fn elapsed(now: u64, since: u64) -> i64 {
@@ -261,7 +303,7 @@ fn category(view: &EventView<'_>) -> &'static str {
     match view.event.kind {
         EventKind::ProcessExec | EventKind::ProcessFork | EventKind::ProcessExit => "process",
         EventKind::TcpState => "net",
-        EventKind::EventsLost => "internal",
+        EventKind::EventsLost | EventKind::Violation => "internal",
         EventKind::Syscall => match view.syscall().map(|s| &*s.sensor) {
             Some("file") => "file",
             Some("network") => "net",

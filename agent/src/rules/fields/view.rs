@@ -143,6 +143,7 @@ pub fn event_type_name(event: &Event) -> &str {
         EventKind::Syscall => event.syscall.as_deref().map_or("syscall", |s| &s.name),
         EventKind::TcpState => "tcp_state",
         EventKind::EventsLost => "events_lost",
+        EventKind::Violation => "violation",
     }
 }
 
