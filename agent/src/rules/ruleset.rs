@@ -273,4 +273,181 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(set.enabled() > 0);
     }
+
+    fn exec(comm: &str, parents: &[&str], container: Option<&str>) -> Event {
+        use crate::events::event::{Ancestor, ContainerInfo, Process, SCHEMA_VERSION, WallTime};
+        Event {
+            schema_version: SCHEMA_VERSION,
+            kind: EventKind::ProcessExec,
+            time: WallTime(std::time::SystemTime::now()),
+            monotonic_ns: 1,
+            node: "n".into(),
+            cpu: None,
+            process: Some(Process {
+                pid: 10,
+                comm: comm.into(),
+                exe: Some(format!("/bin/{comm}")),
+                args: Some(vec![comm.into(), "-c".into(), "id".into()]),
+                ancestors: parents
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Ancestor::new(9 - i as u32, p, &format!("/usr/bin/{p}"), &[p]))
+                    .collect(),
+                ..Process::default()
+            }),
+            container: Some(Arc::new(match container {
+                Some(id) => ContainerInfo {
+                    kind: "container".into(),
+                    id: Some(id.into()),
+                    ..ContainerInfo::default()
+                },
+                None => ContainerInfo {
+                    kind: "host".into(),
+                    ..ContainerInfo::default()
+                },
+            })),
+            fork: None,
+            exit: None,
+            lost: None,
+            syscall: None,
+            tcp_state: None,
+            violation: None,
+        }
+    }
+
+    fn rules(text: &str) -> RuleSet {
+        let files = [(Arc::from("test.yaml"), Arc::from(text))];
+        RuleSet::from_texts(&files, &Selection::default(), MatchMode::All)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn fired(set: &RuleSet, event: &Event) -> Vec<String> {
+        let mut out = Vec::new();
+        set.evaluate(event, 1, &mut out);
+        out.iter()
+            .filter_map(|v| v.violation.as_ref().map(|v| v.rule.clone()))
+            .collect()
+    }
+
+    const RULE: &str = "- rule: {name}\n  desc: d\n  condition: {cond}\n  output: \"o %proc.name %k8s.pod.name\"\n  priority: INFO\n  tags: [{tag}]\n";
+
+    fn rule(name: &str, cond: &str, tag: &str) -> String {
+        RULE.replace("{name}", name)
+            .replace("{cond}", cond)
+            .replace("{tag}", tag)
+    }
+
+    #[test]
+    fn a_field_without_a_value_fails_every_comparison_and_its_negation_holds() {
+        let set = rules(
+            &[
+                rule("eq", "evt.type = execve and k8s.pod.name = x", "a"),
+                rule("ne", "evt.type = execve and k8s.pod.name != x", "a"),
+                rule("not", "evt.type = execve and not k8s.pod.name = x", "a"),
+                rule("exists", "evt.type = execve and k8s.pod.name exists", "a"),
+            ]
+            .concat(),
+        );
+        assert_eq!(fired(&set, &exec("bash", &[], None)), ["not"]);
+        let mut out = Vec::new();
+        set.evaluate(&exec("bash", &[], None), 1, &mut out);
+        let v = out[0].violation.as_ref().expect("a violation");
+        assert_eq!(v.output, "o bash <NA>");
+        assert_eq!(v.fields["k8s.pod.name"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn ancestors_match_by_index_or_any() {
+        let set = rules(
+            &[
+                rule("any", "evt.type = execve and proc.aname = sshd", "a"),
+                rule("second", "evt.type = execve and proc.aname[2] = sshd", "a"),
+                rule("parent", "evt.type = execve and proc.pname = sshd", "a"),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            fired(&set, &exec("bash", &["sudo", "sshd"], None)),
+            ["any", "second"]
+        );
+        assert_eq!(
+            fired(&set, &exec("bash", &["sshd"], None)),
+            ["any", "parent"]
+        );
+        assert!(fired(&set, &exec("bash", &["init"], None)).is_empty());
+    }
+
+    #[test]
+    fn exceptions_exclude_their_tuples() {
+        let text = "- list: allowed\n  items: [npm]\n- rule: shell\n  desc: d\n  condition: evt.type = execve and proc.name = bash\n  output: o\n  priority: INFO\n  exceptions:\n    - name: parents\n      fields: proc.pname\n      values: [allowed, make]\n    - name: pair\n      fields: [proc.pname, container.id]\n      values: [[cron, host]]\n";
+        let set = rules(text);
+        assert_eq!(fired(&set, &exec("bash", &["sshd"], None)), ["shell"]);
+        assert!(fired(&set, &exec("bash", &["npm"], None)).is_empty());
+        assert!(fired(&set, &exec("bash", &["make"], None)).is_empty());
+        assert!(fired(&set, &exec("bash", &["cron"], None)).is_empty());
+        assert_eq!(
+            fired(&set, &exec("bash", &["cron"], Some("0123456789ab0123"))),
+            ["shell"]
+        );
+    }
+
+    #[test]
+    fn rules_switch_by_name_or_tag_and_first_mode_stops_at_the_first_match() {
+        let text = [
+            rule("one", "evt.type = execve and proc.name = bash", "noisy"),
+            rule("two", "evt.type = execve and container.id = host", "quiet"),
+        ]
+        .concat();
+        let files = [(Arc::from("t.yaml"), Arc::from(text.as_str()))];
+        let event = exec("bash", &[], None);
+        let mut set =
+            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("loads");
+        assert_eq!(fired(&set, &event), ["one", "two"]);
+        set.select(&Selection {
+            disable_tags: vec!["noisy".into()],
+            ..Selection::default()
+        });
+        assert_eq!(fired(&set, &event), ["two"]);
+        set.select(&Selection {
+            disable_rules: vec!["two".into()],
+            enable_rules: vec!["one".into()],
+            ..Selection::default()
+        });
+        assert_eq!(fired(&set, &event), ["one"]);
+        let first =
+            RuleSet::from_texts(&files, &Selection::default(), MatchMode::First).expect("loads");
+        assert_eq!(fired(&first, &event), ["one"]);
+    }
+
+    #[test]
+    fn an_event_is_tested_only_against_rules_of_its_type() {
+        let set = rules(
+            &[
+                rule(
+                    "exec",
+                    "evt.type in (execve, execveat) and proc.name = bash",
+                    "a",
+                ),
+                rule("open", "evt.type = openat and proc.name = bash", "a"),
+                rule(
+                    "not-open",
+                    "not evt.type = openat and proc.name = bash",
+                    "a",
+                ),
+            ]
+            .concat(),
+        );
+        let types = |name: &str| {
+            set.rules()
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.event_types.names())
+                .unwrap_or_default()
+        };
+        assert_eq!(types("exec"), ["execve", "execveat"]);
+        assert_eq!(types("open"), ["openat"]);
+        assert!(types("not-open").contains(&"execve") && !types("not-open").contains(&"openat"));
+        assert_eq!(set.candidates("openat").len(), 1);
+        assert_eq!(fired(&set, &exec("bash", &[], None)), ["exec", "not-open"]);
+    }
 }

@@ -471,6 +471,20 @@ impl Agent {
         })
     }
 
+    /// Waits until a log line satisfies `done`.
+    pub fn wait_for_log(&self, what: &str, done: impl Fn(&str) -> bool) {
+        self.wait_until(
+            Duration::from_secs(20),
+            |o| o.logs.iter().any(|l| done(l)),
+            what,
+        );
+    }
+
+    /// The log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.output.0.lock().expect("lock").logs.clone()
+    }
+
     /// Waits until the events so far satisfy `done`, then returns them.
     pub fn wait_for_events(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         self.wait_until(Duration::from_secs(20), |o| done(&o.events), what);
