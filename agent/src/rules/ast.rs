@@ -88,6 +88,17 @@ pub enum Transformer {
 }
 
 impl Transformer {
+    /// Its name as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ToLower => "tolower",
+            Self::ToUpper => "toupper",
+            Self::B64 => "b64",
+            Self::Basename => "basename",
+            Self::Len => "len",
+        }
+    }
+
     /// The transformer with this name.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {

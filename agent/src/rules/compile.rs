@@ -42,6 +42,9 @@ pub struct CompiledRule {
     pub output: Output,
     /// The event types it can match.
     pub event_types: EventTypes,
+    /// The fields its condition reads that its output does not show, with
+    /// their names, reported with each violation.
+    pub condition_fields: Vec<(String, Accessor)>,
     /// Where it was defined.
     pub position: Position,
 }
@@ -103,7 +106,9 @@ pub fn compile(defs: &Definitions) -> Result<Compiled, RulesError> {
                 "the condition names no event type, so every event is tested against it".into(),
             );
         }
+        let condition_fields = condition_fields(&condition, &output);
         rules.push(CompiledRule {
+            condition_fields,
             name: rule.name.clone(),
             desc: rule.desc.clone(),
             priority: rule.priority,
@@ -490,6 +495,20 @@ impl<'d> Compiler<'d> {
             }
         }
     }
+}
+
+/// The distinct fields a condition reads, except those the output shows.
+fn condition_fields(condition: &Node, output: &Output) -> Vec<(String, Accessor)> {
+    let shown: HashSet<&str> = output.field_names().collect();
+    let mut seen = HashSet::new();
+    let mut fields = Vec::new();
+    condition.visit_accessors(&mut |accessor| {
+        let name = accessor.display_name();
+        if !shown.contains(name.as_str()) && seen.insert(name.clone()) {
+            fields.push((name, accessor.clone()));
+        }
+    });
+    fields
 }
 
 fn unquote(item: &str) -> Option<&str> {

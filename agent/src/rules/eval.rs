@@ -58,6 +58,32 @@ pub struct Accessor {
 }
 
 impl Accessor {
+    /// The field as a rule author writes it: `proc.aname[2]`,
+    /// `evt.arg.flags`, `tolower(proc.name)`.
+    pub fn display_name(&self) -> String {
+        let base = super::fields::FIELDS
+            .iter()
+            .find(|d| d.id == self.field.id)
+            .map_or("?", |d| d.name);
+        let mut name = match &self.field.arg {
+            super::fields::FieldArg::None => base.to_owned(),
+            super::fields::FieldArg::Index(i) => format!("{base}[{i}]"),
+            super::fields::FieldArg::Key(k)
+                if matches!(
+                    self.field.id,
+                    super::fields::FieldId::EvtArg | super::fields::FieldId::EvtRawArg
+                ) =>
+            {
+                format!("{base}.{k}")
+            }
+            super::fields::FieldArg::Key(k) => format!("{base}[{k}]"),
+        };
+        for t in &self.transformers {
+            name = format!("{}({name})", t.name());
+        }
+        name
+    }
+
     /// The value for this event, transformed.
     pub fn get<'a>(&self, view: &'a EventView<'_>) -> Option<Val<'a>> {
         let mut value = self.field.extract(view)?;

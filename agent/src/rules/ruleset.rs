@@ -208,7 +208,13 @@ impl RuleSet {
             if !rule.condition.eval(&view) {
                 continue;
             }
-            let (output, fields) = rule.output.render(&view);
+            let (output, mut fields) = rule.output.render(&view);
+            for (name, accessor) in &rule.condition_fields {
+                let value = accessor
+                    .get(&view)
+                    .map_or(serde_json::Value::Null, |v| v.to_json());
+                fields.insert(name.clone(), value);
+            }
             let mut violation = event.clone();
             violation.kind = EventKind::Violation;
             violation.violation = Some(Box::new(Violation {
@@ -354,6 +360,8 @@ mod tests {
         let v = out[0].violation.as_ref().expect("a violation");
         assert_eq!(v.output, "o bash <NA>");
         assert_eq!(v.fields["k8s.pod.name"], serde_json::Value::Null);
+        // The condition's own fields come with the violation too.
+        assert_eq!(v.fields["evt.type"], "execve");
     }
 
     #[test]
