@@ -112,3 +112,84 @@ fn evaluate(rules: &RuleSet, batch: Batch, first_number: u64) -> (Batch, u64) {
     }
     (out, violations)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+    use crate::rules::{MatchMode, Selection};
+
+    fn exec(pid: u32, comm: &str) -> Event {
+        Event {
+            schema_version: SCHEMA_VERSION,
+            kind: EventKind::ProcessExec,
+            time: WallTime(std::time::SystemTime::now()),
+            monotonic_ns: u64::from(pid),
+            node: "n".into(),
+            cpu: None,
+            process: Some(Process {
+                pid,
+                comm: comm.into(),
+                ..Process::default()
+            }),
+            container: None,
+            fork: None,
+            exit: None,
+            lost: None,
+            syscall: None,
+            tcp_state: None,
+            violation: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_come_out_in_order_with_each_violation_after_its_event() {
+        let text = "- rule: odd\n  desc: d\n  condition: evt.type = execve and proc.name = odd\n  output: \"%proc.pid\"\n  priority: INFO\n";
+        let files = [(Arc::from("t.yaml"), Arc::from(text))];
+        let set =
+            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules");
+        let (_rules_tx, rules_rx) = watch::channel(Arc::new(set));
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let stage = tokio::spawn(run(
+            in_rx,
+            out_tx,
+            rules_rx,
+            3,
+            Arc::new(Metrics::default()),
+        ));
+        let producer = tokio::spawn(async move {
+            for b in 0..50u32 {
+                let batch = (0..100u32)
+                    .map(|i| {
+                        let pid = b * 100 + i;
+                        exec(pid, if pid % 2 == 1 { "odd" } else { "even" })
+                    })
+                    .collect();
+                in_tx.send(batch).await.expect("the stage runs");
+            }
+        });
+        let mut seen = Vec::new();
+        while let Some(batch) = out_rx.recv().await {
+            seen.extend(batch);
+        }
+        producer.await.expect("producer");
+        let tally = stage.await.expect("stage");
+        assert_eq!((tally.events, tally.violations), (5000, 2500));
+        let mut expected_pid = 0;
+        let mut previous: Option<&Event> = None;
+        for event in &seen {
+            let pid = event.process.as_ref().map_or(u32::MAX, |p| p.pid);
+            if event.kind == EventKind::Violation {
+                let trigger = previous.expect("a violation follows its event");
+                assert_eq!(trigger.process.as_ref().map(|p| p.pid), Some(pid));
+                assert_eq!(pid % 2, 1);
+            } else {
+                assert_eq!(pid, expected_pid, "events stay in order");
+                expected_pid += 1;
+            }
+            previous = Some(event);
+        }
+        assert_eq!(expected_pid, 5000);
+    }
+}
