@@ -18,5 +18,10 @@ pub mod output;
 pub mod parser;
 pub mod ruleset;
 
+#[cfg(test)]
+mod tests {
+    mod defaults;
+}
+
 pub use loader::Priority;
 pub use ruleset::{MatchMode, RuleSet, Selection, Sources};
