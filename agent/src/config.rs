@@ -97,6 +97,70 @@ pub struct Config {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Detective rules.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// Which rules are loaded and how they run.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Load the built-in default rules first.
+    pub defaults: bool,
+    /// Rules files (Falco's format), loaded in order after the defaults;
+    /// `--rules` adds more after these.
+    pub files: Vec<PathBuf>,
+    /// Rule names to disable.
+    pub disable_rules: Vec<String>,
+    /// Tags whose rules to disable.
+    pub disable_tags: Vec<String>,
+    /// Rule names to enable, also rules their file disables.
+    pub enable_rules: Vec<String>,
+    /// Tags whose rules to enable.
+    pub enable_tags: Vec<String>,
+    /// `all`: every matching rule raises a violation; `first`: only the
+    /// first in load order.
+    pub mode: crate::rules::MatchMode,
+    /// Threads that evaluate rules; each takes a batch of events at a time.
+    pub workers: Positive,
+    /// How often the rules files are checked for changes; 0 turns hot
+    /// reload off.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            defaults: true,
+            files: Vec::new(),
+            disable_rules: Vec::new(),
+            disable_tags: Vec::new(),
+            enable_rules: Vec::new(),
+            enable_tags: Vec::new(),
+            mode: crate::rules::MatchMode::All,
+            workers: Positive(2),
+            reload_interval_ms: 1_000,
+        }
+    }
+}
+
+impl RulesConfig {
+    /// The rule sources, with `extra` files (from `--rules`) after the
+    /// config's.
+    pub fn sources(&self, extra: &[PathBuf]) -> crate::rules::Sources {
+        crate::rules::Sources {
+            defaults: self.defaults,
+            files: self.files.iter().chain(extra).cloned().collect(),
+            selection: crate::rules::Selection {
+                disable_rules: self.disable_rules.clone(),
+                disable_tags: self.disable_tags.clone(),
+                enable_rules: self.enable_rules.clone(),
+                enable_tags: self.enable_tags.clone(),
+            },
+            mode: self.mode,
+        }
+    }
 }
 
 /// Where `/metrics` is served.
@@ -152,6 +216,7 @@ impl Default for Config {
             scope: ScopeConfig::default(),
             process_tree: ProcessTreeConfig::default(),
             metrics: MetricsConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }

@@ -7,7 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use aya::Btf;
-use tokio::{signal::unix::SignalKind, sync::mpsc};
+use tokio::{
+    signal::unix::SignalKind,
+    sync::{mpsc, watch},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -24,6 +27,7 @@ use crate::{
     metrics::{self, Metrics},
     outputs,
     process::TreeLimits,
+    rules::{RuleSet, reload, stage},
 };
 
 /// How long the outputs get to flush after the reader has stopped.
@@ -59,6 +63,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The rules did not load; nothing was attached.
+    #[error("the rules did not load:\n{0}")]
+    Rules(#[from] crate::rules::diag::RulesError),
     /// The event reader stopped on its own.
     #[error("the event reader stopped unexpectedly")]
     ReaderStopped,
@@ -71,6 +78,8 @@ pub struct AgentOptions {
     pub stdout: bool,
     /// Node name from the command line or environment.
     pub node_name: Option<String>,
+    /// Rules files from the command line, loaded after the config's.
+    pub rules: Vec<std::path::PathBuf>,
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
@@ -100,6 +109,23 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         None
     };
     let metrics = Arc::new(Metrics::default());
+
+    // Rules are checked before the kernel is touched: a bad file fails the
+    // start with every problem listed.
+    let rule_sources = config.rules.sources(&options.rules);
+    let rules = RuleSet::load(&rule_sources)?;
+    for warning in rules.warnings() {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        rules = rules.rules().len(),
+        enabled = rules.enabled(),
+        defaults = rule_sources.defaults,
+        files = ?rule_sources.files,
+        "rules loaded"
+    );
+    metrics.set_rules_enabled(rules.enabled());
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
     raise_memlock_limit();
 
     let btf = Btf::from_sys_fs()?;
@@ -139,7 +165,29 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
 
     let shutdown = CancellationToken::new();
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
-    let output_task = tokio::spawn(outputs::stdout::run(rx, options.stdout, metrics.clone()));
+    let (matched_tx, matched_rx) = mpsc::channel((capacity / BATCH_EVENTS).max(1));
+    let workers = usize::try_from(config.rules.workers.0).unwrap_or(1);
+    let stage_task = tokio::spawn(stage::run(
+        rx,
+        matched_tx,
+        rules_rx,
+        workers,
+        metrics.clone(),
+    ));
+    let output_task = tokio::spawn(outputs::stdout::run(
+        matched_rx,
+        options.stdout,
+        metrics.clone(),
+    ));
+    if config.rules.reload_interval_ms > 0 && !rule_sources.files.is_empty() {
+        tokio::spawn(reload::watch_files(
+            rule_sources,
+            Duration::from_millis(config.rules.reload_interval_ms),
+            rules_tx,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "serving /metrics");
@@ -170,6 +218,15 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     } else {
         reader_task.await.ok()
     };
+    match tokio::time::timeout(SHUTDOWN_GRACE, stage_task).await {
+        Ok(Ok(t)) => tracing::info!(
+            events = t.events,
+            violations = t.violations,
+            "rules drained"
+        ),
+        Ok(Err(e)) => tracing::error!(error = %e, "the rules task failed"),
+        Err(_) => tracing::error!("the rules did not drain within {SHUTDOWN_GRACE:?}"),
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, output_task).await {
         Ok(Ok(delivered)) => tracing::info!(?delivered, "outputs flushed"),
         Ok(Err(e)) => tracing::error!(error = %e, "the output task failed"),

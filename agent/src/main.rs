@@ -1,12 +1,12 @@
 //! The `guardrails` binary: parse the command line, start logging, load the
 //! config, then run the subcommand.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
 use guardrails::{
-    cli::{AgentArgs, Cli, Command},
+    cli::{AgentArgs, Cli, Command, RulesCommand, rules},
     config::Config,
     daemon::{self, AgentOptions},
     events::SCHEMA_VERSION,
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Agent(args) => agent(args),
+        Command::Rules(command) => return rules_command(&command),
         Command::Version => {
             version();
             Ok(())
@@ -39,6 +40,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs a rules command; its results go to stdout, problems to stderr, one
+/// per line, so that editors and CI can read them.
+fn rules_command(command: &RulesCommand) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let result = match command {
+        RulesCommand::Check(args) => rules::check(args, &mut stdout, &mut stderr),
+        RulesCommand::Test(args) => rules::test(args, &mut stdout, &mut stderr),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(rules::RulesCommandError::Rules(e)) => {
+            for diagnostic in &e.0 {
+                let _ = writeln!(stderr, "{diagnostic}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,6 +73,7 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let options = AgentOptions {
         stdout: args.stdout,
         node_name: args.node_name,
+        rules: args.rules,
     };
     runtime.block_on(daemon::run(config, options))?;
     Ok(())

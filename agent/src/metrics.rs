@@ -35,6 +35,15 @@ const KINDS: [EventKind; 7] = [
     EventKind::Violation,
 ];
 
+/// A label value with `\\`, `"` and newlines escaped, as the text format
+/// requires.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Connections served at once; more wait for a slot.
 const MAX_CONNECTIONS: usize = 16;
 /// The most of a request that is read.
@@ -54,6 +63,17 @@ pub struct Metrics {
     tree_evicted_for_capacity: AtomicU64,
     name_cache_entries: AtomicU64,
     name_cache_evictions: AtomicU64,
+    rules: Mutex<RulesMetrics>,
+}
+
+/// What `/metrics` shows about rules: bounded by the number of rules.
+#[derive(Debug, Default)]
+struct RulesMetrics {
+    enabled: usize,
+    reloads_applied: u64,
+    reloads_rejected: u64,
+    /// Violations by (rule, priority).
+    violations: std::collections::BTreeMap<(String, &'static str), u64>,
 }
 
 impl Metrics {
@@ -94,6 +114,42 @@ impl Metrics {
             .store(entries as u64, Ordering::Relaxed);
         self.name_cache_evictions
             .store(evictions, Ordering::Relaxed);
+    }
+
+    /// Publishes how many rules are enabled.
+    pub fn set_rules_enabled(&self, enabled: usize) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.enabled = enabled;
+        }
+    }
+
+    /// Counts a reload of the rules files, applied or rejected.
+    pub fn rules_reloaded(&self, applied: bool, enabled: usize) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.enabled = enabled;
+            if applied {
+                rules.reloads_applied += 1;
+            } else {
+                rules.reloads_rejected += 1;
+            }
+        }
+    }
+
+    /// Counts the violations of a batch, once per batch.
+    pub fn count_violations(&self, batch: &[crate::events::event::Event]) {
+        let mut raised = batch
+            .iter()
+            .filter_map(|e| e.violation.as_deref())
+            .peekable();
+        if raised.peek().is_none() {
+            return;
+        }
+        if let Ok(mut rules) = self.rules.lock() {
+            for v in raised {
+                let key = (v.rule.clone(), v.priority.as_str());
+                *rules.violations.entry(key).or_default() += 1;
+            }
+        }
     }
 
     /// The text exposition.
@@ -206,7 +262,44 @@ impl Metrics {
             "guardrails_user_names_cache_evictions_total {}",
             get(&self.name_cache_evictions)
         );
+        self.render_rules(&mut out);
         out
+    }
+
+    fn render_rules(&self, out: &mut String) {
+        let Ok(rules) = self.rules.lock() else {
+            return;
+        };
+        let _ = writeln!(out, "# HELP guardrails_rules_enabled Rules in force.");
+        let _ = writeln!(out, "# TYPE guardrails_rules_enabled gauge");
+        let _ = writeln!(out, "guardrails_rules_enabled {}", rules.enabled);
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_rules_reloads_total Changes to the rules files, applied or rejected (the previous rules stayed in force)."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_rules_reloads_total counter");
+        let _ = writeln!(
+            out,
+            "guardrails_rules_reloads_total{{result=\"applied\"}} {}",
+            rules.reloads_applied
+        );
+        let _ = writeln!(
+            out,
+            "guardrails_rules_reloads_total{{result=\"rejected\"}} {}",
+            rules.reloads_rejected
+        );
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_violations_total Violations raised, by rule and priority."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_violations_total counter");
+        for ((rule, priority), count) in &rules.violations {
+            let _ = writeln!(
+                out,
+                "guardrails_violations_total{{rule=\"{}\",priority=\"{priority}\"}} {count}",
+                escape_label(rule)
+            );
+        }
     }
 }
 

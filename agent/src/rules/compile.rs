@@ -630,6 +630,7 @@ fn first_line(text: &str) -> String {
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .unwrap_or(text)
+        .trim_start_matches("error: ")
         .to_owned()
 }
 

@@ -89,6 +89,22 @@ impl Priority {
     }
 }
 
+impl Priority {
+    /// The lowercase name, as in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emergency => "emergency",
+            Self::Alert => "alert",
+            Self::Critical => "critical",
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Notice => "notice",
+            Self::Informational => "informational",
+            Self::Debug => "debug",
+        }
+    }
+}
+
 /// A list after merging.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListDef {

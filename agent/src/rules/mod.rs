@@ -16,7 +16,9 @@ pub mod loader;
 pub mod ops;
 pub mod output;
 pub mod parser;
+pub mod reload;
 pub mod ruleset;
+pub mod stage;
 
 #[cfg(test)]
 mod tests {

@@ -69,6 +69,8 @@ pub struct RuleSet {
     untyped: Box<[u32]>,
     mode: MatchMode,
     warnings: Vec<Diagnostic>,
+    macros: usize,
+    lists: usize,
 }
 
 impl RuleSet {
@@ -113,6 +115,8 @@ impl RuleSet {
             untyped: Box::new([]),
             mode,
             warnings: compiled.warnings,
+            macros: definitions.macros.len(),
+            lists: definitions.lists.len(),
         };
         set.select(selection);
         Ok(set)
@@ -169,6 +173,11 @@ impl RuleSet {
     /// The number of enabled rules.
     pub fn enabled(&self) -> usize {
         self.rules.iter().filter(|r| r.enabled).count()
+    }
+
+    /// How many macros and lists the files defined.
+    pub fn macros_and_lists(&self) -> (usize, usize) {
+        (self.macros, self.lists)
     }
 
     /// Warnings from loading and compiling.
