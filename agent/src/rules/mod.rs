@@ -20,10 +20,10 @@ pub mod reload;
 pub mod ruleset;
 pub mod stage;
 
+pub use loader::Priority;
+pub use ruleset::{MatchMode, RuleSet, Selection, Sources};
+
 #[cfg(test)]
 mod tests {
     mod defaults;
 }
-
-pub use loader::Priority;
-pub use ruleset::{MatchMode, RuleSet, Selection, Sources};
