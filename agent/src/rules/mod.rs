@@ -22,3 +22,8 @@ pub mod stage;
 
 pub use loader::Priority;
 pub use ruleset::{MatchMode, RuleSet, Selection, Sources};
+
+#[cfg(test)]
+mod tests {
+    mod defaults;
+}
