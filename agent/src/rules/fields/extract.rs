@@ -87,7 +87,16 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcAexe => ancestors(field, process?, Part::Exe),
         F::ProcAexePath => ancestors(field, process?, Part::ExePath),
         F::ProcAcmdline => ancestors(field, process?, Part::Cmdline),
-        F::ProcCwd => borrowed(process?.cwd.as_deref()?),
+        // Falco keeps the working directory with a trailing slash
+        // (`proc.cwd startswith "/dev/shm/"` holds in /dev/shm itself).
+        F::ProcCwd => {
+            let cwd = process?.cwd.as_deref()?;
+            if cwd.ends_with('/') {
+                borrowed(cwd)
+            } else {
+                owned(format!("{cwd}/"))
+            }
+        }
         F::ProcDuration => {
             let p = process?;
             (p.start_ns > 0).then(|| Val::Int(elapsed(event.monotonic_ns, p.start_ns)))
