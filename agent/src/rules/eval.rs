@@ -162,6 +162,12 @@ impl Check {
             CheckTest::Exists => true,
             CheckTest::Is(test) => test.matches(&value),
             CheckTest::IsNot(test) => match &value {
+                // Falco compares both ends of a connection (`fd.ip`,
+                // `fd.net`, `fd.port`): `!=` holds when neither end matches.
+                // For ancestors, it holds when any ancestor differs.
+                Val::List(items) if self.value.field.both_ends() => {
+                    !items.iter().any(|item| test.matches(item))
+                }
                 Val::List(items) => items.iter().any(|item| !test.matches(item)),
                 v => !test.matches(v),
             },

@@ -458,4 +458,73 @@ mod tests {
         assert_eq!(set.candidates("openat").len(), 1);
         assert_eq!(fired(&set, &exec("bash", &[], None)), ["exec", "not-open"]);
     }
+
+    fn from_json(json: serde_json::Value) -> Event {
+        serde_json::from_value(json).expect("an event")
+    }
+
+    fn base(extra: serde_json::Value) -> serde_json::Value {
+        let mut event = serde_json::json!({
+            "schema_version": 1, "kind": "syscall", "time": "2026-11-26T08:00:00Z",
+            "monotonic_ns": 5, "node": "n",
+            "process": {"pid": 7, "tid": 7, "ns_pid": 7, "ppid": 1, "uid": 0, "gid": 0,
+                        "euid": 0, "egid": 0, "cgroup_id": 1, "comm": "app"}
+        });
+        if let (Some(e), Some(x)) = (event.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
+        }
+        event
+    }
+
+    #[test]
+    fn connection_ends_unix_paths_and_memfd_executables_read_as_falco_reads_them() {
+        let set = rules(
+            &[
+                rule(
+                    "outbound",
+                    "evt.type = connect and fd.ip != \"0.0.0.0\" and fd.net != \"127.0.0.0/8\"",
+                    "a",
+                ),
+                rule(
+                    "docker-socket",
+                    "evt.type = connect and fd.name = /run/docker.sock",
+                    "a",
+                ),
+                rule(
+                    "memfd",
+                    "evt.type = execve and proc.exepath = \"memfd:payload\"",
+                    "a",
+                ),
+            ]
+            .concat(),
+        );
+        let connect = |local: &str, remote: &str| {
+            from_json(base(serde_json::json!({"syscall": {
+                "name": "connect", "nr": 42, "sensor": "network", "ret": 0,
+                "args": {"sockfd": 3, "addrlen": 16},
+                "fds": [{"arg": "sockfd", "fd": 3, "type": "socket", "socket": {
+                    "family": "inet", "type": "stream", "protocol": "tcp",
+                    "local": {"address": local, "port": 40000},
+                    "remote": {"address": remote, "port": 443}}}]}})))
+        };
+        assert_eq!(
+            fired(&set, &connect("10.1.1.1", "203.0.113.5")),
+            ["outbound"]
+        );
+        // Falco's `!=` on both ends: one end on loopback is not outbound.
+        assert!(fired(&set, &connect("127.0.0.1", "203.0.113.5")).is_empty());
+        let unix = from_json(base(serde_json::json!({"syscall": {
+            "name": "connect", "nr": 42, "sensor": "network", "ret": 0,
+            "args": {"sockfd": 3, "addrlen": 110},
+            "fds": [{"arg": "sockfd", "fd": 3, "type": "socket",
+                     "socket": {"family": "unix", "type": "stream", "protocol": "0"}}],
+            "addresses": [{"arg": "addr", "family": "unix", "path": "/run/docker.sock"}]}})));
+        assert_eq!(fired(&set, &unix), ["docker-socket"]);
+        let mut memfd = exec("payload", &[], None);
+        if let Some(p) = memfd.process.as_mut() {
+            p.exe = Some("/memfd:payload (deleted)".into());
+            p.exe_memfd = true;
+        }
+        assert_eq!(fired(&set, &memfd), ["memfd"]);
+    }
 }

@@ -69,7 +69,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcVpid => int(process?.ns_pid.into()),
         F::ProcName => borrowed(&process?.comm),
         F::ProcExe => borrowed(process?.args.as_ref()?.first()?),
-        F::ProcExePath => borrowed(process?.exe.as_deref()?),
+        F::ProcExePath => borrowed(exe_path(process?)?),
         F::ProcArgs => borrowed(view.proc_args()?),
         F::ProcCmdline => borrowed(view.cmdline()?),
         F::ProcCmdNArgs => int(process?
@@ -295,6 +295,18 @@ fn process_fact<'a>(id: FieldId, view: &'a EventView<'_>) -> Option<Val<'a>> {
     }
 }
 
+/// `proc.exepath`: a memfd executable is named as Falco names it
+/// (`memfd:name`), not as the kernel's path to it (`/memfd:name (deleted)`).
+fn exe_path(process: &Process) -> Option<&str> {
+    let exe = process.exe.as_deref()?;
+    if process.exe_memfd
+        && let Some(name) = exe.strip_prefix('/').filter(|e| e.starts_with("memfd:"))
+    {
+        return Some(name.strip_suffix(" (deleted)").unwrap_or(name));
+    }
+    Some(exe)
+}
+
 fn elapsed(now: u64, since: u64) -> i64 {
     i64::try_from(now.saturating_sub(since)).unwrap_or(i64::MAX)
 }
@@ -352,7 +364,7 @@ fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>>
         return match part {
             Part::Name => str(&process.comm),
             Part::Exe => str(process.args.as_ref()?.first()?),
-            Part::ExePath => str(process.exe.as_deref()?),
+            Part::ExePath => str(exe_path(process)?),
             Part::Cmdline => {
                 let args = process.args.as_deref().unwrap_or_default();
                 Some(Val::Str(Cow::Owned(command_line(

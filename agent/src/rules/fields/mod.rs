@@ -492,6 +492,12 @@ impl Val<'_> {
 }
 
 impl Field {
+    /// Whether the field's values are the two ends of a connection, where
+    /// Falco's `!=` means that neither end matches.
+    pub fn both_ends(&self) -> bool {
+        matches!(self.id, FieldId::FdIp | FieldId::FdNet | FieldId::FdPort)
+    }
+
     /// Reads the field from an event; `None` when the event has no value for
     /// it.
     pub fn extract<'a>(&self, view: &'a EventView<'_>) -> Option<Val<'a>> {

@@ -118,7 +118,19 @@ impl<'a> EventView<'a> {
     /// `fd.name`.
     pub fn fd_name(&self) -> Option<&str> {
         self.fd_name
-            .get_or_init(|| self.fd().and_then(fd_name))
+            .get_or_init(|| {
+                let fd = self.fd()?;
+                match fd.target {
+                    // A unix socket is named by its path, which the call's
+                    // address carries.
+                    FdTarget::Socket(s) if s.family == "unix" => self
+                        .syscall()?
+                        .addresses
+                        .iter()
+                        .find_map(|a| a.path.clone()),
+                    _ => fd_name(fd),
+                }
+            })
             .as_deref()
     }
 }
