@@ -13,7 +13,7 @@
 use core::mem::size_of;
 
 /// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// Bound of the filename handed to execve, in bytes (`GR_FILENAME_MAX`).
 pub const FILENAME_MAX: usize = 1024;
@@ -205,6 +205,8 @@ pub struct Process {
     pub start_ns: u64,
     /// The task's cgroup id in the memory controller's hierarchy (v1 or v2).
     pub memory_cgroup_id: u64,
+    /// Effective capabilities at the event, as a bit mask.
+    pub cap_effective: u64,
     /// Command name, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }

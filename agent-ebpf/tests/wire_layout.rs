@@ -121,6 +121,7 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 cgroup_id,
                 start_ns,
                 memory_cgroup_id,
+                cap_effective,
                 comm
             }),
         ),

@@ -122,6 +122,7 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 	p->gid = cred->gid.val;
 	p->euid = cred->euid.val;
 	p->egid = cred->egid.val;
+	p->cap_effective = cred->cap_effective.val;
 	if (bpf_core_field_exists(task->loginuid))
 		p->login_uid = task->loginuid.val;
 	else

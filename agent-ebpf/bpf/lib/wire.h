@@ -17,7 +17,7 @@
 #define GUARDRAILS_WIRE_H
 
 /* Bumped whenever a struct below changes shape. */
-#define GR_WIRE_VERSION 2
+#define GR_WIRE_VERSION 3
 
 /* Bounds of the variable parts of an exec record (bytes, including NULs). */
 #define GR_FILENAME_MAX 1024 /* the path handed to execve(2) */
@@ -88,6 +88,9 @@ struct gr_process {
 	 * hybrid node whose runtime uses only v1 hierarchies, this is where the
 	 * container is; where memory is a v2 controller it equals cgroup_id. */
 	__u64 memory_cgroup_id;
+	/* Effective capabilities at the event (rules ask what a process could do
+	 * when it opened a file or loaded a module, not only at its exec). */
+	__u64 cap_effective;
 	char comm[GR_COMM_LEN];
 };
 

@@ -125,6 +125,7 @@ fn process(p: &agent_common::Process) -> Process {
         start_ns: p.start_ns,
         memory_cgroup_id: (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
             .then_some(p.memory_cgroup_id),
+        cap_effective: Some(p.cap_effective),
         comm: text(until_nul(&p.comm)),
         ..Process::default()
     }

@@ -204,7 +204,8 @@ pub struct Process {
     /// layer, i.e. it was written or changed inside the container.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exe_upper_layer: bool,
-    /// Exec events: effective capabilities after the exec, as a bit mask.
+    /// Effective capabilities at the event (after the exec, for exec
+    /// events), as a bit mask.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_effective: Option<u64>,
     /// The executable's inode number (from the exec, kept by the tree).
