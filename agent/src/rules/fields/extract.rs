@@ -69,7 +69,9 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcVpid => int(process?.ns_pid.into()),
         F::ProcName => borrowed(&process?.comm),
         F::ProcExe => borrowed(process?.args.as_ref()?.first()?),
-        F::ProcExePath => borrowed(process?.exe.as_deref()?),
+        // A process the tree learnt of only from a fork it did not see has
+        // an empty image: no path, like its ancestors' (`<NA>`).
+        F::ProcExePath => borrowed(process?.exe.as_deref().filter(|e| !e.is_empty())?),
         F::ProcArgs => borrowed(view.proc_args()?),
         F::ProcCmdline => borrowed(view.cmdline()?),
         F::ProcCmdNArgs => int(process?
@@ -87,7 +89,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcAexe => ancestors(field, process?, Part::Exe),
         F::ProcAexePath => ancestors(field, process?, Part::ExePath),
         F::ProcAcmdline => ancestors(field, process?, Part::Cmdline),
-        F::ProcCwd => borrowed(process?.cwd.as_deref()?),
+        F::ProcCwd => borrowed(process?.cwd.as_deref().filter(|c| !c.is_empty())?),
         F::ProcDuration => {
             let p = process?;
             (p.start_ns > 0).then(|| Val::Int(elapsed(event.monotonic_ns, p.start_ns)))
@@ -593,4 +595,68 @@ pub fn render_all_args(view: &EventView<'_>) -> String {
     out.push_str("res=");
     out.push_str(&syscall.ret.to_string());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+
+    fn event(process: Process) -> Event {
+        Event {
+            schema_version: SCHEMA_VERSION,
+            kind: EventKind::Syscall,
+            time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
+            monotonic_ns: 42,
+            node: "n1".into(),
+            cpu: None,
+            container: None,
+            process: Some(process),
+            fork: None,
+            exit: None,
+            lost: None,
+            syscall: None,
+            tcp_state: None,
+            violation: None,
+        }
+    }
+
+    fn value(name: &str, event: &Event) -> Option<String> {
+        let field = super::super::resolve(name, None).expect("a field");
+        extract(&field, &EventView::new(event, 1)).map(|v| match v {
+            Val::Str(s) => s.into_owned(),
+            other => format!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn an_unknown_image_has_no_exe_path_or_cwd_rather_than_empty_ones() {
+        // What the enrichment fills in for a process whose fork it missed.
+        let unknown = event(Process {
+            pid: 7,
+            comm: "worker".into(),
+            exe: Some(String::new()),
+            args: Some(Vec::new()),
+            cwd: Some(String::new()),
+            ..Process::default()
+        });
+        assert_eq!(value("proc.exepath", &unknown), None);
+        assert_eq!(value("proc.cwd", &unknown), None);
+        assert_eq!(value("proc.exe", &unknown), None);
+        assert_eq!(value("proc.name", &unknown).as_deref(), Some("worker"));
+
+        let known = event(Process {
+            pid: 8,
+            comm: "cat".into(),
+            exe: Some("/usr/bin/cat".into()),
+            args: Some(vec!["cat".into()]),
+            cwd: Some("/tmp".into()),
+            ..Process::default()
+        });
+        assert_eq!(
+            value("proc.exepath", &known).as_deref(),
+            Some("/usr/bin/cat")
+        );
+        assert_eq!(value("proc.cwd", &known).as_deref(), Some("/tmp"));
+    }
 }
