@@ -69,6 +69,8 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcVpid => int(process?.ns_pid.into()),
         F::ProcName => borrowed(&process?.comm),
         F::ProcExe => borrowed(process?.args.as_ref()?.first()?),
+        // A process the tree learnt of only from a fork it did not see has
+        // an empty image: no path, like its ancestors' (`<NA>`).
         F::ProcExePath => borrowed(exe_path(process?)?),
         F::ProcArgs => borrowed(view.proc_args()?),
         F::ProcCmdline => borrowed(view.cmdline()?),
@@ -90,7 +92,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         // Falco keeps the working directory with a trailing slash
         // (`proc.cwd startswith "/dev/shm/"` holds in /dev/shm itself).
         F::ProcCwd => {
-            let cwd = process?.cwd.as_deref()?;
+            let cwd = process?.cwd.as_deref().filter(|c| !c.is_empty())?;
             if cwd.ends_with('/') {
                 borrowed(cwd)
             } else {
@@ -298,7 +300,7 @@ fn process_fact<'a>(id: FieldId, view: &'a EventView<'_>) -> Option<Val<'a>> {
 /// `proc.exepath`: a memfd executable is named as Falco names it
 /// (`memfd:name`), not as the kernel's path to it (`/memfd:name (deleted)`).
 fn exe_path(process: &Process) -> Option<&str> {
-    let exe = process.exe.as_deref()?;
+    let exe = process.exe.as_deref().filter(|e| !e.is_empty())?;
     if process.exe_memfd
         && let Some(name) = exe.strip_prefix('/').filter(|e| e.starts_with("memfd:"))
     {
@@ -614,4 +616,68 @@ pub fn render_all_args(view: &EventView<'_>) -> String {
     out.push_str("res=");
     out.push_str(&syscall.ret.to_string());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+
+    fn event(process: Process) -> Event {
+        Event {
+            schema_version: SCHEMA_VERSION,
+            kind: EventKind::Syscall,
+            time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
+            monotonic_ns: 42,
+            node: "n1".into(),
+            cpu: None,
+            container: None,
+            process: Some(process),
+            fork: None,
+            exit: None,
+            lost: None,
+            syscall: None,
+            tcp_state: None,
+            violation: None,
+        }
+    }
+
+    fn value(name: &str, event: &Event) -> Option<String> {
+        let field = super::super::resolve(name, None).expect("a field");
+        extract(&field, &EventView::new(event, 1)).map(|v| match v {
+            Val::Str(s) => s.into_owned(),
+            other => format!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn an_unknown_image_has_no_exe_path_or_cwd_rather_than_empty_ones() {
+        // What the enrichment fills in for a process whose fork it missed.
+        let unknown = event(Process {
+            pid: 7,
+            comm: "worker".into(),
+            exe: Some(String::new()),
+            args: Some(Vec::new()),
+            cwd: Some(String::new()),
+            ..Process::default()
+        });
+        assert_eq!(value("proc.exepath", &unknown), None);
+        assert_eq!(value("proc.cwd", &unknown), None);
+        assert_eq!(value("proc.exe", &unknown), None);
+        assert_eq!(value("proc.name", &unknown).as_deref(), Some("worker"));
+
+        let known = event(Process {
+            pid: 8,
+            comm: "cat".into(),
+            exe: Some("/usr/bin/cat".into()),
+            args: Some(vec!["cat".into()]),
+            cwd: Some("/tmp".into()),
+            ..Process::default()
+        });
+        assert_eq!(
+            value("proc.exepath", &known).as_deref(),
+            Some("/usr/bin/cat")
+        );
+        assert_eq!(value("proc.cwd", &known).as_deref(), Some("/tmp/"));
+    }
 }
