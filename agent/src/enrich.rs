@@ -17,6 +17,7 @@ use crate::{
     },
     process::{
         ExeFile, ExecInfo, JobIds, ProcessTree, SeedStats, TreeLimits, TreeStats, seed_from_proc,
+        seed_one,
         users::{IdKind, NameCache, NameCacheStats, Subject},
     },
 };
@@ -35,7 +36,14 @@ pub struct Enricher {
     container_infos: HashMap<u64, Arc<ContainerInfo>>,
     max_ancestors: usize,
     names: NameCache,
+    /// Processes looked up in `/proc` because the tree did not know them,
+    /// so that each is read once; bounded by [`PROC_LOOKUPS`] (cleared when
+    /// full).
+    looked_up: std::collections::HashSet<(u32, u64)>,
 }
+
+/// Unknown processes remembered as looked up.
+const PROC_LOOKUPS: usize = 16_384;
 
 /// cgroups whose [`ContainerInfo`] is kept ready.
 const CONTAINER_INFO_CACHE: usize = 16_384;
@@ -54,6 +62,7 @@ impl Enricher {
             container_infos: HashMap::new(),
             max_ancestors,
             names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
+            looked_up: std::collections::HashSet::new(),
         }
     }
 
@@ -120,6 +129,21 @@ impl Enricher {
             _ => {}
         }
 
+        if self.tree.get(process.pid, process.start_ns).is_none()
+            && event.kind != EventKind::ProcessExit
+            && self.looked_up.len() < PROC_LOOKUPS
+            && self.looked_up.insert((process.pid, process.start_ns))
+        {
+            seed_one(
+                &mut self.tree,
+                std::path::Path::new("/proc"),
+                process.pid,
+                now,
+            );
+        }
+        if self.looked_up.len() >= PROC_LOOKUPS {
+            self.looked_up.clear();
+        }
         let known = self.tree.get(process.pid, process.start_ns);
         if let Some(known) = known
             && process.exe.is_none()

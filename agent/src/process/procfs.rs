@@ -147,6 +147,25 @@ pub fn seed_from_proc(
     Ok(stats)
 }
 
+/// Adds one process to the tree from `/proc/PID`, for a process the tree
+/// never saw start (it forked outside the observed cgroups, or before an
+/// event was lost). Returns whether it could be read.
+pub fn seed_one(tree: &mut ProcessTree, proc_root: &Path, pid: u32, now_ns: u64) -> bool {
+    let Ok(tick_ns) = clock_tick_ns() else {
+        return false;
+    };
+    match read_process(&proc_root.join(pid.to_string()), pid, tick_ns) {
+        Ok(process) => {
+            tree.on_seed(process, tick_ns, now_ns);
+            true
+        }
+        Err(error) => {
+            tracing::debug!(pid, error = %error, "cannot read a process the tree does not know");
+            false
+        }
+    }
+}
+
 fn parse_pid(name: &str) -> Option<u32> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -12,6 +12,7 @@ use super::{
     ast::{CmpOp, Expr, Literal, Operand, Value},
     diag::{Diagnostic, Position, RulesError, Severity},
     eval::{Accessor, Check, CheckTest, Node},
+    fields::MEMO_SLOTS,
     fields::{self, FieldType},
     index::{EventTypes, event_types},
     loader::{
@@ -149,6 +150,7 @@ struct Compiler<'d> {
     stack: Vec<&'d str>,
     used_macros: HashSet<&'d str>,
     diagnostics: Vec<Diagnostic>,
+    next_slot: u16,
 }
 
 /// Where the text being compiled came from, for diagnostics.
@@ -166,6 +168,7 @@ impl<'d> Compiler<'d> {
             stack: Vec::new(),
             used_macros: HashSet::new(),
             diagnostics: Vec::new(),
+            next_slot: 0,
         }
     }
 
@@ -209,7 +212,7 @@ impl<'d> Compiler<'d> {
             Expr::Compare(compare) => {
                 let value = self.operand(&compare.left, ctx)?;
                 let test = self.test(&value, compare.op, &compare.right, ctx)?;
-                Some(Node::Check(Box::new(Check { value, test })))
+                Some(event_type_set(Check { value, test }))
             }
         }
     }
@@ -236,10 +239,23 @@ impl<'d> Compiler<'d> {
         }
         self.stack.push(name);
         let item = format!("macro \"{name}\"");
-        let node = self.condition(&def.condition, &item);
+        let node = self
+            .condition(&def.condition, &item)
+            .map(|node| self.memoized(node));
         self.stack.pop();
         self.compiled_macros.insert(name, node.clone());
         node
+    }
+
+    /// A macro worth remembering per event gets a slot, while slots last.
+    fn memoized(&mut self, node: Node) -> Node {
+        let composite = matches!(node, Node::And(_) | Node::Or(_) | Node::Not(_));
+        if !composite || self.next_slot >= MEMO_SLOTS {
+            return node;
+        }
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        Node::Memo(slot, Box::new(node))
     }
 
     fn operand(&mut self, operand: &Operand, ctx: &Ctx<'_>) -> Option<Accessor> {
@@ -502,6 +518,19 @@ fn condition_fields(condition: &Node, output: &Output) -> Vec<(String, Accessor)
     let shown: HashSet<&str> = output.field_names().collect();
     let mut seen = HashSet::new();
     let mut fields = Vec::new();
+    if condition.tests_event_type()
+        && !shown.contains("evt.type")
+        && let Ok(field) = fields::resolve("evt.type", None)
+    {
+        seen.insert("evt.type".to_owned());
+        fields.push((
+            "evt.type".to_owned(),
+            Accessor {
+                field,
+                transformers: Box::new([]),
+            },
+        ));
+    }
     condition.visit_accessors(&mut |accessor| {
         let name = accessor.display_name();
         if !shown.contains(name.as_str()) && seen.insert(name.clone()) {
@@ -516,6 +545,22 @@ fn unquote(item: &str) -> Option<&str> {
         .into_iter()
         .find_map(|q| item.strip_prefix(q)?.strip_suffix(q))
         .filter(|_| item.len() >= 2)
+}
+
+/// An `evt.type` check becomes a test of the event's type number against a
+/// set; any other check stays as it is.
+fn event_type_set(check: Check) -> Node {
+    if check.value.field.id != fields::FieldId::EvtType || !check.value.transformers.is_empty() {
+        return Node::Check(Box::new(check));
+    }
+    let passes = |test: &Test, name: &str| test.matches(&fields::Val::Str(name.into()));
+    match &check.test {
+        CheckTest::Is(test) => Node::Types(EventTypes::matching(|n| passes(test, n))),
+        CheckTest::IsNot(test) => {
+            Node::Types(EventTypes::all().without(EventTypes::matching(|n| passes(test, n))))
+        }
+        _ => Node::Check(Box::new(check)),
+    }
 }
 
 fn field_name(accessor: &Accessor) -> &'static str {
@@ -696,6 +741,7 @@ fn and(nodes: Vec<Node>) -> Node {
             n => flat.push(n),
         }
     }
+    combine_types(&mut flat, |a, b| a.and(b));
     match flat.len() {
         0 => Node::Const(true),
         1 => flat.pop().unwrap_or(Node::Const(true)),
@@ -716,11 +762,34 @@ fn or(nodes: Vec<Node>) -> Node {
             n => flat.push(n),
         }
     }
-    let flat = merge_alternatives(flat);
+    let mut flat = merge_alternatives(flat);
+    combine_types(&mut flat, |a, b| a.or(b));
     match flat.len() {
         0 => Node::Const(false),
         1 => flat.into_iter().next().unwrap_or(Node::Const(false)),
         _ => Node::Or(flat.into()),
+    }
+}
+
+/// Folds the event-type sets among `nodes` into one, at the first one's place.
+fn combine_types(nodes: &mut Vec<Node>, fold: impl Fn(EventTypes, EventTypes) -> EventTypes) {
+    let mut combined: Option<(usize, EventTypes)> = None;
+    let mut i = 0;
+    while i < nodes.len() {
+        if let Node::Types(types) = nodes[i] {
+            match combined {
+                Some((at, set)) => {
+                    combined = Some((at, fold(set, types)));
+                    nodes.remove(i);
+                    continue;
+                }
+                None => combined = Some((i, types)),
+            }
+        }
+        i += 1;
+    }
+    if let Some((at, set)) = combined {
+        nodes[at] = Node::Types(set);
     }
 }
 

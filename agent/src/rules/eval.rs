@@ -24,6 +24,11 @@ pub enum Node {
     Check(Box<Check>),
     /// Known at compile time.
     Const(bool),
+    /// The event's type is in the set: an `evt.type` check, compiled.
+    Types(super::index::EventTypes),
+    /// A macro's condition, evaluated at most once per event (several rules
+    /// share macros such as `open_read`), its result kept in this slot.
+    Memo(u16, Box<Node>),
 }
 
 /// A field (possibly transformed) and what it must satisfy.
@@ -134,6 +139,18 @@ impl Node {
             Self::Not(node) => !node.eval(view),
             Self::Check(check) => check.eval(view),
             Self::Const(b) => *b,
+            Self::Types(types) => view.type_id().is_some_and(|id| types.contains(id)),
+            Self::Memo(slot, node) => view.memo(*slot, || node.eval(view)),
+        }
+    }
+
+    /// Whether the condition tests the event's type.
+    pub fn tests_event_type(&self) -> bool {
+        match self {
+            Self::And(nodes) | Self::Or(nodes) => nodes.iter().any(Node::tests_event_type),
+            Self::Not(node) | Self::Memo(_, node) => node.tests_event_type(),
+            Self::Types(_) => true,
+            Self::Check(_) | Self::Const(_) => false,
         }
     }
 
@@ -141,14 +158,14 @@ impl Node {
     pub fn visit_accessors<'s>(&'s self, f: &mut impl FnMut(&'s Accessor)) {
         match self {
             Self::And(nodes) | Self::Or(nodes) => nodes.iter().for_each(|n| n.visit_accessors(f)),
-            Self::Not(node) => node.visit_accessors(f),
+            Self::Not(node) | Self::Memo(_, node) => node.visit_accessors(f),
             Self::Check(check) => {
                 f(&check.value);
                 if let CheckTest::Field(_, other) = &check.test {
                     f(other);
                 }
             }
-            Self::Const(_) => {}
+            Self::Const(_) | Self::Types(_) => {}
         }
     }
 }

@@ -93,6 +93,11 @@ impl EventTypes {
             .collect()
     }
 
+    /// The types whose names pass `matches`.
+    pub fn matching(matches: impl Fn(&str) -> bool) -> Self {
+        Self::of(UNIVERSE.iter().filter(|name| matches(name)))
+    }
+
     fn of(names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
         Self(
             names
@@ -102,15 +107,18 @@ impl EventTypes {
         )
     }
 
-    fn and(self, other: Self) -> Self {
+    /// Both.
+    pub fn and(self, other: Self) -> Self {
         Self(self.0 & other.0)
     }
 
-    fn or(self, other: Self) -> Self {
+    /// Either.
+    pub fn or(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
 
-    fn without(self, other: Self) -> Self {
+    /// The types of the universe not in `other`.
+    pub fn without(self, other: Self) -> Self {
         Self(self.0 & !other.0)
     }
 }
@@ -142,6 +150,8 @@ fn sets(node: &Node) -> (EventTypes, EventTypes) {
             .fold((EventTypes::none(), all), |(t, f), (nt, nf)| {
                 (t.or(nt), f.and(nf))
             }),
+        Node::Types(types) => (*types, all.without(*types)),
+        Node::Memo(_, inner) => sets(inner),
         Node::Check(check) => {
             if check.value.field.id != FieldId::EvtType || !check.value.transformers.is_empty() {
                 return (all, all);

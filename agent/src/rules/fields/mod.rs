@@ -13,7 +13,7 @@ mod view;
 
 use std::{borrow::Cow, net::IpAddr};
 
-pub use view::EventView;
+pub use view::{EventView, MEMO_SLOTS};
 
 /// The type of a field's values; it decides which operators apply and how a
 /// literal on the right side is read.

@@ -2,7 +2,7 @@
 //! several fields share (command lines, the event's descriptor), computed at
 //! most once and only when a rule asks.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use crate::events::event::{Event, EventKind, FdInfo, PathArg, Process, Socket, Syscall};
 
@@ -18,7 +18,17 @@ pub struct EventView<'a> {
     evt_args: OnceCell<String>,
     fd: OnceCell<Option<Fd<'a>>>,
     fd_name: OnceCell<Option<String>>,
+    type_id: OnceCell<Option<u8>>,
+    /// Macro results of this event: bit `slot` of `memo_known` says whether
+    /// bit `slot` of `memo_value` holds the result.
+    memo_known: [Cell<u64>; MEMO_WORDS],
+    memo_value: [Cell<u64>; MEMO_WORDS],
 }
+
+const MEMO_WORDS: usize = 4;
+
+/// Macros whose results can be remembered per event.
+pub const MEMO_SLOTS: u16 = (MEMO_WORDS * 64) as u16;
 
 /// The descriptor an event is about, as Falco's `fd.*` fields see it.
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +75,35 @@ impl<'a> EventView<'a> {
             evt_args: OnceCell::new(),
             fd: OnceCell::new(),
             fd_name: OnceCell::new(),
+            type_id: OnceCell::new(),
+            memo_known: Default::default(),
+            memo_value: Default::default(),
         }
+    }
+
+    /// The number of the event's type in the rules' index.
+    pub fn type_id(&self) -> Option<u8> {
+        *self
+            .type_id
+            .get_or_init(|| super::super::index::event_type_id(self.event_type()))
+    }
+
+    /// The result of the macro in `slot`, computed by `eval` the first time.
+    pub fn memo(&self, slot: u16, eval: impl FnOnce() -> bool) -> bool {
+        let (word, bit) = (usize::from(slot / 64), 1u64 << (slot % 64));
+        let (Some(known), Some(value)) = (self.memo_known.get(word), self.memo_value.get(word))
+        else {
+            return eval();
+        };
+        if known.get() & bit != 0 {
+            return value.get() & bit != 0;
+        }
+        let result = eval();
+        known.set(known.get() | bit);
+        if result {
+            value.set(value.get() | bit);
+        }
+        result
     }
 
     /// The process the event is about.
