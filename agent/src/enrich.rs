@@ -129,20 +129,19 @@ impl Enricher {
             _ => {}
         }
 
-        if self.tree.get(process.pid, process.start_ns).is_none()
-            && event.kind != EventKind::ProcessExit
-            && self.looked_up.len() < PROC_LOOKUPS
+        if event.kind != EventKind::ProcessExit
+            && self.tree.get(process.pid, process.start_ns).is_none()
             && self.looked_up.insert((process.pid, process.start_ns))
         {
+            if self.looked_up.len() >= PROC_LOOKUPS {
+                self.looked_up.clear();
+            }
             seed_one(
                 &mut self.tree,
                 std::path::Path::new("/proc"),
                 process.pid,
                 now,
             );
-        }
-        if self.looked_up.len() >= PROC_LOOKUPS {
-            self.looked_up.clear();
         }
         let known = self.tree.get(process.pid, process.start_ns);
         if let Some(known) = known

@@ -15,7 +15,10 @@ use tokio::{
 };
 
 use super::RuleSet;
-use crate::{events::reader::Batch, metrics::Metrics};
+use crate::{
+    events::{event::Event, reader::Batch},
+    metrics::Metrics,
+};
 
 /// What the step did, for the log line at shutdown.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -99,16 +102,26 @@ pub async fn run(
 }
 
 /// Evaluates one batch; returns it with the violations inserted, and how
-/// many there are.
+/// many there are. A batch without violations (the usual case) is returned
+/// as it came, without moving its events.
 fn evaluate(rules: &RuleSet, batch: Batch, first_number: u64) -> (Batch, u64) {
-    let mut out = Vec::with_capacity(batch.len());
-    let mut raised = Vec::new();
-    let mut violations = 0;
-    for (number, event) in (first_number..).zip(batch) {
-        rules.evaluate(&event, number, &mut raised);
+    let mut raised: Vec<(usize, Event)> = Vec::new();
+    let mut scratch = Vec::new();
+    for (i, (number, event)) in (first_number..).zip(&batch).enumerate() {
+        rules.evaluate(event, number, &mut scratch);
+        raised.extend(scratch.drain(..).map(|v| (i, v)));
+    }
+    if raised.is_empty() {
+        return (batch, 0);
+    }
+    let violations = raised.len() as u64;
+    let mut out = Vec::with_capacity(batch.len() + raised.len());
+    let mut raised = raised.into_iter().peekable();
+    for (i, event) in batch.into_iter().enumerate() {
         out.push(event);
-        violations += raised.len() as u64;
-        out.append(&mut raised);
+        while let Some((_, violation)) = raised.next_if(|(at, _)| *at == i) {
+            out.push(violation);
+        }
     }
     (out, violations)
 }
