@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
@@ -88,9 +90,9 @@ impl Decoder {
             Record::TcpState(ev) => {
                 event.tcp_state = Some(Box::new(TcpState {
                     old_state: syscall::tcp_state_name(ev.old_state)
-                        .unwrap_or_else(|| ev.old_state.to_string()),
+                        .map_or_else(|| ev.old_state.to_string(), Cow::into_owned),
                     new_state: syscall::tcp_state_name(ev.new_state)
-                        .unwrap_or_else(|| ev.new_state.to_string()),
+                        .map_or_else(|| ev.new_state.to_string(), Cow::into_owned),
                     socket: syscall::socket(&ev.socket),
                     cgroup_id: ev.cgroup_id,
                     owner: (ev.owner_pid != 0).then(|| SocketOwner {

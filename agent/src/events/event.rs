@@ -545,7 +545,7 @@ pub struct FdInfo {
     pub fd: i64,
     /// `file` (a path), `socket`, `pipe` or `anon` (an anonymous inode).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// For `file`: its absolute path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -559,15 +559,15 @@ pub struct FdInfo {
 #[serde(deny_unknown_fields)]
 pub struct Socket {
     /// `inet`, `inet6`, `unix`, `netlink`, `packet`, or the number.
-    pub family: String,
+    pub family: Cow<'static, str>,
     /// `stream`, `dgram`, `raw`, `seqpacket`, or the number.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// `tcp`, `udp`, `icmp`, `icmpv6`, `raw`, or the number.
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     /// The TCP state (`established`, `listen`, ...), for inet stream sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<Cow<'static, str>>,
     /// The local endpoint, for inet sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<Endpoint>,
@@ -607,7 +607,7 @@ pub struct Address {
     /// The argument's name.
     pub arg: Cow<'static, str>,
     /// `inet`, `inet6`, `unix`, or the number.
-    pub family: String,
+    pub family: Cow<'static, str>,
     /// The IP address, for inet families.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,

@@ -224,40 +224,40 @@ fn normalize(path: &Path) -> String {
 }
 
 /// `AF_*` names.
-pub fn family_name(family: u16) -> String {
+pub fn family_name(family: u16) -> Cow<'static, str> {
     match family {
         1 => "unix".into(),
         2 => "inet".into(),
         10 => "inet6".into(),
         16 => "netlink".into(),
         17 => "packet".into(),
-        other => other.to_string(),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
-fn socket_type_name(kind: u16) -> String {
+fn socket_type_name(kind: u16) -> Cow<'static, str> {
     match kind & 0xf {
         1 => "stream".into(),
         2 => "dgram".into(),
         3 => "raw".into(),
         5 => "seqpacket".into(),
-        other => other.to_string(),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
-fn protocol_name(protocol: u16) -> String {
+fn protocol_name(protocol: u16) -> Cow<'static, str> {
     match protocol {
         1 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
         58 => "icmpv6".into(),
         255 => "raw".into(),
-        other => other.to_string(),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
 /// `TCP_*` state names.
-pub fn tcp_state_name(state: u16) -> Option<String> {
+pub fn tcp_state_name(state: u16) -> Option<Cow<'static, str>> {
     let name = match state {
         1 => "established",
         2 => "syn_sent",
@@ -273,7 +273,7 @@ pub fn tcp_state_name(state: u16) -> Option<String> {
         12 => "new_syn_recv",
         _ => return None,
     };
-    Some(name.into())
+    Some(Cow::Borrowed(name))
 }
 
 fn ip(family: u16, bytes: &[u8; 16]) -> Option<String> {

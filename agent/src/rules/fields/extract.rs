@@ -143,7 +143,11 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::FdNum => int(view.fd()?.num),
         F::FdType => borrowed(fd_type(view.fd()?).0),
         F::FdTypeChar => borrowed(fd_type(view.fd()?).1),
-        F::FdName => borrowed(view.fd_name()?),
+        // A file's name is its path, borrowed; only a socket's is built.
+        F::FdName => match view.fd()?.target {
+            FdTarget::File { path, .. } => borrowed(path),
+            _ => borrowed(view.fd_name()?),
+        },
         F::FdNameRaw => borrowed(view.fd()?.raw?),
         F::FdDirectory => match view.fd()?.target {
             FdTarget::File {
@@ -185,10 +189,10 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::FdRport => int(socket(view)?.remote.as_ref()?.port.into()),
         F::FdL4Proto => {
             let s = socket(view)?;
-            matches!(s.family.as_str(), "inet" | "inet6")
-                .then(|| Val::Str(Cow::Borrowed(s.protocol.as_str())))
+            matches!(s.family.as_ref(), "inet" | "inet6")
+                .then(|| Val::Str(Cow::Borrowed(s.protocol.as_ref())))
         }
-        F::FdSockFamily => match socket(view)?.family.as_str() {
+        F::FdSockFamily => match socket(view)?.family.as_ref() {
             "inet" | "inet6" => borrowed("ip"),
             "unix" => borrowed("unix"),
             _ => None,
@@ -437,7 +441,7 @@ fn fd_type(fd: &Fd<'_>) -> (&'static str, &'static str) {
             directory: true, ..
         } => ("directory", "d"),
         FdTarget::File { .. } => ("file", "f"),
-        FdTarget::Socket(s) => match s.family.as_str() {
+        FdTarget::Socket(s) => match s.family.as_ref() {
             "inet" => ("ipv4", "4"),
             "inet6" => ("ipv6", "6"),
             "unix" => ("unix", "u"),
@@ -454,8 +458,8 @@ fn fd_type(fd: &Fd<'_>) -> (&'static str, &'static str) {
 fn fd_types<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
     let syscall = view.syscall()?;
     let type_of = |info: &'a crate::events::event::FdInfo| -> &'static str {
-        match (info.kind.as_str(), &info.socket) {
-            ("socket", Some(s)) => match s.family.as_str() {
+        match (info.kind.as_ref(), &info.socket) {
+            ("socket", Some(s)) => match s.family.as_ref() {
                 "inet" => "ipv4",
                 "inet6" => "ipv6",
                 "unix" => "unix",

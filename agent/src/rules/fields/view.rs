@@ -264,7 +264,7 @@ fn fd_of<'a>(
     server: bool,
     name_changed: bool,
 ) -> Fd<'a> {
-    let target = match (info.kind.as_str(), &info.path, &info.socket) {
+    let target = match (info.kind.as_ref(), &info.path, &info.socket) {
         ("socket", _, Some(socket)) => FdTarget::Socket(socket),
         ("pipe", _, _) => FdTarget::Pipe,
         (_, Some(path), _) => FdTarget::File {

@@ -241,7 +241,7 @@ fn tcp(local: (&str, u16), remote: (&str, u16), state: &str) -> Socket {
         .into(),
         kind: "stream".into(),
         protocol: "tcp".into(),
-        state: Some(state.into()),
+        state: Some(state.to_owned().into()),
         local: Some(Endpoint {
             address: local.0.into(),
             port: local.1,
