@@ -147,9 +147,9 @@ impl Enricher {
         if let Some(known) = known
             && process.exe.is_none()
         {
-            process.exe = Some(known.exe().to_owned());
-            process.args = Some(known.args().to_vec());
-            process.cwd = Some(known.cwd().to_owned());
+            process.exe = Some(known.image.exe_shared());
+            process.args = Some(known.args().clone());
+            process.cwd = Some(known.image.cwd_shared());
         }
         if let Some(file) = known.and_then(|known| known.image.exe_file())
             && process.exe_ino.is_none()

@@ -40,7 +40,7 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
     let exec_process = Process {
         exe: Some("/usr/bin/dash".into()),
         filename: Some("/bin/sh".into()),
-        args: Some(vec!["sh".into()]),
+        args: Some(["sh"].into_iter().collect()),
         argc: Some(1),
         cwd: Some("/".into()),
         truncated: vec!["args".into(), "args_unreadable".into()],

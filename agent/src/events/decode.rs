@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use std::borrow::Cow;
 
+use crate::process::Args;
+
 use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
@@ -164,11 +166,11 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
     .collect();
 
     Ok(Process {
-        exe: Some(text(exe)),
+        exe: Some(text(exe).into()),
         filename: Some(text(filename)),
-        args: Some(split_args(args)),
+        args: Some(Args::new(split_args(args))),
         argc: Some(ev.argc),
-        cwd: Some(text(cwd)),
+        cwd: Some(text(cwd).into()),
         exe_memfd: flags & exec_flags::EXE_MEMFD != 0,
         exe_upper_layer: flags & exec_flags::EXE_UPPER_LAYER != 0,
         cap_effective: Some(ev.cap_effective),
@@ -261,7 +263,7 @@ mod tests {
         assert_eq!(p.cwd.as_deref(), Some("/tmp"));
         assert_eq!(
             p.args,
-            Some(vec!["/bin/echo".into(), "a b".into(), "c".into()])
+            Some(["/bin/echo", "a b", "c"].into_iter().collect())
         );
         assert_eq!(p.comm, "echo");
         assert_eq!(p.login_uid, None);
@@ -289,7 +291,7 @@ mod tests {
             .expect("a process");
         assert_eq!(
             p.args,
-            Some(vec!["/bin/echo".into(), "abc".into(), "de".into()])
+            Some(["/bin/echo", "abc", "de"].into_iter().collect())
         );
         assert_eq!(p.truncated, vec!["args".to_owned()]);
         assert_eq!(p.argc, Some(3));

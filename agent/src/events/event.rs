@@ -184,19 +184,19 @@ pub struct Process {
     pub comm: String,
     /// Executable, resolved to an absolute path (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     /// The path handed to execve, as given (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// Arguments, argv\[0\] first (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args: Option<Vec<String>>,
+    pub args: Option<Args>,
     /// Number of arguments, which exceeds `args.len()` when argv was truncated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argc: Option<u32>,
     /// Working directory (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cwd: Option<String>,
+    pub cwd: Option<Arc<str>>,
     /// Exec events: the executable is a memfd (fileless execution).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exe_memfd: bool,
@@ -713,7 +713,7 @@ mod tests {
             container: None,
             process: Some(Process {
                 pid: 10,
-                args: Some(vec!["/bin/echo".into(), "hi".into()]),
+                args: Some(["/bin/echo", "hi"].into_iter().collect()),
                 truncated: vec!["args".into()],
                 ..Process::default()
             }),

@@ -25,7 +25,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::tree::{ExeFile, ExecInfo, JobIds, ProcessTree, RootId};
+use super::tree::{Args, ExeFile, ExecInfo, JobIds, ProcessTree, RootId};
 
 /// The most bytes of `cmdline` read for each process: the exec sensor's
 /// bound on argv.
@@ -197,9 +197,9 @@ fn read_process(dir: &Path, pid: u32, tick_ns: u64) -> Result<ExecInfo, ProcfsEr
         ppid: stat.ppid,
         start_ns,
         comm: stat.comm,
-        exe,
-        args,
-        cwd,
+        exe: exe.into(),
+        args: Args::new(args),
+        cwd: cwd.into(),
         uid,
         job: JobIds {
             pgid: stat.pgrp,

@@ -36,12 +36,31 @@ impl Default for TreeLimits {
 }
 
 /// A process's arguments, argv\[0\] first, in one allocation for the text and
-/// one for the offsets (rather than one per argument).
+/// one for the offsets (rather than one per argument), shared: every event
+/// of the process carries them without copying. In JSON, an array of strings.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Args {
-    text: Box<str>,
+    text: Arc<str>,
     /// Where each argument ends in `text`.
-    ends: Box<[u32]>,
+    ends: Arc<[u32]>,
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Args {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+impl serde::Serialize for Args {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Args {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(Self::new)
+    }
 }
 
 impl Args {
@@ -63,8 +82,8 @@ impl Args {
             ends.push(end);
         }
         Self {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            text: text.into(),
+            ends: ends.into(),
         }
     }
 
@@ -144,9 +163,9 @@ pub struct RootId {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessImage {
     comm: Box<str>,
-    exe: Box<str>,
+    exe: Arc<str>,
     args: Args,
-    cwd: Box<str>,
+    cwd: Arc<str>,
     exe_file: Option<ExeFile>,
     root: Option<RootId>,
 }
@@ -162,6 +181,28 @@ impl ProcessImage {
             exe_file: None,
             root: None,
         }
+    }
+
+    /// An image from shared parts.
+    pub fn from_shared(comm: &str, exe: Arc<str>, args: Args, cwd: Arc<str>) -> Self {
+        Self {
+            comm: comm.into(),
+            exe,
+            args,
+            cwd,
+            exe_file: None,
+            root: None,
+        }
+    }
+
+    /// The executable's path, shared.
+    pub fn exe_shared(&self) -> Arc<str> {
+        self.exe.clone()
+    }
+
+    /// The working directory, shared.
+    pub fn cwd_shared(&self) -> Arc<str> {
+        self.cwd.clone()
     }
 
     /// The same image with the executable's file identity and the root
@@ -326,11 +367,11 @@ pub struct ExecInfo {
     /// Command name.
     pub comm: String,
     /// Executable's absolute path.
-    pub exe: String,
+    pub exe: Arc<str>,
     /// Arguments, argv\[0\] first.
-    pub args: Vec<String>,
+    pub args: Args,
     /// Working directory.
-    pub cwd: String,
+    pub cwd: Arc<str>,
     /// Real user id.
     pub uid: u32,
     /// Process group, session and terminal.
@@ -343,8 +384,13 @@ pub struct ExecInfo {
 
 impl ExecInfo {
     fn image(&self) -> ProcessImage {
-        ProcessImage::new(&self.comm, &self.exe, Args::new(&self.args), &self.cwd)
-            .with_origin(self.exe_file, self.root)
+        ProcessImage::from_shared(
+            &self.comm,
+            self.exe.clone(),
+            self.args.clone(),
+            self.cwd.clone(),
+        )
+        .with_origin(self.exe_file, self.root)
     }
 }
 
@@ -1057,7 +1103,7 @@ mod tests {
         let mut tree = ProcessTree::new(TreeLimits::default());
         let big: Vec<String> = (0..500).map(|i| format!("--option-{i}=value")).collect();
         tree.on_exec(ExecInfo {
-            args: big.clone(),
+            args: Args::new(&big),
             ..exec(100, 1, 1, "/usr/bin/server", &[])
         });
         for pid in 1_000..11_000 {

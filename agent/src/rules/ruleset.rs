@@ -292,8 +292,8 @@ mod tests {
             process: Some(Process {
                 pid: 10,
                 comm: comm.into(),
-                exe: Some(format!("/bin/{comm}")),
-                args: Some(vec![comm.into(), "-c".into(), "id".into()]),
+                exe: Some(format!("/bin/{comm}").into()),
+                args: Some([comm, "-c", "id"].into_iter().collect()),
                 ancestors: parents
                     .iter()
                     .enumerate()

@@ -68,7 +68,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::ProcPpid => int(process?.ppid.into()),
         F::ProcVpid => int(process?.ns_pid.into()),
         F::ProcName => borrowed(&process?.comm),
-        F::ProcExe => borrowed(process?.args.as_ref()?.first()?),
+        F::ProcExe => borrowed(process?.args.as_ref()?.get(0)?),
         // A process the tree learnt of only from a fork it did not see has
         // an empty image: no path, like its ancestors' (`<NA>`).
         F::ProcExePath => borrowed(exe_path(process?)?),
@@ -369,13 +369,13 @@ fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>>
     if n == 0 {
         return match part {
             Part::Name => str(&process.comm),
-            Part::Exe => str(process.args.as_ref()?.first()?),
+            Part::Exe => str(process.args.as_ref()?.get(0)?),
             Part::ExePath => str(exe_path(process)?),
             Part::Cmdline => {
-                let args = process.args.as_deref().unwrap_or_default();
+                let args = process.args.as_ref().map(|a| a.iter().skip(1));
                 Some(Val::Str(Cow::Owned(command_line(
                     &process.comm,
-                    args.get(1..).unwrap_or_default().iter().map(String::as_str),
+                    args.into_iter().flatten(),
                 ))))
             }
             Part::Pid => Some(Val::Int(process.pid.into())),
@@ -660,9 +660,9 @@ mod tests {
         let unknown = event(Process {
             pid: 7,
             comm: "worker".into(),
-            exe: Some(String::new()),
-            args: Some(Vec::new()),
-            cwd: Some(String::new()),
+            exe: Some("".into()),
+            args: Some(std::iter::empty::<&str>().collect()),
+            cwd: Some("".into()),
             ..Process::default()
         });
         assert_eq!(value("proc.exepath", &unknown), None);
@@ -674,7 +674,7 @@ mod tests {
             pid: 8,
             comm: "cat".into(),
             exe: Some("/usr/bin/cat".into()),
-            args: Some(vec!["cat".into()]),
+            args: Some(["cat"].into_iter().collect()),
             cwd: Some("/tmp".into()),
             ..Process::default()
         });

@@ -124,21 +124,18 @@ impl<'a> EventView<'a> {
     /// `proc.args`: the arguments after argv\[0\].
     pub fn proc_args(&self) -> Option<&str> {
         let args = self.process()?.args.as_ref()?;
-        Some(
-            self.args
-                .get_or_init(|| args.get(1..).unwrap_or_default().join(" ")),
-        )
+        Some(self.args.get_or_init(|| {
+            let rest: Vec<&str> = args.iter().skip(1).collect();
+            rest.join(" ")
+        }))
     }
 
     /// `proc.cmdline`: the command name and the arguments.
     pub fn cmdline(&self) -> Option<&str> {
         let process = self.process()?;
         Some(self.cmdline.get_or_init(|| {
-            let args = process.args.as_deref().unwrap_or_default();
-            command_line(
-                &process.comm,
-                args.get(1..).unwrap_or_default().iter().map(String::as_str),
-            )
+            let args = process.args.as_ref().map(|a| a.iter().skip(1));
+            command_line(&process.comm, args.into_iter().flatten())
         }))
     }
 

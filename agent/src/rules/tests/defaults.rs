@@ -60,10 +60,10 @@ impl Fixture {
                 cgroup_id: 8812,
                 start_ns: 1_071_000_000_000,
                 comm: comm.to_owned(),
-                exe: Some(exe),
+                exe: Some(exe.into()),
                 args: Some(args.iter().map(|a| (*a).to_owned()).collect()),
                 argc: Some(u32::try_from(args.len()).expect("few args")),
-                cwd: Some("/srv".to_owned()),
+                cwd: Some("/srv".into()),
                 ancestors: vec![Ancestor::new(7448, "bash", "/bin/bash", &["/bin/bash"])],
                 ..Process::default()
             }),
