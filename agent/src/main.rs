@@ -6,7 +6,7 @@ use std::{io::Write, process::ExitCode};
 use anyhow::Context;
 use clap::Parser;
 use guardrails::{
-    cli::{AgentArgs, Cli, Command, RulesCommand, rules},
+    cli::{AgentArgs, Cli, Command, RulesCommand, rules, rules_bench},
     config::Config,
     daemon::{self, AgentOptions},
     events::SCHEMA_VERSION,
@@ -48,6 +48,7 @@ fn rules_command(command: &RulesCommand) -> ExitCode {
     let result = match command {
         RulesCommand::Check(args) => rules::check(args, &mut stdout, &mut stderr),
         RulesCommand::Test(args) => rules::test(args, &mut stdout, &mut stderr),
+        RulesCommand::Bench(args) => rules_bench::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

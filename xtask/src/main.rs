@@ -7,7 +7,9 @@
 //!   tests included (they need root).
 //! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
 //! - `bench sensors`: build the agent in release mode and measure what the
-//!   sensors cost (root); see `bench.rs`.
+//!   sensors cost (root); see `bench/sensors.rs`.
+//! - `bench rules`: build the agent in release mode and measure what rules
+//!   cost (root); see `bench/rules.rs`.
 #![expect(clippy::print_stderr, reason = "a developer tool reports on stderr")]
 
 mod bench;
@@ -84,7 +86,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Builds `guardrails` in release mode and returns its path.
-fn build_release_agent() -> anyhow::Result<PathBuf> {
+pub(crate) fn build_release_agent() -> anyhow::Result<PathBuf> {
     cargo(&[
         "build",
         "--release",
@@ -93,10 +95,14 @@ fn build_release_agent() -> anyhow::Result<PathBuf> {
         "--bin",
         "guardrails",
     ])?;
-    Ok(workspace_root().join("target/release/guardrails"))
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || workspace_root().join("target"),
+        |dir| workspace_root().join(dir),
+    );
+    Ok(target.join("release/guardrails"))
 }
 
-fn deps() -> anyhow::Result<()> {
+pub(crate) fn deps() -> anyhow::Result<()> {
     let missing: Vec<&str> = BUILD_PACKAGES
         .iter()
         .copied()
@@ -145,7 +151,7 @@ fn installed(package: &str) -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -188,7 +194,7 @@ fn vmlinux() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bpftool() -> PathBuf {
+pub(crate) fn bpftool() -> PathBuf {
     ["/usr/sbin/bpftool", "/sbin/bpftool"]
         .into_iter()
         .map(PathBuf::from)
@@ -196,7 +202,7 @@ fn bpftool() -> PathBuf {
         .unwrap_or_else(|| "bpftool".into())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)

@@ -1,6 +1,7 @@
 //! The `guardrails` command line: one binary, one subcommand per job.
 
 pub mod rules;
+pub mod rules_bench;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,40 @@ pub enum RulesCommand {
     /// Replay recorded events (the JSON lines of `agent --stdout`) through
     /// rules and print each violation as one JSON line.
     Test(RulesTestArgs),
+    /// Benchmarks only: time loading the rules, then evaluating recorded
+    /// events in memory, and print the figures as one JSON line.
+    #[command(hide = true)]
+    Bench(RulesBenchArgs),
+}
+
+/// `guardrails rules bench` (hidden; used by `cargo xtask bench rules`).
+#[derive(Debug, Args)]
+pub struct RulesBenchArgs {
+    /// Rules files, loaded in order; may be repeated.
+    #[arg(long = "rules", required = true)]
+    pub rules: Vec<PathBuf>,
+    /// Load the built-in default rules before the files.
+    #[arg(long)]
+    pub with_defaults: bool,
+    /// Recorded events (the JSON lines of `agent --stdout`), read once
+    /// before anything is timed.
+    #[arg(long)]
+    pub events: PathBuf,
+    /// How long each timed evaluation loop runs, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Rounds of (empty rule set, the rules) loops; the best of each counts.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// How many times the rules are loaded and compiled; the median counts.
+    #[arg(long, default_value_t = 11)]
+    pub loads: usize,
+    /// Threads for the multi-threaded loop, as the agent's rule workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Also time each enabled rule's condition and each field alone.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// `guardrails rules check`.

@@ -38,6 +38,12 @@ pub enum RulesCommandError {
         /// The first, with its line number.
         first: String,
     },
+    /// The events file holds no event the rules can evaluate.
+    #[error("{path} holds no events to evaluate")]
+    NoEvents {
+        /// The file.
+        path: String,
+    },
     /// Writing the results failed.
     #[error("cannot write the results: {0}")]
     Output(#[source] std::io::Error),

@@ -1,0 +1,451 @@
+//! `guardrails rules bench` (hidden): what loading and evaluating rules
+//! costs, for `cargo xtask bench rules`.
+//!
+//! The rules are loaded and compiled several times (the median counts, in
+//! CPU time of the loading thread; wall-clock too). The
+//! recorded events are read and deserialized once, before anything is timed;
+//! then they are evaluated in a loop on one thread, with an empty rule set
+//! (the baseline: the loop, the view and the type lookup) and with the rules,
+//! alternating; then with the rules on several threads at once. With
+//! `--profile`, each enabled rule's condition and each field the rules read
+//! are also timed alone over the events they apply to. Rates are per second
+//! of the evaluating thread's CPU time (wall-clock rates are given too), so
+//! that other work on the machine does not count. The figures are one JSON
+//! line.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use super::{RulesBenchArgs, rules::RulesCommandError};
+use crate::{
+    events::event::{Event, EventKind},
+    rules::{
+        MatchMode, RuleSet, Selection, Sources,
+        eval::Accessor,
+        fields::{EventView, FieldArg},
+        index::event_type_id,
+    },
+};
+
+/// One timed loop: how many events were evaluated, how many violations
+/// they raised, and how long it took.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    events: u64,
+    violations: u64,
+    /// Wall-clock time.
+    elapsed: Duration,
+    /// CPU time of the thread that ran the loop.
+    cpu: Duration,
+}
+
+impl Run {
+    /// Events per second of the thread's CPU time: what one core does,
+    /// whatever else the machine runs.
+    #[expect(clippy::cast_precision_loss, reason = "a rate, not an exact count")]
+    fn rate(self) -> f64 {
+        self.events as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+
+    /// Events per second of wall-clock time.
+    #[expect(clippy::cast_precision_loss, reason = "a rate, not an exact count")]
+    fn wall_rate(self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Runs the benchmark and writes its figures as one JSON line to `out`.
+pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesCommandError> {
+    let sources = Sources {
+        defaults: args.with_defaults,
+        files: args.rules.clone(),
+        selection: Selection::default(),
+        mode: MatchMode::All,
+    };
+    let started = Instant::now();
+    let cpu = thread_cpu();
+    let set = RuleSet::load(&sources)?;
+    let mut load_ms = vec![thread_cpu().saturating_sub(cpu).as_secs_f64() * 1e3];
+    let mut load_wall_ms = vec![started.elapsed().as_secs_f64() * 1e3];
+    for _ in 1..args.loads.max(1) {
+        let started = Instant::now();
+        let cpu = thread_cpu();
+        std::hint::black_box(RuleSet::load(&sources)?);
+        load_ms.push(thread_cpu().saturating_sub(cpu).as_secs_f64() * 1e3);
+        load_wall_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    load_wall_ms.sort_by(f64::total_cmp);
+    load_ms.sort_by(f64::total_cmp);
+    let empty = RuleSet::from_texts(&[], &Selection::default(), MatchMode::All)?;
+
+    let (events, skipped) = read_events(args)?;
+    let seconds = Duration::from_secs_f64(args.seconds.clamp(0.01, 600.0));
+
+    let mut baseline = Run::default();
+    let mut single = Run::default();
+    for _ in 0..args.rounds.max(1) {
+        let b = evaluate_for(&empty, &events, seconds);
+        if b.rate() > baseline.rate() {
+            baseline = b;
+        }
+        let r = evaluate_for(&set, &events, seconds);
+        if r.rate() > single.rate() {
+            single = r;
+        }
+    }
+    // The same with each slice of events evaluated while still in the cache,
+    // as the agent evaluates a batch right after decoding it.
+    let warm_baseline = evaluate_warm(&empty, &events);
+    let warm = evaluate_warm(&set, &events);
+    let workers = args.workers.max(1);
+    let threaded: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| evaluate_for(&set, &events, seconds)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let threaded_rate: f64 = threaded.iter().map(|r| r.wall_rate()).sum();
+
+    let per_pass = violations_per_pass(&set, &events);
+    let mut figures = json!({
+        "rules": set.rules().len(),
+        "enabled": set.enabled(),
+        "load_ms_median": median(&load_ms),
+        "load_wall_ms_median": median(&load_wall_ms),
+        "load_ms_min": load_ms.first().copied().unwrap_or(0.0),
+        "load_ms_max": load_ms.last().copied().unwrap_or(0.0),
+        "loads": load_ms.len(),
+        "events": events.len(),
+        "skipped": skipped,
+        "event_types": type_counts(&events),
+        "violations_per_pass": per_pass,
+        "candidates_per_event": candidates_per_event(&set, &events),
+        "seconds": seconds.as_secs_f64(),
+        "rounds": args.rounds.max(1),
+        "baseline_events_per_s": baseline.rate(),
+        "events_per_s": single.rate(),
+        "ratio_to_baseline": single.rate() / baseline.rate().max(1e-9),
+        "ns_per_event": 1e9 / single.rate().max(1e-9),
+        "ns_per_event_baseline": 1e9 / baseline.rate().max(1e-9),
+        "warm_baseline_events_per_s": warm_baseline.rate(),
+        "warm_events_per_s": warm.rate(),
+        "warm_slice": WARM_SLICE,
+        "violations": single.violations,
+        "evaluated": single.events,
+        "workers": workers,
+        "workers_events_per_s": threaded_rate,
+        "workers_each_events_per_s": threaded.iter().map(|r| r.wall_rate()).collect::<Vec<_>>(),
+        "workers_each_events_per_cpu_s": threaded.iter().map(|r| r.rate()).collect::<Vec<_>>(),
+        "wall_events_per_s": single.wall_rate(),
+        "wall_baseline_events_per_s": baseline.wall_rate(),
+    });
+    if args.profile
+        && let Some(map) = figures.as_object_mut()
+    {
+        map.insert("profile".to_owned(), profile(&set, &events));
+    }
+    serde_json::to_writer(&mut *out, &figures).map_err(|e| RulesCommandError::Output(e.into()))?;
+    out.write_all(b"\n").map_err(RulesCommandError::Output)
+}
+
+/// The recorded events the rules evaluate (violations and loss reports are
+/// left out, as the agent's matching step skips them), and how many lines
+/// were left out.
+fn read_events(args: &RulesBenchArgs) -> Result<(Vec<Event>, u64), RulesCommandError> {
+    let path = args.events.display().to_string();
+    let file = std::fs::File::open(&args.events).map_err(|source| RulesCommandError::Events {
+        path: path.clone(),
+        source,
+    })?;
+    let mut events = Vec::new();
+    let mut skipped = 0u64;
+    let mut bad = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| RulesCommandError::Events {
+            path: path.clone(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(event) if matches!(event.kind, EventKind::Violation | EventKind::EventsLost) => {
+                skipped += 1;
+            }
+            Ok(event) => events.push(event),
+            Err(e) => bad.push(format!("{path}:{}: {e}", i + 1)),
+        }
+    }
+    if let Some(first) = bad.first() {
+        return Err(RulesCommandError::BadEvents {
+            path,
+            count: bad.len(),
+            first: first.clone(),
+        });
+    }
+    if events.is_empty() {
+        return Err(RulesCommandError::NoEvents { path });
+    }
+    Ok((events, skipped))
+}
+
+/// Evaluates `events` in order, over and over, for at least `duration`, as
+/// the agent's matching step does (violations are built, then dropped).
+fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration) -> Run {
+    let mut raised = Vec::new();
+    let mut number = 0u64;
+    let mut violations = 0u64;
+    let started = Instant::now();
+    let cpu = thread_cpu();
+    loop {
+        for event in events {
+            number += 1;
+            set.evaluate(std::hint::black_box(event), number, &mut raised);
+            violations += raised.len() as u64;
+            raised.clear();
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= duration {
+            return Run {
+                events: number,
+                violations,
+                elapsed,
+                cpu: thread_cpu().saturating_sub(cpu),
+            };
+        }
+    }
+}
+
+/// Events per slice in the cache-warm loop.
+const WARM_SLICE: usize = 256;
+/// Timed passes over each slice, after one untimed pass that warms it.
+const WARM_PASSES: u32 = 4;
+
+/// Evaluates the events slice by slice: one untimed pass over a slice to
+/// bring it into the cache, then [`WARM_PASSES`] timed passes.
+fn evaluate_warm(set: &RuleSet, events: &[Event]) -> Run {
+    let mut raised = Vec::new();
+    let mut run = Run::default();
+    for (first, slice) in (1u64..).step_by(WARM_SLICE).zip(events.chunks(WARM_SLICE)) {
+        let pass = |raised: &mut Vec<Event>| {
+            let mut violations = 0u64;
+            for (number, event) in (first..).zip(slice) {
+                set.evaluate(std::hint::black_box(event), number, raised);
+                violations += raised.len() as u64;
+                raised.clear();
+            }
+            violations
+        };
+        pass(&mut raised);
+        let started = Instant::now();
+        let cpu = thread_cpu();
+        for _ in 0..WARM_PASSES {
+            run.violations += pass(&mut raised);
+            run.events += slice.len() as u64;
+        }
+        run.cpu += thread_cpu().saturating_sub(cpu);
+        run.elapsed += started.elapsed();
+    }
+    run
+}
+
+fn violations_per_pass(set: &RuleSet, events: &[Event]) -> Value {
+    let mut by_rule: HashMap<String, u64> = HashMap::new();
+    let mut raised = Vec::new();
+    for (number, event) in (1..).zip(events) {
+        set.evaluate(event, number, &mut raised);
+        for v in raised.drain(..) {
+            if let Some(v) = v.violation {
+                *by_rule.entry(v.rule).or_default() += 1;
+            }
+        }
+    }
+    let mut sorted: Vec<(String, u64)> = by_rule.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    json!({
+        "total": sorted.iter().map(|(_, n)| n).sum::<u64>(),
+        "by_rule": sorted.into_iter().map(|(rule, n)| json!([rule, n])).collect::<Vec<_>>(),
+    })
+}
+
+fn type_counts(events: &[Event]) -> Value {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for (number, event) in (1..).zip(events) {
+        let view = EventView::new(event, number);
+        *counts.entry(view.event_type()).or_default() += 1;
+    }
+    let mut sorted: Vec<(&str, u64)> = counts.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    Value::Array(sorted.into_iter().map(|(t, n)| json!([t, n])).collect())
+}
+
+/// The mean number of enabled rules an event is tested against.
+#[expect(clippy::cast_precision_loss, reason = "a mean")]
+fn candidates_per_event(set: &RuleSet, events: &[Event]) -> f64 {
+    let total: usize = (1..)
+        .zip(events)
+        .map(|(number, event)| {
+            let view = EventView::new(event, number);
+            candidates(set, view.event_type()).count()
+        })
+        .sum();
+    total as f64 / events.len().max(1) as f64
+}
+
+/// The enabled rules an event of this type is tested against, as
+/// `RuleSet::evaluate` picks them.
+fn candidates<'s>(
+    set: &'s RuleSet,
+    event_type: &str,
+) -> impl Iterator<Item = &'s crate::rules::compile::CompiledRule> {
+    let id = event_type_id(event_type);
+    set.rules().iter().filter(move |rule| {
+        rule.enabled
+            && match id {
+                Some(id) => rule.event_types.contains(id),
+                None => rule.event_types.is_all(),
+            }
+    })
+}
+
+/// Passes over the events when one rule or one field is timed alone.
+const PROFILE_PASSES: u32 = 20;
+
+/// Each enabled rule's condition, and each field the rules read, timed alone
+/// over the events it applies to: total time per pass over the recording,
+/// highest first.
+#[expect(clippy::cast_precision_loss, reason = "figures")]
+fn profile(set: &RuleSet, events: &[Event]) -> Value {
+    let views: Vec<(usize, &str)> = (1..)
+        .zip(events)
+        .enumerate()
+        .map(|(i, (number, event))| (i, EventView::new(event, number).event_type()))
+        .collect();
+    let mut rules = Vec::new();
+    let mut accessors: HashMap<&Accessor, Vec<&str>> = HashMap::new();
+    for rule in set.rules().iter().filter(|r| r.enabled) {
+        let applies: Vec<usize> = views
+            .iter()
+            .filter(|(_, t)| match event_type_id(t) {
+                Some(id) => rule.event_types.contains(id),
+                None => rule.event_types.is_all(),
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        rule.condition.visit_accessors(&mut |a| {
+            accessors.entry(a).or_default().push(rule.name.as_str());
+        });
+        let mut matched = 0u64;
+        let started = thread_cpu();
+        for _ in 0..PROFILE_PASSES {
+            for &i in &applies {
+                let Some(event) = events.get(i) else { continue };
+                let view = EventView::new(event, i as u64 + 1);
+                matched += u64::from(std::hint::black_box(rule.condition.eval(&view)));
+            }
+        }
+        let per_pass_ns =
+            thread_cpu().saturating_sub(started).as_nanos() as f64 / f64::from(PROFILE_PASSES);
+        rules.push((
+            per_pass_ns,
+            json!({
+                "rule": rule.name,
+                "events": applies.len(),
+                "matched_per_pass": matched / u64::from(PROFILE_PASSES),
+                "ns_per_pass": per_pass_ns,
+                "ns_per_event_tested": per_pass_ns / applies.len().max(1) as f64,
+                "ns_per_recorded_event": per_pass_ns / events.len().max(1) as f64,
+            }),
+        ));
+    }
+    rules.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+    let mut fields = Vec::new();
+    for (accessor, users) in accessors {
+        let started = thread_cpu();
+        let mut present = 0u64;
+        for _ in 0..PROFILE_PASSES {
+            for (number, event) in (1..).zip(events) {
+                let view = EventView::new(event, number);
+                present += u64::from(std::hint::black_box(accessor.get(&view)).is_some());
+            }
+        }
+        let per_pass_ns =
+            thread_cpu().saturating_sub(started).as_nanos() as f64 / f64::from(PROFILE_PASSES);
+        let mut users = users;
+        users.sort_unstable();
+        users.dedup();
+        fields.push((
+            per_pass_ns,
+            json!({
+                "field": accessor_name(accessor),
+                "present_per_pass": present / u64::from(PROFILE_PASSES),
+                "ns_per_event": per_pass_ns / events.len().max(1) as f64,
+                "rules": users,
+            }),
+        ));
+    }
+    fields.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // The view alone: what every evaluation pays before any field.
+    let started = thread_cpu();
+    for _ in 0..PROFILE_PASSES {
+        for (number, event) in (1..).zip(events) {
+            std::hint::black_box(EventView::new(std::hint::black_box(event), number).event_type());
+        }
+    }
+    let view_ns = thread_cpu().saturating_sub(started).as_nanos() as f64
+        / f64::from(PROFILE_PASSES)
+        / events.len().max(1) as f64;
+    json!({
+        "passes": PROFILE_PASSES,
+        "view_ns_per_event": view_ns,
+        "rules": rules.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "fields": fields.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })
+}
+
+fn accessor_name(accessor: &Accessor) -> String {
+    let mut name = format!("{:?}", accessor.field.id);
+    match &accessor.field.arg {
+        FieldArg::None => {}
+        other => name.push_str(&format!("[{other:?}]")),
+    }
+    for t in &accessor.transformers {
+        name = format!("{t:?}({name})");
+    }
+    name
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted.get(n / 2).copied().unwrap_or(0.0),
+        n => {
+            (sorted.get(n / 2 - 1).copied().unwrap_or(0.0)
+                + sorted.get(n / 2).copied().unwrap_or(0.0))
+                / 2.0
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! What the benchmarks share: the agent as a child process, fresh cgroup v2
+//! directories, CPU pinning, memory and the machine's description.
+
+use std::os::unix::process::CommandExt;
+use std::{
+    ffi::OsStr,
+    io::{BufRead, BufReader},
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::Value;
+
+/// How long a freshly started agent is left to settle (seeding its process
+/// tree, resolving containers) before anything is measured.
+pub(super) const SETTLE: Duration = Duration::from_secs(1);
+
+/// The agent's counts at shutdown.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Tally {
+    pub(super) records: u64,
+    pub(super) delivered: u64,
+    pub(super) lost: u64,
+    pub(super) ring_buffer_full: u64,
+    pub(super) decode_failed: u64,
+    pub(super) queue_full: u64,
+}
+
+impl Tally {
+    pub(super) fn from_log(line: &Value) -> Self {
+        let field = |name: &str| line[name].as_u64().unwrap_or(0);
+        Self {
+            records: field("records"),
+            delivered: field("delivered"),
+            lost: field("lost"),
+            ring_buffer_full: field("ring_buffer_full"),
+            decode_failed: field("decode_failed"),
+            queue_full: field("queue_full"),
+        }
+    }
+
+    pub(super) fn add(&mut self, other: Self) {
+        self.records += other.records;
+        self.delivered += other.delivered;
+        self.lost += other.lost;
+        self.ring_buffer_full += other.ring_buffer_full;
+        self.decode_failed += other.decode_failed;
+        self.queue_full += other.queue_full;
+    }
+}
+
+pub(super) fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
+    // SAFETY: cpu_set_t is plain data, all zeroes is the empty set; CPU_SET
+    // checks the index against the set's size; sched_setaffinity reads the set.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    ensure!(
+        result == 0,
+        "sched_setaffinity to CPU {cpu}: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
+/// The CPU the loop is pinned to: the last one this process may run on, so
+/// that the agent has the others.
+pub(super) fn loop_cpu() -> anyhow::Result<usize> {
+    // SAFETY: as in `pin_to_cpu`; sched_getaffinity fills the set.
+    let (result, set) = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let result = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        (result, set)
+    };
+    ensure!(
+        result == 0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    (0..libc::CPU_SETSIZE as usize)
+        .rev()
+        // SAFETY: CPU_ISSET reads the set, bounds-checked against its size.
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .context("this process may run on no CPU")
+}
+
+/// The CPUs this process may run on but the loop's, for the agent, so that
+/// the loop's figures count only the kernel's work; `None` on one CPU.
+pub(super) fn other_cpus() -> anyhow::Result<Option<libc::cpu_set_t>> {
+    let loop_cpu = loop_cpu()?;
+    // SAFETY: as in `loop_cpu`; CPU_CLR and CPU_COUNT are bounds-checked.
+    let (result, set, count) = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let result = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        libc::CPU_CLR(loop_cpu, &mut set);
+        let count = libc::CPU_COUNT(&set);
+        (result, set, count)
+    };
+    ensure!(
+        result == 0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok((count > 0).then_some(set))
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Memory {
+    pub(super) rss_kib: u64,
+    pub(super) hwm_kib: u64,
+}
+
+pub(super) fn memory(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .with_context(|| format!("no {name} in {path}"))
+    };
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The agent
+
+pub(super) fn config_head() -> String {
+    "apiVersion: guardrails.dev/v1alpha1\nnode_name: bench\n".to_owned()
+}
+
+/// The rules step's counts at shutdown (its `rules drained` line).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RulesTally {
+    /// Events evaluated.
+    pub(super) events: u64,
+    /// Violations raised.
+    pub(super) violations: u64,
+}
+
+/// `guardrails agent` as a child, logging JSON on stderr; killed on drop.
+pub(super) struct Agent {
+    child: Child,
+    lines: Receiver<String>,
+    log: Vec<String>,
+    config: PathBuf,
+}
+
+impl Agent {
+    /// Starts the agent with `config` (YAML), without `--stdout` (events are
+    /// decoded, enriched and counted, not printed), and waits until its
+    /// sensors are attached.
+    pub(super) fn start(binary: &Path, config: &str) -> anyhow::Result<Self> {
+        Self::start_with(binary, config, &[], None)
+    }
+
+    /// As [`Agent::start`], with more arguments for `guardrails agent` (such
+    /// as `--rules` or `--stdout`) and its stdout sent to `stdout` (else
+    /// discarded).
+    pub(super) fn start_with(
+        binary: &Path,
+        config: &str,
+        args: &[&OsStr],
+        stdout: Option<std::fs::File>,
+    ) -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "guardrails-bench-{}-{}.yaml",
+            std::process::id(),
+            unique()
+        ));
+        std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        let others = other_cpus()?;
+        let mut command = Command::new(binary);
+        command
+            .args(["--log-format", "json", "--log-level", "info", "agent"])
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout.map_or_else(Stdio::null, Stdio::from))
+            .stderr(Stdio::piped());
+        if let Some(set) = others {
+            // SAFETY: between fork and exec the closure only calls
+            // sched_setaffinity on a set prepared before the fork.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let spawned = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        let (tx, lines) = mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut agent = Self {
+            child,
+            lines,
+            log: Vec::new(),
+            config: path,
+        };
+        agent.wait_for("sensors attached", Duration::from_secs(120))?;
+        std::thread::sleep(SETTLE);
+        Ok(agent)
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the log line whose message is `message` and returns it.
+    fn wait_for(&mut self, message: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let parsed = serde_json::from_str::<Value>(&line).ok();
+                    self.log.push(line);
+                    if let Some(value) = parsed
+                        && value["message"] == message
+                    {
+                        return Ok(value);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "timed out waiting for the agent's `{message}`; its log:\n{}",
+                        self.log.join("\n")
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!(
+                        "the agent exited before `{message}`; its log:\n{}",
+                        self.log.join("\n")
+                    )
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then its counts from the `stopped` line.
+    pub(super) fn stop(self) -> anyhow::Result<Tally> {
+        self.stop_with_rules().map(|(tally, _)| tally)
+    }
+
+    /// As [`Agent::stop`], with what the rules step reported at shutdown.
+    pub(super) fn stop_with_rules(mut self) -> anyhow::Result<(Tally, RulesTally)> {
+        let pid = libc::pid_t::try_from(self.pid()).context("the agent's pid")?;
+        // SAFETY: kill on our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let stopped = self.wait_for("stopped", Duration::from_secs(60))?;
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))?;
+        ensure!(status.success(), "the agent exited with {status}");
+        let rules = self
+            .log
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line["message"] == "rules drained")
+            .map(|line| RulesTally {
+                events: line["events"].as_u64().unwrap_or(0),
+                violations: line["violations"].as_u64().unwrap_or(0),
+            })
+            .unwrap_or_default();
+        Ok((Tally::from_log(&stopped), rules))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // A no-op when it has been stopped and reaped.
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+pub(super) fn wait_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for a child")? {
+            return Ok(status);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "child {} did not exit within {timeout:?}",
+            child.id()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// cgroups
+
+/// A fresh cgroup v2 directory, `<mount>/guardrails-bench/<name>-<unique>`;
+/// on drop, whatever is left in it is killed and the directories removed.
+pub(super) struct Cgroup {
+    pub(super) path: PathBuf,
+    pub(super) parent: PathBuf,
+}
+
+impl Cgroup {
+    pub(super) fn create(mount: &Path, name: &str) -> anyhow::Result<Self> {
+        let parent = mount.join("guardrails-bench");
+        let path = parent.join(format!("{name}-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path, parent })
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // cgroup.kill: Linux 5.14 and later.
+        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::remove_dir(&self.path).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.path.exists() {
+            eprintln!("xtask: could not remove {}", self.path.display());
+        }
+        // Fails while another run's cgroup is in it, which is fine.
+        let _ = std::fs::remove_dir(&self.parent);
+    }
+}
+
+pub(super) fn join_cgroup(cgroup: &Path) -> anyhow::Result<()> {
+    let procs = cgroup.join("cgroup.procs");
+    std::fs::write(&procs, "0").with_context(|| format!("joining {}", procs.display()))
+}
+
+/// The cgroup2 mount point, from /proc/self/mountinfo.
+pub(super) fn cgroup2_mount() -> anyhow::Result<PathBuf> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            // "<id> <parent> <dev> <root> <mount point> <options> ... - <fstype> ..."
+            let (before, after) = line.split_once(" - ")?;
+            let fstype = after.split_whitespace().next()?;
+            let mount_point = before.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then(|| unescape_mount_path(mount_point))
+        })
+        .context("no cgroup v2 filesystem is mounted (looked in /proc/self/mountinfo)")
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+pub(super) fn unescape_mount_path(field: &str) -> PathBuf {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let code = (bytes[i] == b'\\')
+            .then(|| field.get(i + 1..i + 4))
+            .flatten()
+            .and_then(|octal| u8::from_str_radix(octal, 8).ok());
+        match code {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(OsStr::from_bytes(&out))
+}
+
+pub(super) fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// The report
+
+#[derive(Debug)]
+pub(super) struct Machine {
+    pub(super) date: String,
+    pub(super) kernel: String,
+    pub(super) cpu_model: String,
+    pub(super) cpus: usize,
+}
+
+impl Machine {
+    pub(super) fn read() -> Self {
+        let date = Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |out| String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            );
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+        Self {
+            date,
+            kernel,
+            cpu_model,
+            cpus,
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! `cargo xtask bench sensors`: what the sensors cost, measured against a
+//! baseline taken in the same run (shared machines are noisy, so only ratios
+//! and differences mean anything).
+//!
+//! 1. Per-syscall overhead: a pinned loop of getppid(2) calls in a fresh cgroup
+//!    v2 directory, with no agent, with the agent attached but getppid filtered
+//!    in the kernel (default sensors), and with every call delivered as an
+//!    event (`sensors: {benchmark: true}`), the agent scoped to that cgroup.
+//! 2. Userspace throughput: in the delivered run, events decoded per second
+//!    and events lost, from the agent's `stopped` log line.
+//! 3. The agent's RSS, idle and with 10,000 live processes.
+//! 4. Exec-heavy work: a shell loop of fork+exec of /bin/true, with and
+//!    without the agent (whole node), alternating.
+//!
+//! The loops run in child processes (this binary re-executed with a hidden
+//! target), never in the xtask process. Nothing is asserted: the figures and
+//! the targets are printed side by side.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    path::Path,
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+
+use super::common::{
+    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, config_head, join_cgroup, loop_cpu,
+    memory, pin_to_cpu, wait_timeout,
+};
+
+/// getppid calls per repetition of the syscall loop.
+const LOOP_CALLS: u64 = 3_000_000;
+/// Repetitions of the syscall loop per child; the best counts.
+const LOOP_REPS: u32 = 5;
+/// Calls made before the timed repetitions.
+const LOOP_WARMUP: u64 = 200_000;
+/// Rounds of (bare, filtered, delivered), to spread drift over all three.
+const LOOP_ROUNDS: u32 = 2;
+/// Live processes for the RSS figure.
+const SLEEPERS: usize = 10_000;
+/// fork+exec of /bin/true per exec-heavy run.
+const EXEC_ITERATIONS: u32 = 3_000;
+/// Exec-heavy runs with and without the agent, alternating.
+const EXEC_PAIRS: u32 = 4;
+
+/// Ring buffer of the delivered run: 64 MiB.
+const DELIVERED_RING_BYTES: u64 = 64 << 20;
+
+pub(super) fn sensors() -> anyhow::Result<()> {
+    ensure!(
+        crate::is_root(),
+        "the benchmark loads kernel programs and makes cgroups: run it as root"
+    );
+    crate::deps()?;
+    let agent = crate::build_release_agent()?;
+    let mount = cgroup2_mount()?;
+    let cpu = loop_cpu()?;
+
+    eprintln!("xtask: [1/4] getppid loop: bare, filtered, delivered ({LOOP_ROUNDS} rounds)");
+    let syscalls = syscall_overhead(&agent, &mount, cpu)?;
+    eprintln!("xtask: [2/4] agent RSS, idle and with {SLEEPERS} live processes");
+    let rss = rss_with_sleepers(&agent, &mount)?;
+    eprintln!("xtask: [3/4] exec-heavy loop, {EXEC_PAIRS} pairs");
+    let exec = exec_heavy(&agent)?;
+    eprintln!("xtask: [4/4] done");
+
+    report(&Machine::read(), cpu, &syscalls, &rss, &exec);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 1 and 2: the getppid loop
+
+/// What one loop child measured.
+#[derive(Clone, Copy, Debug)]
+struct LoopRun {
+    best_ns_per_call: f64,
+    total_ns: u64,
+    total_calls: u64,
+}
+
+#[derive(Debug)]
+struct SyscallFigures {
+    bare_ns: f64,
+    filtered_ns: f64,
+    delivered_ns: f64,
+    /// Summed over the delivered runs.
+    tally: Tally,
+    /// getppid calls made in the delivered runs, warm-up included.
+    delivered_calls: u64,
+    /// Time the delivered loops ran.
+    delivered_loop_ns: u64,
+    /// From the start of each delivered loop child to the agent's exit (the
+    /// agent drains its backlog after the loop), summed.
+    delivered_until_stopped_ns: u64,
+}
+
+fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<SyscallFigures> {
+    let cgroup = Cgroup::create(mount, "getppid")?;
+    let scope = format!(
+        "scope:\n  cgroups: [{:?}]\n",
+        cgroup.path.display().to_string()
+    );
+    let filtered_config = format!("{}{scope}", config_head());
+    let delivered_config = format!(
+        "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
+        config_head()
+    );
+
+    let mut figures = SyscallFigures {
+        bare_ns: f64::INFINITY,
+        filtered_ns: f64::INFINITY,
+        delivered_ns: f64::INFINITY,
+        tally: Tally::default(),
+        delivered_calls: 0,
+        delivered_loop_ns: 0,
+        delivered_until_stopped_ns: 0,
+    };
+    for round in 1..=LOOP_ROUNDS {
+        let bare = run_loop(&cgroup, cpu)?;
+        eprintln!(
+            "xtask:   round {round}: bare      {:8.1} ns/call",
+            bare.best_ns_per_call
+        );
+        figures.bare_ns = figures.bare_ns.min(bare.best_ns_per_call);
+
+        let running = Agent::start(agent, &filtered_config)?;
+        let filtered = run_loop(&cgroup, cpu)?;
+        running.stop()?;
+        eprintln!(
+            "xtask:   round {round}: filtered  {:8.1} ns/call",
+            filtered.best_ns_per_call
+        );
+        figures.filtered_ns = figures.filtered_ns.min(filtered.best_ns_per_call);
+
+        let running = Agent::start(agent, &delivered_config)?;
+        let started = Instant::now();
+        let delivered = run_loop(&cgroup, cpu)?;
+        let tally = running.stop()?;
+        let until_stopped = started.elapsed();
+        eprintln!(
+            "xtask:   round {round}: delivered {:8.1} ns/call, {} records, {} lost",
+            delivered.best_ns_per_call, tally.records, tally.lost
+        );
+        figures.delivered_ns = figures.delivered_ns.min(delivered.best_ns_per_call);
+        figures.tally.add(tally);
+        figures.delivered_calls += delivered.total_calls;
+        figures.delivered_loop_ns += delivered.total_ns;
+        figures.delivered_until_stopped_ns +=
+            u64::try_from(until_stopped.as_nanos()).unwrap_or(u64::MAX);
+    }
+    Ok(figures)
+}
+
+/// Runs the getppid loop in a child process in `cgroup`, pinned to `cpu`.
+fn run_loop(cgroup: &Cgroup, cpu: usize) -> anyhow::Result<LoopRun> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let output = Command::new(&exe)
+        .args(["bench", "getppid-loop", "--cgroup"])
+        .arg(&cgroup.path)
+        .arg("--cpu")
+        .arg(cpu.to_string())
+        .arg("--calls")
+        .arg(LOOP_CALLS.to_string())
+        .arg("--reps")
+        .arg(LOOP_REPS.to_string())
+        .arg("--warmup")
+        .arg(LOOP_WARMUP.to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} bench getppid-loop", exe.display()))?;
+    ensure!(
+        output.status.success(),
+        "the getppid loop failed with {}",
+        output.status
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut fields = text.split_whitespace();
+    let mut next = |what: &str| {
+        fields
+            .next()
+            .with_context(|| format!("the getppid loop printed no {what}: {text:?}"))
+    };
+    Ok(LoopRun {
+        best_ns_per_call: next("ns per call")?
+            .parse()
+            .context("parsing the loop's ns per call")?,
+        total_ns: next("total time")?
+            .parse()
+            .context("parsing the loop's total time")?,
+        total_calls: next("call count")?
+            .parse()
+            .context("parsing the loop's call count")?,
+    })
+}
+
+/// The hidden `getppid-loop` target: runs in its own process.
+pub(super) fn getppid_loop(
+    cgroup: &Path,
+    cpu: usize,
+    calls: u64,
+    reps: u32,
+    warmup: u64,
+) -> anyhow::Result<()> {
+    ensure!(calls > 0 && reps > 0, "--calls and --reps must be positive");
+    join_cgroup(cgroup)?;
+    pin_to_cpu(cpu)?;
+    let started = Instant::now();
+    getppid_n(warmup);
+    let mut best = Duration::MAX;
+    for _ in 0..reps {
+        let rep = Instant::now();
+        getppid_n(calls);
+        best = best.min(rep.elapsed());
+    }
+    let total = started.elapsed();
+    #[expect(clippy::cast_precision_loss, reason = "a figure, not an exact count")]
+    let best_ns = best.as_nanos() as f64 / calls as f64;
+    let total_calls = warmup + calls * u64::from(reps);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{best_ns} {} {total_calls}", total.as_nanos())
+        .and_then(|()| stdout.flush())
+        .context("writing the loop's figures")
+}
+
+fn getppid_n(calls: u64) {
+    for _ in 0..calls {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        std::hint::black_box(unsafe { libc::getppid() });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3: RSS with 10,000 live processes
+
+#[derive(Debug)]
+struct RssFigures {
+    idle: Memory,
+    loaded: Memory,
+    /// Records the agent read in that run (forks and exits of the sleepers
+    /// among them): evidence that it saw them.
+    records: u64,
+}
+
+fn rss_with_sleepers(agent: &Path, mount: &Path) -> anyhow::Result<RssFigures> {
+    let running = Agent::start(agent, &config_head())?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = memory(running.pid())?;
+    let cgroup = Cgroup::create(mount, "sleepers")?;
+    let sleepers = Sleepers::start(&cgroup, SLEEPERS)?;
+    // Give the agent time to read every fork and settle.
+    std::thread::sleep(Duration::from_secs(3));
+    let loaded = memory(running.pid())?;
+    sleepers.stop()?;
+    drop(cgroup);
+    let tally = running.stop()?;
+    Ok(RssFigures {
+        idle,
+        loaded,
+        records: tally.records,
+    })
+}
+
+/// The helper holding the sleeping processes; closing its stdin makes it
+/// kill and reap them.
+struct Sleepers {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Sleepers {
+    fn start(cgroup: &Cgroup, count: usize) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let mut child = Command::new(&exe)
+            .args(["bench", "sleepers", "--cgroup"])
+            .arg(&cgroup.path)
+            .arg("--count")
+            .arg(count.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("running {} bench sleepers", exe.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        // From here on, drop closes stdin and waits for the helper.
+        let sleepers = Self { child, stdin };
+        let mut line = String::new();
+        if let Some(stdout) = stdout {
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .context("reading from the sleepers helper")?;
+        }
+        ensure!(
+            line.trim() == "ready",
+            "the sleepers helper did not start its {count} processes"
+        );
+        Ok(sleepers)
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.stdin.take();
+        let status = wait_timeout(&mut self.child, Duration::from_secs(60))?;
+        ensure!(status.success(), "the sleepers helper exited with {status}");
+        Ok(())
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        self.stdin.take();
+        if wait_timeout(&mut self.child, Duration::from_secs(30)).is_err() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The hidden `sleepers` target: runs in its own, single-threaded process.
+pub(super) fn sleepers(cgroup: &Path, count: usize) -> anyhow::Result<()> {
+    join_cgroup(cgroup)?;
+    let mut pids: Vec<libc::pid_t> = Vec::with_capacity(count);
+    for _ in 0..count {
+        // SAFETY: this process has one thread; the child only makes
+        // async-signal-safe calls and never returns.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: prctl and pause have no memory preconditions. The
+                // child dies with its parent, or when killed.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            pid if pid > 0 => pids.push(pid),
+            _ => {
+                let error = std::io::Error::last_os_error();
+                kill_and_reap(&pids);
+                return Err(error).context(format!("fork after {} children", pids.len()));
+            }
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let told = writeln!(stdout, "ready").and_then(|()| stdout.flush());
+    if told.is_ok() {
+        // Until the parent closes our stdin (or dies).
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
+    kill_and_reap(&pids);
+    told.context("telling the parent the sleepers are ready")
+}
+
+fn kill_and_reap(pids: &[libc::pid_t]) {
+    for &pid in pids {
+        // SAFETY: pid is our own unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for &pid in pids {
+        // SAFETY: as above; a null status pointer is allowed.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4: exec-heavy work
+
+#[derive(Debug)]
+struct ExecFigures {
+    without: Duration,
+    with: Duration,
+}
+
+fn exec_heavy(agent: &Path) -> anyhow::Result<ExecFigures> {
+    // Warm the page cache and the dynamic loader's paths once.
+    exec_loop()?;
+    let mut without = Duration::MAX;
+    let mut with = Duration::MAX;
+    for pair in 0..EXEC_PAIRS {
+        // Alternate the order, ABBA, to spread drift over both.
+        for agent_on in [pair % 2 == 1, pair % 2 == 0] {
+            if agent_on {
+                let running = Agent::start(agent, &config_head())?;
+                let took = exec_loop()?;
+                running.stop()?;
+                eprintln!("xtask:   with agent    {took:?}");
+                with = with.min(took);
+            } else {
+                let took = exec_loop()?;
+                eprintln!("xtask:   without agent {took:?}");
+                without = without.min(took);
+            }
+        }
+    }
+    Ok(ExecFigures { without, with })
+}
+
+fn exec_loop() -> anyhow::Result<Duration> {
+    let script = format!("i=0; while [ $i -lt {EXEC_ITERATIONS} ]; do /bin/true; i=$((i+1)); done");
+    let started = Instant::now();
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .status()
+        .context("running /bin/sh")?;
+    let took = started.elapsed();
+    ensure!(status.success(), "the exec loop exited with {status}");
+    Ok(took)
+}
+
+// ---------------------------------------------------------------------------
+// The report
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the report is the benchmark's output, on stdout"
+)]
+#[expect(clippy::cast_precision_loss, reason = "figures, not exact counts")]
+fn report(
+    machine: &Machine,
+    cpu: usize,
+    syscalls: &SyscallFigures,
+    rss: &RssFigures,
+    exec: &ExecFigures,
+) {
+    let s = syscalls;
+    let filtered_delta = s.filtered_ns - s.bare_ns;
+    let delivered_delta = s.delivered_ns - s.bare_ns;
+    let decoded = s.tally.records.saturating_sub(s.tally.decode_failed);
+    let loop_secs = s.delivered_loop_ns as f64 / 1e9;
+    let until_stopped_secs = s.delivered_until_stopped_ns as f64 / 1e9;
+    let rate = decoded as f64 / loop_secs;
+    let rate_until_stopped = decoded as f64 / until_stopped_secs;
+    let offered = s.delivered_calls as f64 / loop_secs;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let exec_overhead =
+        (exec.with.as_secs_f64() - exec.without.as_secs_f64()) / exec.without.as_secs_f64() * 100.0;
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+
+    println!();
+    println!("Runtime Guardrails: sensor benchmark (cargo xtask bench sensors)");
+    println!("  date     {}", machine.date);
+    println!("  kernel   {}", machine.kernel);
+    println!("  cpu      {} ({} CPUs)", machine.cpu_model, machine.cpus);
+    println!(
+        "  loop     getppid(2), {LOOP_CALLS} calls x {LOOP_REPS} reps per run, best rep, \
+         {LOOP_ROUNDS} rounds, pinned to CPU {cpu}, in its own cgroup v2 directory"
+    );
+    println!();
+    println!(
+        "{:<44} {:>14} {:>14} {:>20}  status",
+        "figure", "measured", "vs baseline", "target"
+    );
+    let row = |name: &str, measured: String, delta: String, target: &str, status: &str| {
+        println!("{name:<44} {measured:>14} {delta:>14} {target:>20}  {status}");
+    };
+    row(
+        "getppid, no agent (baseline)",
+        format!("{:.1} ns", s.bare_ns),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        "getppid, agent attached, filtered in kernel",
+        format!("{:.1} ns", s.filtered_ns),
+        format!("{filtered_delta:+.1} ns"),
+        "<= +50 ns",
+        met(filtered_delta <= 50.0),
+    );
+    row(
+        "getppid, every call delivered as an event",
+        format!("{:.1} ns", s.delivered_ns),
+        format!("{delivered_delta:+.1} ns"),
+        "<= +200 ns",
+        met(delivered_delta <= 200.0),
+    );
+    row(
+        "events decoded per second (during the loop)",
+        format!("{:.2} M/s", rate / 1e6),
+        String::new(),
+        ">= 3 M/s, 0 lost",
+        met(rate >= 3e6 && s.tally.lost == 0),
+    );
+    row(
+        "  the same, until the agent had drained",
+        format!("{:.2} M/s", rate_until_stopped / 1e6),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        "  getppid calls the loop made per second",
+        format!("{:.2} M/s", offered / 1e6),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        "  events lost",
+        s.tally.lost.to_string(),
+        String::new(),
+        "0",
+        met(s.tally.lost == 0),
+    );
+    row(
+        "agent RSS, idle",
+        format!("{:.1} MiB", mib(rss.idle.rss_kib)),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        &format!("agent RSS, {SLEEPERS} live processes"),
+        format!("{:.1} MiB", mib(rss.loaded.rss_kib)),
+        format!(
+            "{:+.1} MiB",
+            mib(rss.loaded.rss_kib) - mib(rss.idle.rss_kib)
+        ),
+        "< 64 MiB",
+        met(mib(rss.loaded.rss_kib) < 64.0),
+    );
+    row(
+        "  peak (VmHWM)",
+        format!("{:.1} MiB", mib(rss.loaded.hwm_kib)),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        &format!("exec-heavy: {EXEC_ITERATIONS} x fork+exec /bin/true"),
+        format!("{:.3} s", exec.with.as_secs_f64()),
+        format!("{exec_overhead:+.1} %"),
+        "<= +3 %",
+        met(exec_overhead <= 3.0),
+    );
+    row(
+        "  without the agent (baseline)",
+        format!("{:.3} s", exec.without.as_secs_f64()),
+        String::new(),
+        "",
+        "",
+    );
+    println!();
+    println!(
+        "delivered runs: {} getppid calls in {loop_secs:.2} s of loop ({until_stopped_secs:.2} s \
+         until the agent stopped); agent: {} records, {} delivered, {} lost \
+         (ring_buffer_full {}, decode_failed {}, queue_full {}); ring buffer {} MiB; \
+         events decoded and enriched, not printed (no --stdout)",
+        s.delivered_calls,
+        s.tally.records,
+        s.tally.delivered,
+        s.tally.lost,
+        s.tally.ring_buffer_full,
+        s.tally.decode_failed,
+        s.tally.queue_full,
+        DELIVERED_RING_BYTES >> 20,
+    );
+    println!(
+        "RSS run: the agent read {} records (the {SLEEPERS} forks and exits among them); \
+         idle VmHWM {:.1} MiB",
+        rss.records,
+        mib(rss.idle.hwm_kib)
+    );
+    println!(
+        "exec-heavy: best of {EXEC_PAIRS} runs each, alternating; agent with default sensors, \
+         whole node"
+    );
+}
