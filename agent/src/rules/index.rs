@@ -6,7 +6,7 @@
 //! them; any other check leaves both whole. `not` swaps them, `and` and `or`
 //! combine them; the rule's set is where its condition can be true.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::sync::LazyLock;
 
 use super::{
     eval::{CheckTest, Node},
@@ -35,7 +35,7 @@ static UNIVERSE: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     names
 });
 
-static IDS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
+static IDS: LazyLock<rustc_hash::FxHashMap<&'static str, u8>> = LazyLock::new(|| {
     UNIVERSE
         .iter()
         .enumerate()

@@ -8,7 +8,7 @@ use super::{
     compile::{self, CompiledRule},
     diag::{Diagnostic, RulesError},
     fields::EventView,
-    index::{event_type_id, event_type_names},
+    index::event_type_names,
     loader,
 };
 use crate::events::event::{Event, EventKind, Violation};
@@ -186,8 +186,14 @@ impl RuleSet {
     }
 
     /// The enabled rules that can match an event of this type.
+    #[cfg(test)]
     fn candidates(&self, event_type: &str) -> &[u32] {
-        match event_type_id(event_type) {
+        self.candidates_of(super::index::event_type_id(event_type))
+    }
+
+    /// The enabled rules that can match an event of type number `id`.
+    fn candidates_of(&self, id: Option<u8>) -> &[u32] {
+        match id {
             Some(id) => self.by_type.get(usize::from(id)).map_or(&[], |b| b),
             None => &self.untyped,
         }
@@ -201,7 +207,7 @@ impl RuleSet {
         }
         let view = EventView::new(event, number);
         let event_type = view.event_type();
-        for &i in self.candidates(event_type) {
+        for &i in self.candidates_of(view.type_id()) {
             let Some(rule) = self.rules.get(i as usize) else {
                 continue;
             };
@@ -236,7 +242,7 @@ impl RuleSet {
     /// (for benchmarks and tests).
     pub fn matches(&self, event: &Event, number: u64) -> usize {
         let view = EventView::new(event, number);
-        self.candidates(view.event_type())
+        self.candidates_of(view.type_id())
             .iter()
             .filter_map(|&i| self.rules.get(i as usize))
             .filter(|rule| rule.condition.eval(&view))
