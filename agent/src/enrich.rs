@@ -40,6 +40,22 @@ pub struct Enricher {
     /// so that each is read once; bounded by [`PROC_LOOKUPS`] (cleared when
     /// full).
     looked_up: std::collections::HashSet<(u32, u64)>,
+    /// Lineages by process, with the tree generation they were derived at;
+    /// bounded by [`LINEAGES`] (cleared when full).
+    lineages: HashMap<(u32, u64), (u64, Lineage)>,
+}
+
+/// Processes whose lineage is kept for reuse.
+const LINEAGES: usize = 4096;
+
+/// What the tree says about a process's family.
+#[derive(Clone, Debug)]
+struct Lineage {
+    sid: u32,
+    pgid: u32,
+    ancestors: Vec<Ancestor>,
+    session_leader: Option<Leader>,
+    group_leader: Option<Leader>,
 }
 
 /// Unknown processes remembered as looked up.
@@ -63,6 +79,7 @@ impl Enricher {
             max_ancestors,
             names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
             looked_up: std::collections::HashSet::new(),
+            lineages: HashMap::new(),
         }
     }
 
@@ -162,18 +179,16 @@ impl Enricher {
             Some(known) => known.image.root(),
             None => self.names.root_of(process.pid),
         };
-        process.ancestors = self
-            .tree
-            .ancestors(process.pid, process.start_ns, self.max_ancestors)
-            .iter()
-            .map(|a| Ancestor {
-                pid: a.pid,
-                start_ns: a.start_ns,
-                image: a.image.clone(),
-            })
-            .collect();
-        process.session_leader = self.leader(process.sid, now);
-        process.group_leader = self.leader(process.pgid, now);
+        let lineage = self.lineage(
+            process.pid,
+            process.start_ns,
+            process.sid,
+            process.pgid,
+            now,
+        );
+        process.ancestors = lineage.ancestors;
+        process.session_leader = lineage.session_leader;
+        process.group_leader = lineage.group_leader;
         self.name(process, root, now);
 
         event.container = self.container(process.cgroup_id, process.memory_cgroup_id);
@@ -181,6 +196,42 @@ impl Enricher {
         if event.kind == EventKind::ProcessExit {
             self.tree.on_exit(process.pid, process.start_ns, now);
         }
+    }
+
+    /// A process's ancestors and leaders, derived from the tree once and
+    /// reused while the tree does not change (a process that makes many
+    /// syscalls gets them without walking the tree each time).
+    fn lineage(&mut self, pid: u32, start_ns: u64, sid: u32, pgid: u32, now: u64) -> Lineage {
+        let generation = self.tree.generation();
+        if let Some((at, lineage)) = self.lineages.get(&(pid, start_ns))
+            && *at == generation
+            && lineage.sid == sid
+            && lineage.pgid == pgid
+        {
+            return lineage.clone();
+        }
+        let lineage = Lineage {
+            sid,
+            pgid,
+            ancestors: self
+                .tree
+                .ancestors(pid, start_ns, self.max_ancestors)
+                .iter()
+                .map(|a| Ancestor {
+                    pid: a.pid,
+                    start_ns: a.start_ns,
+                    image: a.image.clone(),
+                })
+                .collect(),
+            session_leader: self.leader(sid, now),
+            group_leader: self.leader(pgid, now),
+        };
+        if self.lineages.len() >= LINEAGES {
+            self.lineages.clear();
+        }
+        self.lineages
+            .insert((pid, start_ns), (generation, lineage.clone()));
+        lineage
     }
 
     /// The leader of a session or process group, as the tree knows it.

@@ -107,6 +107,8 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
                         Some(base) if !value.starts_with('/') => {
                             normalize(&Path::new(base).join(&value))
                         }
+                        // Most paths are already absolute and clean.
+                        _ if is_normal(&value) => value.clone(),
                         _ => normalize(Path::new(&value)),
                     };
                     section.paths.push(PathArg {
@@ -206,6 +208,18 @@ fn scalar_value(arg: &Arg, raw: u64) -> ArgValue {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether `path` is absolute with no `.`, `..` or empty component, so that
+/// [`normalize`] would return it unchanged.
+fn is_normal(path: &str) -> bool {
+    path.starts_with('/')
+        && (path.len() == 1 || !path.ends_with('/'))
+        && path
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        || path == "/"
 }
 
 /// Removes `.` and resolves `..` lexically.
@@ -352,6 +366,17 @@ mod tests {
     fn a_relative_path_is_made_absolute_and_dots_are_removed() {
         assert_eq!(normalize(Path::new("/tmp/a/../b/./c")), "/tmp/b/c");
         assert_eq!(normalize(Path::new("/../x")), "/x");
+    }
+
+    #[test]
+    fn a_clean_absolute_path_is_recognised_as_normal_and_others_are_not() {
+        for path in ["/", "/etc/hostname", "/a/b.c/..d"] {
+            assert!(is_normal(path), "{path}");
+            assert_eq!(normalize(Path::new(path)), path);
+        }
+        for path in ["etc", "/etc/", "/a//b", "/a/./b", "/a/../b", "/.."] {
+            assert!(!is_normal(path), "{path}");
+        }
     }
 
     #[test]

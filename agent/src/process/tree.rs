@@ -448,6 +448,10 @@ pub struct ProcessTree {
     evicted_after_grace: u64,
     evicted_for_capacity: u64,
     evicted_live_for_capacity: u64,
+    /// Bumped whenever an entry is added, removed or changes its image, so
+    /// that what was derived from the tree (ancestries) can be reused until
+    /// then.
+    generation: u64,
 }
 
 impl ProcessTree {
@@ -465,7 +469,13 @@ impl ProcessTree {
             evicted_after_grace: 0,
             evicted_for_capacity: 0,
             evicted_live_for_capacity: 0,
+            generation: 0,
         }
+    }
+
+    /// Changes whenever the tree's entries or their images change.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The limits in force.
@@ -514,6 +524,7 @@ impl ProcessTree {
     /// A process the tree did not know (its fork was lost, or it predates the
     /// tree) is added with the exec's `ppid`.
     pub fn on_exec(&mut self, exec: ExecInfo) {
+        self.generation += 1;
         let image = Arc::new(exec.image());
         match self.find(exec.pid, exec.start_ns, 0) {
             Some(key) => {
@@ -706,6 +717,7 @@ impl ProcessTree {
     /// Gives an entry seeded from `/proc` the exact start a kernel event
     /// reported; returns its key from then on.
     fn refine(&mut self, key: Key, exact_start_ns: u64) -> Key {
+        self.generation += 1;
         let new_key = (key.0, exact_start_ns);
         if key == new_key || self.entries.contains_key(&new_key) {
             return key;
@@ -722,6 +734,7 @@ impl ProcessTree {
 
     /// Adds an entry that [`Self::find`] did not find, making room first.
     fn insert(&mut self, mut entry: ProcessInfo, now_ns: Option<u64>) {
+        self.generation += 1;
         // One pid, one process at a time: an older process still marked live
         // ended before this one started (its exit was lost), and this one, if
         // a newer one holds the pid, ended before that one started.
@@ -784,6 +797,7 @@ impl ProcessTree {
     }
 
     fn remove(&mut self, key: Key) -> Option<ProcessInfo> {
+        self.generation += 1;
         let entry = self.entries.remove(&key)?;
         match entry.exited_at {
             None => self.live.remove(&(key.1, key.0)),
