@@ -48,6 +48,30 @@ pub fn event_type_id(name: &str) -> Option<u8> {
     IDS.get(name).copied()
 }
 
+/// Type numbers by syscall number, so that most events find theirs without
+/// hashing a name.
+static BY_NR: LazyLock<Vec<Option<u8>>> = LazyLock::new(|| {
+    let mut by_nr = Vec::new();
+    for syscall in crate::bpf::syscalls::SYSCALLS {
+        let nr = syscall.nr as usize;
+        if by_nr.len() <= nr {
+            by_nr.resize(nr + 1, None);
+        }
+        by_nr[nr] = event_type_id(syscall.name);
+    }
+    by_nr
+});
+
+/// The type number of a syscall event, by its number when that agrees with
+/// its name (recorded events may come from elsewhere), else by its name.
+pub fn syscall_type_id(nr: u32, name: &str) -> Option<u8> {
+    let by_nr = BY_NR.get(nr as usize).copied().flatten();
+    match by_nr {
+        Some(id) if UNIVERSE.get(usize::from(id)) == Some(&name) => Some(id),
+        _ => event_type_id(name),
+    }
+}
+
 /// A set of event types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventTypes(u128);

@@ -56,10 +56,12 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
                 ArgValue::Text(s) => borrowed(s),
             }
         }
-        F::EvtIsOpenRead => open_flags(view).map(|f| Val::Bool(names::open_reads(f))),
-        F::EvtIsOpenWrite => open_flags(view).map(|f| Val::Bool(names::open_writes(f))),
-        F::EvtIsOpenExec => open_flags(view).map(|_| Val::Bool(false)),
-        F::EvtIsOpenCreate => open_flags(view).map(|f| Val::Bool(f & names::O_CREAT != 0)),
+        F::EvtIsOpenRead => view.open_flags().map(|f| Val::Bool(names::open_reads(f))),
+        F::EvtIsOpenWrite => view.open_flags().map(|f| Val::Bool(names::open_writes(f))),
+        F::EvtIsOpenExec => view.open_flags().map(|_| Val::Bool(false)),
+        F::EvtIsOpenCreate => view
+            .open_flags()
+            .map(|f| Val::Bool(f & names::O_CREAT != 0)),
         F::EvtSource => borrowed("syscall"),
         F::EvtCategory => borrowed(category(view)),
         F::EvtCpu => event.cpu.and_then(|c| int(c.into())),
@@ -340,7 +342,8 @@ fn category(view: &EventView<'_>) -> &'static str {
     }
 }
 
-fn open_flags(view: &EventView<'_>) -> Option<u64> {
+/// The flags of an open, from its arguments.
+pub fn open_flags(view: &EventView<'_>) -> Option<u64> {
     let syscall = view.syscall()?;
     match &*syscall.name {
         "open" | "openat" => match syscall.args.get("flags")? {

@@ -19,6 +19,7 @@ pub struct EventView<'a> {
     fd: OnceCell<Option<Fd<'a>>>,
     fd_name: OnceCell<Option<String>>,
     type_id: OnceCell<Option<u8>>,
+    open_flags: OnceCell<Option<u64>>,
     /// Macro results of this event: bit `slot` of `memo_known` says whether
     /// bit `slot` of `memo_value` holds the result.
     memo_known: [Cell<u64>; MEMO_WORDS],
@@ -76,6 +77,7 @@ impl<'a> EventView<'a> {
             fd: OnceCell::new(),
             fd_name: OnceCell::new(),
             type_id: OnceCell::new(),
+            open_flags: OnceCell::new(),
             memo_known: Default::default(),
             memo_value: Default::default(),
         }
@@ -83,9 +85,17 @@ impl<'a> EventView<'a> {
 
     /// The number of the event's type in the rules' index.
     pub fn type_id(&self) -> Option<u8> {
+        *self.type_id.get_or_init(|| match self.syscall() {
+            Some(s) => super::super::index::syscall_type_id(s.nr, &s.name),
+            None => super::super::index::event_type_id(self.event_type()),
+        })
+    }
+
+    /// The open flags of an open, once per event.
+    pub fn open_flags(&self) -> Option<u64> {
         *self
-            .type_id
-            .get_or_init(|| super::super::index::event_type_id(self.event_type()))
+            .open_flags
+            .get_or_init(|| super::extract::open_flags(self))
     }
 
     /// The result of the macro in `slot`, computed by `eval` the first time.
