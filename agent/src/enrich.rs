@@ -146,19 +146,20 @@ impl Enricher {
             _ => {}
         }
 
-        if event.kind != EventKind::ProcessExit
-            && self.tree.get(process.pid, process.start_ns).is_none()
-            && self.looked_up.insert((process.pid, process.start_ns))
-        {
-            if self.looked_up.len() >= PROC_LOOKUPS {
-                self.looked_up.clear();
+        match self.tree.get(process.pid, process.start_ns).map(|k| k.start_ns) {
+            None if event.kind != EventKind::ProcessExit
+                && self.looked_up.insert((process.pid, process.start_ns)) =>
+            {
+                if self.looked_up.len() >= PROC_LOOKUPS {
+                    self.looked_up.clear();
+                }
+                seed_one(&mut self.tree, std::path::Path::new("/proc"), process.pid, now);
+                self.tree.settle(process.pid, process.start_ns);
             }
-            seed_one(
-                &mut self.tree,
-                std::path::Path::new("/proc"),
-                process.pid,
-                now,
-            );
+            Some(start) if start != process.start_ns => {
+                self.tree.settle(process.pid, process.start_ns);
+            }
+            _ => {}
         }
         let known = self.tree.get(process.pid, process.start_ns);
         if let Some(known) = known

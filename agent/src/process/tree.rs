@@ -593,8 +593,23 @@ impl ProcessTree {
     /// The process with this pid that started at `start_ns` (within a clock
     /// tick, for processes seeded from `/proc`), live or within its grace.
     pub fn get(&self, pid: u32, start_ns: u64) -> Option<&ProcessInfo> {
+        if let Some(exact) = self.entries.get(&(pid, start_ns)) {
+            return Some(exact);
+        }
         self.find(pid, start_ns, 0)
             .and_then(|key| self.entries.get(&key))
+    }
+
+    /// Gives the entry of a process that was seeded from `/proc` (its start
+    /// known to a clock tick) the exact start an event reported, so that
+    /// the process's later events find it directly.
+    pub fn settle(&mut self, pid: u32, start_ns: u64) {
+        if self.entries.contains_key(&(pid, start_ns)) {
+            return;
+        }
+        if let Some(key) = self.find(pid, start_ns, 0) {
+            self.refine(key, start_ns);
+        }
     }
 
     /// Every process in the tree with this pid, oldest first: usually one,
