@@ -53,7 +53,7 @@ const LINEAGES: usize = 4096;
 struct Lineage {
     sid: u32,
     pgid: u32,
-    ancestors: Vec<Ancestor>,
+    ancestors: Arc<[Ancestor]>,
     session_leader: Option<Leader>,
     group_leader: Option<Leader>,
 }
@@ -146,14 +146,23 @@ impl Enricher {
             _ => {}
         }
 
-        match self.tree.get(process.pid, process.start_ns).map(|k| k.start_ns) {
+        match self
+            .tree
+            .get(process.pid, process.start_ns)
+            .map(|k| k.start_ns)
+        {
             None if event.kind != EventKind::ProcessExit
                 && self.looked_up.insert((process.pid, process.start_ns)) =>
             {
                 if self.looked_up.len() >= PROC_LOOKUPS {
                     self.looked_up.clear();
                 }
-                seed_one(&mut self.tree, std::path::Path::new("/proc"), process.pid, now);
+                seed_one(
+                    &mut self.tree,
+                    std::path::Path::new("/proc"),
+                    process.pid,
+                    now,
+                );
                 self.tree.settle(process.pid, process.start_ns);
             }
             Some(start) if start != process.start_ns => {

@@ -224,9 +224,10 @@ pub struct Process {
     /// The leader of its process group (the process whose pid is `pgid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_leader: Option<Leader>,
-    /// Its ancestors, parent first, as the process tree knew them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ancestors: Vec<Ancestor>,
+    /// Its ancestors, parent first, as the process tree knew them; shared
+    /// by the events of the process while its lineage does not change.
+    #[serde(default, skip_serializing_if = "<[Ancestor]>::is_empty")]
+    pub ancestors: Arc<[Ancestor]>,
     /// Which of `filename`, `exe`, `cwd`, `args` were cut at their bound, or
     /// `args_unreadable` when argv could not be read at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

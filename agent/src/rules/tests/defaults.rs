@@ -64,7 +64,7 @@ impl Fixture {
                 args: Some(args.iter().map(|a| (*a).to_owned()).collect()),
                 argc: Some(u32::try_from(args.len()).expect("few args")),
                 cwd: Some("/srv".into()),
-                ancestors: vec![Ancestor::new(7448, "bash", "/bin/bash", &["/bin/bash"])],
+                ancestors: vec![Ancestor::new(7448, "bash", "/bin/bash", &["/bin/bash"])].into(),
                 ..Process::default()
             }),
             container: Some(Arc::new(ContainerInfo {
@@ -216,7 +216,8 @@ impl Fixture {
                 "/usr/bin/containerd-shim-runc-v2",
                 &[],
             ),
-        ];
+        ]
+        .into();
         self
     }
 
