@@ -2,26 +2,17 @@
 
 mod support;
 
-use guardrails::events::event::{
-    Event, EventKind, Exit, Fork, Lost, Process, SCHEMA_VERSION, WallTime,
-};
+use guardrails::events::event::{Event, EventKind, Exit, Fork, Lost, Process, WallTime};
 
 fn event(kind: EventKind) -> Event {
     Event {
-        schema_version: SCHEMA_VERSION,
-        kind,
-        time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
-        monotonic_ns: 1,
-        node: "n1".into(),
         cpu: Some(0),
-        process: None,
-        container: None,
-        fork: None,
-        exit: None,
-        lost: None,
-        syscall: None,
-        tcp_state: None,
-        violation: None,
+        ..Event::new(
+            kind,
+            WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
+            1,
+            "n1".into(),
+        )
     }
 }
 

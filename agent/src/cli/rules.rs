@@ -99,29 +99,10 @@ pub fn test(
         },
     })?;
     let path = args.events.display().to_string();
-    let file = std::fs::File::open(&args.events).map_err(|source| RulesCommandError::Events {
-        path: path.clone(),
-        source,
-    })?;
     let mut events = 0u64;
-    let mut bad = Vec::new();
     let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
     let mut violations = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| RulesCommandError::Events {
-            path: path.clone(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event: Event = match serde_json::from_str(&line) {
-            Ok(event) => event,
-            Err(e) => {
-                bad.push(format!("{path}:{}: {e}", i + 1));
-                continue;
-            }
-        };
+    let bad = each_event(&args.events, |event| {
         events += 1;
         violations.clear();
         set.evaluate(&event, events, &mut violations);
@@ -133,7 +114,8 @@ pub fn test(
                 .map_err(|e| RulesCommandError::Output(e.into()))?;
             out.write_all(b"\n").map_err(RulesCommandError::Output)?;
         }
-    }
+        Ok(())
+    })?;
     let total: u64 = by_rule.values().sum();
     writeln!(summary, "{events} events, {total} violations").map_err(RulesCommandError::Output)?;
     for (rule, count) in &by_rule {
@@ -147,4 +129,31 @@ pub fn test(
         });
     }
     Ok(())
+}
+
+/// Reads recorded events (one JSON object per line, blank lines skipped)
+/// and hands each to `f`, in order. Lines that are not events are returned,
+/// each as `file:line: why`, for the caller to report after the rest.
+pub(super) fn each_event(
+    path: &std::path::Path,
+    mut f: impl FnMut(Event) -> Result<(), RulesCommandError>,
+) -> Result<Vec<String>, RulesCommandError> {
+    let name = path.display().to_string();
+    let io = |source| RulesCommandError::Events {
+        path: name.clone(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bad = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(event) => f(event)?,
+            Err(e) => bad.push(format!("{name}:{}: {e}", i + 1)),
+        }
+    }
+    Ok(bad)
 }

@@ -15,7 +15,7 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     time::{Duration, Instant},
 };
 
@@ -175,29 +175,16 @@ pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesComma
 /// were left out.
 fn read_events(args: &RulesBenchArgs) -> Result<(Vec<Event>, u64), RulesCommandError> {
     let path = args.events.display().to_string();
-    let file = std::fs::File::open(&args.events).map_err(|source| RulesCommandError::Events {
-        path: path.clone(),
-        source,
-    })?;
     let mut events = Vec::new();
     let mut skipped = 0u64;
-    let mut bad = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| RulesCommandError::Events {
-            path: path.clone(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
+    let bad = super::rules::each_event(&args.events, |event| {
+        if matches!(event.kind, EventKind::Violation | EventKind::EventsLost) {
+            skipped += 1;
+        } else {
+            events.push(event);
         }
-        match serde_json::from_str::<Event>(&line) {
-            Ok(event) if matches!(event.kind, EventKind::Violation | EventKind::EventsLost) => {
-                skipped += 1;
-            }
-            Ok(event) => events.push(event),
-            Err(e) => bad.push(format!("{path}:{}: {e}", i + 1)),
-        }
-    }
+        Ok(())
+    })?;
     if let Some(first) = bad.first() {
         return Err(RulesCommandError::BadEvents {
             path,

@@ -10,9 +10,7 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    event::{
-        Event, EventKind, Exit, Fork, Process, SCHEMA_VERSION, SocketOwner, TcpState, WallTime,
-    },
+    event::{Event, EventKind, Exit, Fork, Process, SocketOwner, TcpState, WallTime},
     syscall::{self, SyscallDecodeError},
 };
 
@@ -56,20 +54,13 @@ impl Decoder {
             Record::TcpState(ev) => (ev.hdr, EventKind::TcpState),
         };
         let mut event = Event {
-            schema_version: SCHEMA_VERSION,
-            kind,
-            time: WallTime(self.clock.wall_time(hdr.ktime_ns)),
-            monotonic_ns: hdr.ktime_ns,
-            node: self.node.clone(),
             cpu: Some(hdr.cpu),
-            process: None,
-            container: None,
-            fork: None,
-            exit: None,
-            lost: None,
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                kind,
+                WallTime(self.clock.wall_time(hdr.ktime_ns)),
+                hdr.ktime_ns,
+                self.node.clone(),
+            )
         };
         match record {
             Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),

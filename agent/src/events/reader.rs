@@ -25,7 +25,7 @@ use crate::{enrich::Enricher, metrics::Metrics};
 use super::{
     clock::{self, BootClock},
     decode::Decoder,
-    event::{Event, EventKind, Lost, SCHEMA_VERSION, WallTime},
+    event::{Event, EventKind, Lost, WallTime},
 };
 
 /// How often lost-event counts are checked and, when they moved, reported.
@@ -232,20 +232,13 @@ impl Reader {
         );
         let monotonic_ns = clock::boot_ns();
         let event = Event {
-            schema_version: SCHEMA_VERSION,
-            kind: EventKind::EventsLost,
-            time: WallTime(self.pipeline.decoder.clock.wall_time(monotonic_ns)),
-            monotonic_ns,
-            node: self.pipeline.decoder.node.clone(),
-            cpu: None,
-            process: None,
-            container: None,
-            fork: None,
-            exit: None,
             lost: Some(Box::new(lost)),
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                EventKind::EventsLost,
+                WallTime(self.pipeline.decoder.clock.wall_time(monotonic_ns)),
+                monotonic_ns,
+                self.pipeline.decoder.node.clone(),
+            )
         };
         let sent = if last {
             self.pipeline.tx.send(vec![event]).await.is_ok()

@@ -287,14 +287,8 @@ mod tests {
     }
 
     fn exec(comm: &str, parents: &[&str], container: Option<&str>) -> Event {
-        use crate::events::event::{Ancestor, ContainerInfo, Process, SCHEMA_VERSION, WallTime};
+        use crate::events::event::{Ancestor, ContainerInfo, Process, WallTime};
         Event {
-            schema_version: SCHEMA_VERSION,
-            kind: EventKind::ProcessExec,
-            time: WallTime(std::time::SystemTime::now()),
-            monotonic_ns: 1,
-            node: "n".into(),
-            cpu: None,
             process: Some(Process {
                 pid: 10,
                 comm: comm.into(),
@@ -318,12 +312,12 @@ mod tests {
                     ..ContainerInfo::default()
                 },
             })),
-            fork: None,
-            exit: None,
-            lost: None,
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                EventKind::ProcessExec,
+                WallTime(std::time::SystemTime::now()),
+                1,
+                "n".into(),
+            )
         }
     }
 

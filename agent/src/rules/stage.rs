@@ -129,29 +129,22 @@ fn evaluate(rules: &RuleSet, batch: Batch, first_number: u64) -> (Batch, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+    use crate::events::event::{Event, EventKind, Process, WallTime};
     use crate::rules::{MatchMode, Selection};
 
     fn exec(pid: u32, comm: &str) -> Event {
         Event {
-            schema_version: SCHEMA_VERSION,
-            kind: EventKind::ProcessExec,
-            time: WallTime(std::time::SystemTime::now()),
-            monotonic_ns: u64::from(pid),
-            node: "n".into(),
-            cpu: None,
             process: Some(Process {
                 pid,
                 comm: comm.into(),
                 ..Process::default()
             }),
-            container: None,
-            fork: None,
-            exit: None,
-            lost: None,
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                EventKind::ProcessExec,
+                WallTime(std::time::SystemTime::now()),
+                u64::from(pid),
+                "n".into(),
+            )
         }
     }
 

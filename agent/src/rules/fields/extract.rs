@@ -628,24 +628,17 @@ pub fn render_all_args(view: &EventView<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+    use crate::events::event::{Event, EventKind, Process, WallTime};
 
     fn event(process: Process) -> Event {
         Event {
-            schema_version: SCHEMA_VERSION,
-            kind: EventKind::Syscall,
-            time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
-            monotonic_ns: 42,
-            node: "n1".into(),
-            cpu: None,
-            container: None,
             process: Some(process),
-            fork: None,
-            exit: None,
-            lost: None,
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                EventKind::Syscall,
+                WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
+                42,
+                "n1".into(),
+            )
         }
     }
 

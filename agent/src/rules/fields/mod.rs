@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn the_working_directory_ends_with_a_slash_as_in_falco() {
-        use crate::events::event::{Event, EventKind, Process, SCHEMA_VERSION, WallTime};
+        use crate::events::event::{Event, EventKind, Process, WallTime};
         let cwd = resolve("proc.cwd", None).expect("proc.cwd");
         for (dir, want) in [
             ("/dev/shm", "/dev/shm/"),
@@ -519,24 +519,17 @@ mod tests {
             ("/tmp/x/", "/tmp/x/"),
         ] {
             let event = Event {
-                schema_version: SCHEMA_VERSION,
-                kind: EventKind::ProcessExec,
-                time: WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
-                monotonic_ns: 1,
-                node: "n1".into(),
-                cpu: None,
                 process: Some(Process {
                     comm: "x".into(),
                     cwd: Some(dir.into()),
                     ..Process::default()
                 }),
-                container: None,
-                fork: None,
-                exit: None,
-                lost: None,
-                syscall: None,
-                tcp_state: None,
-                violation: None,
+                ..Event::new(
+                    EventKind::ProcessExec,
+                    WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
+                    1,
+                    "n1".into(),
+                )
             };
             let view = EventView::new(&event, 1);
             assert_eq!(cwd.extract(&view), Some(Val::Str(want.into())), "{dir}");

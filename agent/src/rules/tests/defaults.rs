@@ -10,7 +10,7 @@ use std::{borrow::Cow, collections::BTreeSet, sync::Arc};
 use crate::{
     events::event::{
         Ancestor, ArgValue, CapSets, ContainerInfo, Endpoint, Event, EventKind, FdInfo, PathArg,
-        Process, SCHEMA_VERSION, Socket, Syscall, WallTime,
+        Process, Socket, Syscall, WallTime,
     },
     rules::{
         MatchMode, RuleSet, Selection,
@@ -40,11 +40,6 @@ impl Fixture {
             _ => format!("/usr/bin/{comm}"),
         };
         Self(Event {
-            schema_version: SCHEMA_VERSION,
-            kind,
-            time: WallTime::parse("2026-11-26T05:31:22.386923609Z").expect("a time"),
-            monotonic_ns: 1_071_213_930_349,
-            node: "worker-1".into(),
             cpu: Some(1),
             process: Some(Process {
                 pid: 7456,
@@ -76,12 +71,12 @@ impl Fixture {
                 cgroup_driver: Some("systemd".into()),
                 monitor: false,
             })),
-            fork: None,
-            exit: None,
-            lost: None,
-            syscall: None,
-            tcp_state: None,
-            violation: None,
+            ..Event::new(
+                kind,
+                WallTime::parse("2026-11-26T05:31:22.386923609Z").expect("a time"),
+                1_071_213_930_349,
+                "worker-1".into(),
+            )
         })
     }
 
