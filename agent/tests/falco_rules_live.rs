@@ -17,14 +17,17 @@ mod support;
 use std::{
     ffi::CString,
     net::TcpListener,
-    os::unix::{ffi::OsStrExt, process::CommandExt},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::MutexGuard,
 };
 
 use serde_json::Value;
-use support::{Agent, Layout, TempDir, TestCgroup, in_cgroup, kernel_test, unique_hex};
+use support::{
+    Agent, Layout, Overlay, TempDir, TestCgroup, cstring, in_cgroup, kernel_test, open_pty,
+    unique_hex,
+};
 
 /// Falco's stable rules, as the Falco project publishes them.
 const FALCO_RULES: &str = concat!(
@@ -42,10 +45,6 @@ fn rule_names() -> Vec<String> {
         .iter()
         .filter_map(|item| item.get("rule")?.as_str().map(str::to_owned))
         .collect()
-}
-
-fn cstring(text: impl AsRef<std::ffi::OsStr>) -> CString {
-    CString::new(text.as_ref().as_bytes()).expect("no NUL")
 }
 
 /// The name the kernel gives a child forked from this thread (its `comm`).
@@ -359,27 +358,6 @@ fn run_shell_untrusted_fires_for_a_shell_below_a_web_server_and_not_below_anothe
         ],
     );
     done.saw(parent_is(benign), "execve");
-}
-
-/// Opens a new pseudo-terminal; returns its master descriptor and the path
-/// of its terminal side.
-fn open_pty() -> (i32, CString) {
-    // SAFETY: plain calls on a descriptor this function owns; ptsname_r
-    // writes at most the buffer's length.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(master >= 0, "posix_openpt failed");
-        assert_eq!(libc::grantpt(master), 0, "grantpt");
-        assert_eq!(libc::unlockpt(master), 0, "unlockpt");
-        let mut name = [0u8; 128];
-        assert_eq!(
-            libc::ptsname_r(master, name.as_mut_ptr().cast(), name.len()),
-            0,
-            "ptsname_r"
-        );
-        let len = name.iter().position(|&b| b == 0).expect("a NUL");
-        (master, CString::new(&name[..len]).expect("a path"))
-    }
 }
 
 /// Makes the process the leader of a new session, and with `terminal` gives
@@ -892,52 +870,6 @@ fn execution_from_dev_shm_fires_for_a_binary_run_from_dev_shm_and_not_from_elsew
 /// An overlay mount like a container's root file system, unmounted when
 /// dropped: `merged` shows `lower` (the image) under `upper` (what the
 /// container wrote).
-struct Overlay {
-    merged: PathBuf,
-    target: CString,
-}
-
-impl Overlay {
-    fn mount(dir: &Path) -> Self {
-        let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| {
-            let path = dir.join(d);
-            std::fs::create_dir(&path).expect("mkdir");
-            path
-        });
-        std::fs::copy("/bin/true", lower.join("from-image")).expect("copy into the lower layer");
-        let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
-            upper.display(),
-            work.display()
-        );
-        let (source, target, data) = (cstring("overlay"), cstring(&merged), cstring(options));
-        // SAFETY: mount with valid C strings.
-        let mounted = unsafe {
-            libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                source.as_ptr(),
-                0,
-                data.as_ptr().cast(),
-            )
-        };
-        assert_eq!(
-            mounted,
-            0,
-            "mount overlay: {}",
-            std::io::Error::last_os_error()
-        );
-        Self { merged, target }
-    }
-}
-
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        // SAFETY: umount2 with a valid C string.
-        unsafe { libc::umount2(self.target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 #[test]
 fn drop_and_execute_fires_for_a_binary_written_into_the_container_and_not_for_one_from_the_image() {

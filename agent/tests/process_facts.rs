@@ -12,34 +12,13 @@ use std::{
 };
 
 use serde_json::Value;
-use support::{Agent, TempDir, TestCgroup, config_for, find, in_cgroup, kernel_test};
+use support::{Agent, TempDir, TestCgroup, config_for, find, in_cgroup, kernel_test, open_pty};
 
 /// `/proc/PID/stat`'s encoding of a device number (the kernel's
 /// new_encode_dev).
 fn tty_nr(rdev: u64) -> u64 {
     let (major, minor) = (u64::from(libc::major(rdev)), u64::from(libc::minor(rdev)));
     (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
-}
-
-/// Opens a new pseudo-terminal; returns its master descriptor and the path of
-/// its terminal side.
-fn open_pty() -> (i32, CString) {
-    // SAFETY: plain calls on a descriptor this function owns; ptsname_r
-    // writes at most the buffer's length.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(master >= 0, "posix_openpt failed");
-        assert_eq!(libc::grantpt(master), 0, "grantpt");
-        assert_eq!(libc::unlockpt(master), 0, "unlockpt");
-        let mut name = [0u8; 128];
-        assert_eq!(
-            libc::ptsname_r(master, name.as_mut_ptr().cast(), name.len()),
-            0,
-            "ptsname_r"
-        );
-        let len = name.iter().position(|&b| b == 0).expect("a NUL");
-        (master, CString::new(&name[..len]).expect("a path"))
-    }
 }
 
 #[test]

@@ -4,14 +4,10 @@
 
 mod support;
 
-use std::{
-    ffi::CString,
-    net::{TcpListener, UdpSocket},
-    os::unix::ffi::OsStrExt,
-};
+use std::net::{TcpListener, UdpSocket};
 
 use serde_json::Value;
-use support::{Agent, TempDir, TestCgroup, config_for, in_cgroup, kernel_test};
+use support::{Agent, Overlay, TempDir, TestCgroup, config_for, cstring, in_cgroup, kernel_test};
 
 /// The `syscall` events named `name` that process `pid` made.
 fn calls<'a>(events: &'a [Value], cgroup: &TestCgroup, pid: u32, name: &str) -> Vec<&'a Value> {
@@ -39,10 +35,6 @@ fn run_and_collect(body: impl FnOnce() -> i32) -> Option<(Vec<Value>, TestCgroup
     support::assert_schema_valid(&events);
     drop(kernel);
     Some((events, cgroup, pid))
-}
-
-fn cstring(text: impl AsRef<std::ffi::OsStr>) -> CString {
-    CString::new(text.as_ref().as_bytes()).expect("no NUL")
 }
 
 fn sockaddr_in(port: u16) -> libc::sockaddr_in {
@@ -465,48 +457,8 @@ fn an_exec_of_a_binary_written_into_an_overlay_upper_layer_is_marked_and_one_fro
 {
     let Some(_kernel) = kernel_test() else { return };
     let dir = TempDir::new("overlay");
-    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| {
-        let path = dir.path.join(d);
-        std::fs::create_dir(&path).expect("mkdir");
-        path
-    });
-    std::fs::copy("/bin/true", lower.join("from-image")).expect("copy into the lower layer");
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    let (source, target, fstype, data) = (
-        cstring("overlay"),
-        cstring(&merged),
-        cstring("overlay"),
-        cstring(options),
-    );
-    // SAFETY: mount with valid C strings.
-    let mounted = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            data.as_ptr().cast(),
-        )
-    };
-    assert_eq!(
-        mounted,
-        0,
-        "mount overlay: {}",
-        std::io::Error::last_os_error()
-    );
-    struct Unmount(CString);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            // SAFETY: umount2 with a valid C string.
-            unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-    let _unmount = Unmount(target.clone());
+    let overlay = Overlay::mount(&dir.path);
+    let merged = &overlay.merged;
     // Written through the merged view: it lands in the upper layer.
     std::fs::copy("/bin/true", merged.join("dropped")).expect("write into the container");
 

@@ -178,6 +178,31 @@ impl CmpOp {
         }
     }
 
+    /// The operator with this spelling (as in an exception's `comps`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "=" | "==" => Self::Eq,
+            "!=" => Self::Ne,
+            "<" => Self::Lt,
+            "<=" => Self::Le,
+            ">" => Self::Gt,
+            ">=" => Self::Ge,
+            "contains" => Self::Contains,
+            "icontains" => Self::IContains,
+            "bcontains" => Self::BContains,
+            "startswith" => Self::StartsWith,
+            "bstartswith" => Self::BStartsWith,
+            "endswith" => Self::EndsWith,
+            "glob" => Self::Glob,
+            "iglob" => Self::IGlob,
+            "pmatch" => Self::PMatch,
+            "in" => Self::In,
+            "intersects" => Self::Intersects,
+            "regex" => Self::Regex,
+            _ => return None,
+        })
+    }
+
     /// Whether the right side is a list: `in`, `intersects`, `pmatch`.
     pub fn takes_list(self) -> bool {
         matches!(self, Self::In | Self::Intersects | Self::PMatch)

@@ -408,7 +408,7 @@ impl<'d> Compiler<'d> {
                 .get(i)
                 .map(String::as_str)
                 .unwrap_or(if single { "in" } else { "=" });
-            match cmp_op(comp) {
+            match CmpOp::from_name(comp) {
                 Some(op) => ops.push(op),
                 None => {
                     self.error(at.clone(), &item, format!("unknown operator \"{comp}\""));
@@ -568,31 +568,6 @@ fn field_name(accessor: &Accessor) -> &'static str {
         .iter()
         .find(|d| d.id == accessor.field.id)
         .map_or("field", |d| d.name)
-}
-
-/// An operator by its spelling in an exception's `comps`.
-fn cmp_op(text: &str) -> Option<CmpOp> {
-    Some(match text {
-        "=" | "==" => CmpOp::Eq,
-        "!=" => CmpOp::Ne,
-        "<" => CmpOp::Lt,
-        "<=" => CmpOp::Le,
-        ">" => CmpOp::Gt,
-        ">=" => CmpOp::Ge,
-        "contains" => CmpOp::Contains,
-        "icontains" => CmpOp::IContains,
-        "bcontains" => CmpOp::BContains,
-        "startswith" => CmpOp::StartsWith,
-        "bstartswith" => CmpOp::BStartsWith,
-        "endswith" => CmpOp::EndsWith,
-        "glob" => CmpOp::Glob,
-        "iglob" => CmpOp::IGlob,
-        "pmatch" => CmpOp::PMatch,
-        "in" => CmpOp::In,
-        "intersects" => CmpOp::Intersects,
-        "regex" => CmpOp::Regex,
-        _ => return None,
-    })
 }
 
 /// Prepares the right side of `op` for a value of type `ty`.

@@ -584,3 +584,81 @@ pub fn assert_schema_valid(events: &[Value]) {
         );
     }
 }
+
+/// A C string of a path or text (tests never pass a NUL).
+pub fn cstring(text: impl AsRef<std::ffi::OsStr>) -> CString {
+    CString::new(text.as_ref().as_bytes()).expect("no NUL")
+}
+
+/// Opens a new pseudo-terminal; returns its master descriptor and the path
+/// of its terminal side.
+pub fn open_pty() -> (i32, CString) {
+    // SAFETY: plain calls on a descriptor this function owns; ptsname_r
+    // writes at most the buffer's length.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt failed");
+        assert_eq!(libc::grantpt(master), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master), 0, "unlockpt");
+        let mut name = [0u8; 128];
+        assert_eq!(
+            libc::ptsname_r(master, name.as_mut_ptr().cast(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        let len = name.iter().position(|&b| b == 0).expect("a NUL");
+        (master, CString::new(&name[..len]).expect("a path"))
+    }
+}
+
+/// An overlay mount in a temporary directory, like a container's root: a
+/// lower layer holding `from-image` (a copy of /bin/true), an upper layer
+/// for what is written; unmounted when dropped.
+pub struct Overlay {
+    /// The merged view.
+    pub merged: PathBuf,
+    target: CString,
+}
+
+impl Overlay {
+    /// Mounts it below `dir`.
+    pub fn mount(dir: &Path) -> Self {
+        let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| {
+            let path = dir.join(d);
+            std::fs::create_dir(&path).expect("mkdir");
+            path
+        });
+        std::fs::copy("/bin/true", lower.join("from-image")).expect("copy into the lower layer");
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let (source, target, data) = (cstring("overlay"), cstring(&merged), cstring(options));
+        // SAFETY: mount with valid C strings.
+        let mounted = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                source.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            mounted,
+            0,
+            "mount overlay: {}",
+            std::io::Error::last_os_error()
+        );
+        Self { merged, target }
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(self.target.as_ptr(), libc::MNT_DETACH) };
+    }
+}

@@ -9,7 +9,10 @@ use super::{
     read::{Need, Scope},
     yaml::{Node, Value},
 };
-use crate::rules::diag::{Diagnostic, Position};
+use crate::rules::{
+    ast::CmpOp,
+    diag::{Diagnostic, Position},
+};
 
 /// An exception as written, before defaults and checks.
 #[derive(Clone, Debug)]
@@ -31,30 +34,6 @@ pub(super) enum Comps {
     /// `comps: [=, startswith]`.
     List(Vec<String>),
 }
-
-/// The operators a tuple exception may compare with (those of the condition
-/// language).
-const OPERATORS: &[&str] = &[
-    "=",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "contains",
-    "icontains",
-    "bcontains",
-    "startswith",
-    "bstartswith",
-    "endswith",
-    "glob",
-    "iglob",
-    "pmatch",
-    "in",
-    "intersects",
-    "regex",
-];
 
 /// The operators a single-field exception may use: each takes the list of
 /// values.
@@ -288,7 +267,7 @@ pub(super) fn complete(raw: &RawException) -> Result<ExceptionDef, Vec<Diagnosti
             }
             let comps: Vec<String> = comps.iter().map(|c| c.trim().to_owned()).collect();
             for comp in &comps {
-                if !OPERATORS.contains(&comp.as_str()) {
+                if CmpOp::from_name(comp).is_none() {
                     errors.push(error(format!(
                         "\"{comp}\" in comps of exception \"{name}\" is not a comparison \
                          operator"
