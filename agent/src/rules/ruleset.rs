@@ -527,4 +527,25 @@ mod tests {
         }
         assert_eq!(fired(&set, &memfd), ["memfd"]);
     }
+
+    #[test]
+    fn an_execs_flags_say_what_the_executable_is() {
+        let set = rules(
+            &[
+                rule(
+                    "dropped",
+                    "evt.type = execve and evt.arg.flags contains EXE_UPPER_LAYER",
+                    "a",
+                ),
+                rule("plain", "evt.type = execve and evt.arg.flags = 0", "a"),
+            ]
+            .concat(),
+        );
+        let mut dropped = exec("miner", &[], Some("0123456789ab0123"));
+        if let Some(p) = dropped.process.as_mut() {
+            p.exe_upper_layer = true;
+        }
+        assert_eq!(fired(&set, &dropped), ["dropped"]);
+        assert_eq!(fired(&set, &exec("ls", &[], None)), ["plain"]);
+    }
 }

@@ -39,6 +39,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
             .ok()
             .map(|d| Val::Int(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))),
         F::EvtArgs => borrowed(view.evt_args()),
+        F::EvtArg if event.kind == EventKind::ProcessExec => exec_arg(field, process?),
         F::EvtArg => {
             let syscall = view.syscall()?;
             let name = arg_name(syscall, &field.arg)?;
@@ -507,6 +508,45 @@ fn container_id<'a>(view: &'a EventView<'_>) -> Option<&'a str> {
     match c.kind.as_str() {
         "host" => Some("host"),
         "container" => c.id.as_deref().map(|id| id.get(..12).unwrap_or(id)),
+        _ => None,
+    }
+}
+
+/// An argument of an exec as Falco names them: `flags` (what the
+/// executable is: `EXE_UPPER_LAYER`, `EXE_FROM_MEMFD`), `exe`, `args`,
+/// `cwd`, `filename`.
+fn exec_arg<'a>(field: &Field, process: &'a Process) -> Option<Val<'a>> {
+    let FieldArg::Key(key) = &field.arg else {
+        return None;
+    };
+    let text = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
+    match &**key {
+        "flags" => {
+            let names: Vec<&str> = [
+                (process.exe_upper_layer, "EXE_UPPER_LAYER"),
+                (process.exe_memfd, "EXE_FROM_MEMFD"),
+            ]
+            .into_iter()
+            .filter_map(|(set, name)| set.then_some(name))
+            .collect();
+            if names.is_empty() {
+                text("0")
+            } else {
+                Some(Val::Str(Cow::Owned(names.join("|"))))
+            }
+        }
+        "exe" => text(process.args.as_ref()?.get(0)?),
+        "filename" => text(process.filename.as_deref()?),
+        "cwd" => text(process.cwd.as_deref()?),
+        "args" => Some(Val::Str(Cow::Owned(
+            process
+                .args
+                .as_ref()?
+                .iter()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ))),
         _ => None,
     }
 }
