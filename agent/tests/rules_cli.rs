@@ -174,3 +174,25 @@ fn rules_test_names_the_line_of_an_event_that_is_not_one() {
     assert!(!out.status.success());
     assert!(stderr.contains("events.jsonl:1:"), "{stderr}");
 }
+
+#[test]
+fn a_rules_file_too_large_to_be_one_is_refused_with_its_name() {
+    let dir = TempDir::new("rules-huge");
+    let path = dir.path.join("huge.yaml");
+    let line = "# padding\n".repeat(1 << 10);
+    let mut padding = String::new();
+    while padding.len() <= 16 << 20 {
+        padding.push_str(&line);
+    }
+    std::fs::write(&path, padding).expect("write");
+    let out = guardrails(&["rules", "check", path.to_str().expect("utf-8")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:1:1: error: the file is larger than 16 MiB",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -14,11 +14,11 @@ use crate::metrics::Metrics;
 /// What the files held when last looked at: their bytes, or why they could
 /// not be read. Rules files are small; comparing contents also catches a
 /// change that keeps the size and the modification time (a ConfigMap swap).
-fn snapshot(sources: &Sources) -> Vec<Result<Vec<u8>, String>> {
+fn snapshot(sources: &Sources) -> Vec<Result<String, String>> {
     sources
         .files
         .iter()
-        .map(|path| std::fs::read(path).map_err(|e| e.to_string()))
+        .map(|path| super::ruleset::read_rules_file(path))
         .collect()
 }
 
