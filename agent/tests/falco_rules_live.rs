@@ -25,8 +25,8 @@ use std::{
 
 use serde_json::Value;
 use support::{
-    Agent, Layout, Overlay, TempDir, TestCgroup, cstring, in_cgroup, kernel_test, open_pty,
-    unique_hex,
+    Agent, Layout, MemfdExec, Overlay, TempDir, TestCgroup, cstring, in_cgroup, kernel_test,
+    open_pty, unique_hex,
 };
 
 /// Falco's stable rules, as the Falco project publishes them.
@@ -988,38 +988,11 @@ fn fileless_execution_fires_for_an_exec_of_a_memfd_and_not_of_a_file() {
     let Some(mut live) = Live::start("Fileless execution via memfd_create") else {
         return;
     };
-    let program = std::fs::read("/bin/true").expect("read /bin/true");
-    let name = cstring("gr-fileless");
+    let memfd = MemfdExec::new("gr-fileless");
     let path = c"/bin/true";
     let argv = [c"fileless".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null::<libc::c_char>()];
-    let from_memfd = live.run_in(Place::Host, || {
-        // SAFETY: memfd_create, write, fork, execveat on memory prepared
-        // before the fork.
-        unsafe {
-            let fd = libc::memfd_create(name.as_ptr(), 0);
-            if fd < 0
-                || libc::write(fd, program.as_ptr().cast(), program.len()) != program.len() as isize
-            {
-                return 1;
-            }
-            let child = libc::fork();
-            if child == 0 {
-                libc::syscall(
-                    libc::SYS_execveat,
-                    fd,
-                    c"".as_ptr(),
-                    argv.as_ptr(),
-                    envp.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                );
-                libc::_exit(127);
-            }
-            let mut status = 0;
-            libc::waitpid(child, &mut status, 0);
-            i32::from(status != 0)
-        }
-    });
+    let from_memfd = live.run_in(Place::Host, || memfd.run());
     let from_file = live.run_in(Place::Host, || {
         // SAFETY: fork and execve on memory prepared before the fork.
         unsafe {

@@ -7,7 +7,9 @@ mod support;
 use std::net::{TcpListener, UdpSocket};
 
 use serde_json::Value;
-use support::{Agent, Overlay, TempDir, TestCgroup, config_for, cstring, in_cgroup, kernel_test};
+use support::{
+    Agent, MemfdExec, Overlay, TempDir, TestCgroup, config_for, cstring, in_cgroup, kernel_test,
+};
 
 /// The `syscall` events named `name` that process `pid` made.
 fn calls<'a>(events: &'a [Value], cgroup: &TestCgroup, pid: u32, name: &str) -> Vec<&'a Value> {
@@ -402,38 +404,8 @@ fn setuid_capset_ptrace_attach_and_a_failed_finit_module_are_reported_with_their
 
 #[test]
 fn an_exec_of_a_memfd_is_marked_fileless() {
-    let program = std::fs::read("/bin/true").expect("read /bin/true");
-    let name = cstring("gr-fileless");
-    let empty = c"";
-    let argv = [c"fileless".as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
-        // SAFETY: memfd_create, write, fork, execveat on memory prepared
-        // before the fork.
-        unsafe {
-            let fd = libc::memfd_create(name.as_ptr(), 0);
-            if fd < 0
-                || libc::write(fd, program.as_ptr().cast(), program.len()) != program.len() as isize
-            {
-                return 1;
-            }
-            let child = libc::fork();
-            if child == 0 {
-                libc::syscall(
-                    libc::SYS_execveat,
-                    fd,
-                    empty.as_ptr(),
-                    argv.as_ptr(),
-                    envp.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                );
-                libc::_exit(127);
-            }
-            let mut status = 0;
-            libc::waitpid(child, &mut status, 0);
-            i32::from(status != 0)
-        }
-    }) else {
+    let memfd = MemfdExec::new("gr-fileless");
+    let Some((events, cgroup, pid)) = run_and_collect(|| memfd.run()) else {
         return;
     };
     let memfd = only(calls(&events, &cgroup, pid, "memfd_create"), "memfd_create");

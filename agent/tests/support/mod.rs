@@ -662,3 +662,54 @@ impl Drop for Overlay {
         unsafe { libc::umount2(self.target.as_ptr(), libc::MNT_DETACH) };
     }
 }
+
+/// A copy of /bin/true to run from a memfd named `name` (fileless
+/// execution), prepared before a fork so that [`MemfdExec::run`] allocates
+/// nothing in the forked child.
+pub struct MemfdExec {
+    program: Vec<u8>,
+    name: CString,
+}
+
+impl MemfdExec {
+    /// Reads /bin/true.
+    pub fn new(name: &str) -> Self {
+        Self {
+            program: std::fs::read("/bin/true").expect("read /bin/true"),
+            name: cstring(name),
+        }
+    }
+
+    /// Creates the memfd, writes the program, forks a child that executes
+    /// it (argv\[0\] `fileless`) and waits: 0 when the child succeeded.
+    pub fn run(&self) -> i32 {
+        let argv = [c"fileless".as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        // SAFETY: memfd_create, write, fork, execveat on memory prepared
+        // before the fork.
+        unsafe {
+            let fd = libc::memfd_create(self.name.as_ptr(), 0);
+            if fd < 0
+                || libc::write(fd, self.program.as_ptr().cast(), self.program.len())
+                    != self.program.len() as isize
+            {
+                return 1;
+            }
+            let child = libc::fork();
+            if child == 0 {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                libc::_exit(127);
+            }
+            let mut status = 0;
+            libc::waitpid(child, &mut status, 0);
+            i32::from(status != 0)
+        }
+    }
+}
