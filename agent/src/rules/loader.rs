@@ -225,25 +225,7 @@ pub fn load(files: &[(Arc<str>, Arc<str>)]) -> Result<Definitions, RulesError> {
 /// Reads and [`load`]s rules files; a file that cannot be read is an error
 /// at its line 1, column 1 (and the others are still checked).
 pub fn load_paths(paths: &[PathBuf]) -> Result<Definitions, RulesError> {
-    let mut files = Vec::with_capacity(paths.len());
-    let mut unreadable = Vec::new();
-    for path in paths {
-        let name: Arc<str> = Arc::from(path.display().to_string());
-        match std::fs::read_to_string(path) {
-            Ok(text) => files.push((name, Arc::from(text))),
-            Err(error) => {
-                let position = Position {
-                    file: name,
-                    line: 1,
-                    column: 1,
-                };
-                unreadable.push(Diagnostic::error(
-                    position,
-                    format!("cannot read the rules file: {error}"),
-                ));
-            }
-        }
-    }
+    let (files, mut unreadable) = read_files(paths);
     match (load(&files), unreadable.is_empty()) {
         (result, true) => result,
         (Ok(definitions), false) => {
@@ -255,6 +237,53 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Definitions, RulesError> {
             Err(RulesError(unreadable))
         }
     }
+}
+
+/// A rules file: the name it is shown by, and its text.
+pub type RulesFile = (Arc<str>, Arc<str>);
+
+/// The largest rules file read: Falco's whole stable ruleset is 64 KiB; a
+/// file far beyond this is a mistake, and it is read again on every change.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads rules files, each named as given: the (name, text) of those that
+/// could be read, and an error at the start of each that could not (or
+/// that is larger than [`MAX_FILE_BYTES`]).
+pub fn read_files(paths: &[PathBuf]) -> (Vec<RulesFile>, Vec<Diagnostic>) {
+    let mut files = Vec::with_capacity(paths.len());
+    let mut unreadable = Vec::new();
+    for path in paths {
+        let name: Arc<str> = Arc::from(path.display().to_string());
+        match read_file(path) {
+            Ok(text) => files.push((name, Arc::from(text))),
+            Err(message) => {
+                let position = Position {
+                    file: name,
+                    line: 1,
+                    column: 1,
+                };
+                unreadable.push(Diagnostic::error(position, message));
+            }
+        }
+    }
+    (files, unreadable)
+}
+
+fn read_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("cannot read the rules file: {e}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB; rules files are small",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    Ok(text)
 }
 
 /// Reads one file's documents and merges their items.

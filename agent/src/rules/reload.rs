@@ -8,19 +8,19 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{RuleSet, Sources, diag::Severity};
+use super::{
+    RuleSet, Sources,
+    diag::Severity,
+    loader::{RulesFile, read_files},
+};
 use crate::metrics::Metrics;
 
-/// What the files held when last looked at: their bytes, or why they could
-/// not be read. Rules files are small; comparing contents also catches a
-/// change that keeps the size and the modification time (a ConfigMap swap).
-fn snapshot(sources: &Sources) -> Vec<Result<String, String>> {
-    sources
-        .files
-        .iter()
-        .map(|path| super::ruleset::read_rules_file(path))
-        .collect()
-}
+/// What the files held when last looked at: their texts, and an error for
+/// each that could not be read. Rules files are small; comparing contents
+/// also catches a change that keeps the size and the modification time (a
+/// ConfigMap swap). What is compared is what gets compiled: each change is
+/// read once.
+type Snapshot = (Vec<RulesFile>, Vec<super::diag::Diagnostic>);
 
 /// Watches `sources` every `interval` until `shutdown`, publishing each
 /// valid change on `tx`.
@@ -31,7 +31,7 @@ pub async fn watch_files(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut last = snapshot(&sources);
+    let mut last: Snapshot = read_files(&sources.files);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -40,13 +40,17 @@ pub async fn watch_files(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let now = snapshot(&sources);
+        let now = read_files(&sources.files);
         if now == last {
             continue;
         }
-        last = now;
+        last = now.clone();
         let load = sources.clone();
-        let loaded = match tokio::task::spawn_blocking(move || RuleSet::load(&load)).await {
+        let compile = move || match now {
+            (files, unreadable) if unreadable.is_empty() => RuleSet::compile(&load, files),
+            (_, unreadable) => Err(super::diag::RulesError(unreadable)),
+        };
+        let loaded = match tokio::task::spawn_blocking(compile).await {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e, "reloading rules failed");

@@ -20,27 +20,6 @@ pub const DEFAULT_RULES: &str = include_str!("../../rules/default_rules.yaml");
 /// The name the default rules go by in diagnostics.
 pub const DEFAULT_RULES_NAME: &str = "<builtin>/default_rules.yaml";
 
-/// The largest rules file read: Falco's whole stable ruleset is 64 KiB; a
-/// file far beyond this is a mistake, and it is read again on every change.
-pub const MAX_RULES_FILE_BYTES: u64 = 16 << 20;
-
-/// Reads a rules file, refusing one larger than [`MAX_RULES_FILE_BYTES`].
-pub fn read_rules_file(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let mut text = String::new();
-    file.take(MAX_RULES_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    if text.len() as u64 > MAX_RULES_FILE_BYTES {
-        return Err(format!(
-            "the file is larger than {} MiB; rules files are small",
-            MAX_RULES_FILE_BYTES >> 20
-        ));
-    }
-    Ok(text)
-}
-
 /// Whether every matching rule produces a violation, or only the first.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,27 +76,21 @@ pub struct RuleSet {
 impl RuleSet {
     /// Loads and compiles rules from their sources.
     pub fn load(sources: &Sources) -> Result<Self, RulesError> {
-        let mut files: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-        if sources.defaults {
-            files.push((DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
-        }
-        let mut unreadable = Vec::new();
-        for path in &sources.files {
-            let name: Arc<str> = path.display().to_string().into();
-            match read_rules_file(path) {
-                Ok(text) => files.push((name, text.into())),
-                Err(why) => unreadable.push(Diagnostic::error(
-                    super::diag::Position {
-                        file: name,
-                        line: 1,
-                        column: 1,
-                    },
-                    why,
-                )),
-            }
-        }
+        let (files, unreadable) = loader::read_files(&sources.files);
         if !unreadable.is_empty() {
             return Err(RulesError(unreadable));
+        }
+        Self::compile(sources, files)
+    }
+
+    /// Compiles the texts of `sources`' files, read beforehand, after the
+    /// default rules when the sources ask for them.
+    pub fn compile(
+        sources: &Sources,
+        mut files: Vec<loader::RulesFile>,
+    ) -> Result<Self, RulesError> {
+        if sources.defaults {
+            files.insert(0, (DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
         }
         Self::from_texts(&files, &sources.selection, sources.mode)
     }
