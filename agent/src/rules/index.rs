@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use super::{
     eval::{CheckTest, Node},
-    fields::{FieldId, Val},
+    fields::FieldId,
 };
 
 /// Every event type the agent reports, by Falco's name.
@@ -176,20 +176,15 @@ fn sets(node: &Node) -> (EventTypes, EventTypes) {
             }),
         Node::Types(types) => (*types, all.without(*types)),
         Node::Memo(_, inner) => sets(inner),
-        Node::Check(check) => {
-            if check.value.field.id != FieldId::EvtType || !check.value.transformers.is_empty() {
-                return (all, all);
-            }
-            let matching = EventTypes::of(UNIVERSE.iter().filter(|name| match &check.test {
-                CheckTest::Is(test) => test.matches(&Val::Str((**name).into())),
-                CheckTest::IsNot(test) => !test.matches(&Val::Str((**name).into())),
-                CheckTest::Exists => true,
-                CheckTest::Field(..) => true,
-            }));
-            match &check.test {
-                CheckTest::Field(..) => (all, all),
-                _ => (matching, all.without(matching)),
-            }
+        // `evt.type` comparisons were compiled into `Types`; of the checks
+        // left, only `evt.type exists` says something: it always holds.
+        Node::Check(check)
+            if check.value.field.id == FieldId::EvtType
+                && check.value.transformers.is_empty()
+                && matches!(check.test, CheckTest::Exists) =>
+        {
+            (all, EventTypes::none())
         }
+        Node::Check(_) => (all, all),
     }
 }

@@ -231,17 +231,6 @@ impl RuleSet {
             }
         }
     }
-
-    /// Whether `event` matches any enabled rule, without building violations
-    /// (for benchmarks and tests).
-    pub fn matches(&self, event: &Event, number: u64) -> usize {
-        let view = EventView::new(event, number);
-        self.candidates_of(view.type_id())
-            .iter()
-            .filter_map(|&i| self.rules.get(i as usize))
-            .filter(|rule| rule.condition.eval(&view))
-            .count()
-    }
 }
 
 #[cfg(test)]
