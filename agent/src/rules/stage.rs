@@ -87,7 +87,10 @@ pub async fn run(
             Ok((batch, violations)) => {
                 tally.events += batch.len() as u64 - violations;
                 tally.violations += violations;
-                metrics.count_violations(&batch);
+                // Most batches raise none: do not walk them again.
+                if violations > 0 {
+                    metrics.count_violations(&batch);
+                }
                 if tx.send(batch).await.is_err() {
                     tracing::error!("the outputs are gone; stopping rule evaluation");
                     break;
