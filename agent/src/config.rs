@@ -25,6 +25,15 @@
 //! metrics:
 //!   enabled: true
 //!   address: 127.0.0.1:9464      # GET /metrics, Prometheus text format
+//! kubernetes:
+//!   mode: auto                   # auto: use a cluster when one is configured; off; required
+//!   kubeconfig: null             # default: $KUBECONFIG, ~/.kube/config, then in-cluster
+//!   pod_wait_ms: 1000            # an event waits this long for a pod not yet known
+//!   deleted_grace_ms: 30000      # a deleted pod's containers resolve this long
+//!   max_pods: 1024               # pods of this node cached
+//!   max_namespaces: 10000        # namespaces whose labels are cached
+//!   blast_cache_ttl_ms: 30000    # Services, NetworkPolicies, workloads read for violations
+//!   request_timeout_ms: 2000     # how long a violation waits for those reads
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -100,6 +109,63 @@ pub struct Config {
     /// Detective rules.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Pod metadata from the kube API.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+}
+
+/// Whether the agent reads pod metadata from a cluster.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeMode {
+    /// With a cluster when a kubeconfig or in-cluster config exists;
+    /// standalone (node data only) otherwise.
+    #[default]
+    Auto,
+    /// Standalone: never contact an API server.
+    Off,
+    /// Fail the start when no cluster is configured.
+    Required,
+}
+
+/// The kube API client and its caches.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Whether to use a cluster.
+    pub mode: KubeMode,
+    /// A kubeconfig file; without it `$KUBECONFIG`, `~/.kube/config`, then
+    /// the in-cluster service account are tried.
+    pub kubeconfig: Option<PathBuf>,
+    /// How long an event waits for a pod (or container) the watch has not
+    /// brought yet before it goes out marked `unresolved`.
+    pub pod_wait_ms: u64,
+    /// How long a deleted pod's containers still resolve.
+    pub deleted_grace_ms: u64,
+    /// Pods cached; a node runs a few hundred at most.
+    pub max_pods: Positive,
+    /// Namespaces whose labels are cached.
+    pub max_namespaces: Positive,
+    /// How long Services, NetworkPolicies and workloads read for a
+    /// violation's blast radius are reused (and not asked again).
+    pub blast_cache_ttl_ms: u64,
+    /// How long a violation waits for those reads.
+    pub request_timeout_ms: Positive,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            mode: KubeMode::Auto,
+            kubeconfig: None,
+            pod_wait_ms: 1_000,
+            deleted_grace_ms: 30_000,
+            max_pods: Positive(1_024),
+            max_namespaces: Positive(10_000),
+            blast_cache_ttl_ms: 30_000,
+            request_timeout_ms: Positive(2_000),
+        }
+    }
 }
 
 /// Which rules are loaded and how they run.
@@ -217,6 +283,7 @@ impl Default for Config {
             process_tree: ProcessTreeConfig::default(),
             metrics: MetricsConfig::default(),
             rules: RulesConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::{
         decode::Decoder,
         reader::{BATCH_EVENTS, Reader},
     },
+    kube::{self as kube_api, KubeError},
     metrics::{self, Metrics},
     outputs,
     process::TreeLimits,
@@ -66,6 +67,9 @@ pub enum DaemonError {
     /// The rules did not load; nothing was attached.
     #[error("the rules did not load:\n{0}")]
     Rules(#[from] crate::rules::diag::RulesError),
+    /// `kubernetes.mode` asks for a cluster that cannot be used.
+    #[error("pod metadata")]
+    Kube(#[from] KubeError),
     /// The event reader stopped on its own.
     #[error("the event reader stopped unexpectedly")]
     ReaderStopped,
@@ -114,6 +118,9 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     // start with every problem listed.
     let rule_sources = config.rules.sources(&options.rules);
     let rules = RuleSet::load(&rule_sources)?;
+    // A cluster that is configured but unusable fails the start too; none
+    // at all means standalone.
+    let kube_client = kube_api::connect(&config.kubernetes).await?;
     for warning in rules.warnings() {
         tracing::warn!("{warning}");
     }
@@ -165,17 +172,41 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
 
     let shutdown = CancellationToken::new();
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
-    let (matched_tx, matched_rx) = mpsc::channel((capacity / BATCH_EVENTS).max(1));
+    let batches = (capacity / BATCH_EVENTS).max(1);
+    // decode → (pods) → rules → (blast radius) → outputs
+    let (rules_input, output_input, matched_tx) = match kube_client {
+        Some(client) => {
+            let (enriched_tx, enriched_rx) = mpsc::channel(batches);
+            let (matched_tx, matched_rx) = mpsc::channel(batches);
+            let (completed_tx, completed_rx) = mpsc::channel(batches);
+            kube_api::spawn(
+                client,
+                &config.kubernetes,
+                &node,
+                rx,
+                enriched_tx,
+                matched_rx,
+                completed_tx,
+                metrics.kube(),
+                shutdown.clone(),
+            );
+            (enriched_rx, completed_rx, matched_tx)
+        }
+        None => {
+            let (matched_tx, matched_rx) = mpsc::channel(batches);
+            (rx, matched_rx, matched_tx)
+        }
+    };
     let workers = usize::try_from(config.rules.workers.0).unwrap_or(1);
     let stage_task = tokio::spawn(stage::run(
-        rx,
+        rules_input,
         matched_tx,
         rules_rx,
         workers,
         metrics.clone(),
     ));
     let output_task = tokio::spawn(outputs::stdout::run(
-        matched_rx,
+        output_input,
         options.stdout,
         metrics.clone(),
     ));

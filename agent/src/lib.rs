@@ -2,9 +2,10 @@
 //!
 //! Data flows one way: kernel programs ([`bpf`]) write records to a ring
 //! buffer; the [`events`] reader decodes them into versioned events; the
-//! [`outputs`] deliver them. [`daemon`] wires it together, [`config`] and
-//! [`cli`] are the contracts with the operator. [`container`] tells which
-//! container a cgroup belongs to.
+//! [`enrich`] step adds the process tree and container, [`kube`] the pod and
+//! workload, [`rules`] match; the [`outputs`] deliver them. [`daemon`] wires
+//! it together, [`config`] and [`cli`] are the contracts with the operator.
+//! [`container`] tells which container a cgroup belongs to.
 #![deny(missing_docs)]
 
 pub mod bpf;
@@ -15,6 +16,7 @@ pub mod container;
 pub mod daemon;
 pub mod enrich;
 pub mod events;
+pub mod kube;
 pub mod logging;
 pub mod metrics;
 pub mod outputs;

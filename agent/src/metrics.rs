@@ -64,6 +64,7 @@ pub struct Metrics {
     name_cache_entries: AtomicU64,
     name_cache_evictions: AtomicU64,
     rules: Mutex<RulesMetrics>,
+    kube: Arc<crate::kube::metrics::KubeMetrics>,
 }
 
 /// What `/metrics` shows about rules: bounded by the number of rules.
@@ -77,6 +78,11 @@ struct RulesMetrics {
 }
 
 impl Metrics {
+    /// The kube API figures, for the tasks that publish them.
+    pub fn kube(&self) -> Arc<crate::kube::metrics::KubeMetrics> {
+        self.kube.clone()
+    }
+
     /// Counts one event handed to the outputs.
     pub fn count_event(&self, kind: EventKind) {
         if let Some(i) = KINDS.iter().position(|k| *k == kind) {
@@ -263,6 +269,7 @@ impl Metrics {
             get(&self.name_cache_evictions)
         );
         self.render_rules(&mut out);
+        self.kube.render(&mut out);
         out
     }
 

@@ -97,3 +97,107 @@ fn the_schema_refuses_an_exec_without_its_arguments() {
     exec["process"]["unknown_field"] = 1.into();
     assert!(!validator.is_valid(&exec));
 }
+
+#[test]
+fn a_violation_in_a_pod_with_its_blast_radius_matches_the_published_schema() {
+    use guardrails::events::{
+        event::Violation,
+        kubernetes::{
+            BlastRadius, ClusterReach, HostPathMount, KubeContainer, Kubernetes, ObjectRef,
+            PodStatus, ServiceRef,
+        },
+    };
+    let section = Kubernetes {
+        status: PodStatus::Resolved,
+        pod: Some("web-5d8-x2".into()),
+        namespace: Some("shop".into()),
+        uid: Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into()),
+        node: Some("n1".into()),
+        ip: Some("10.0.0.7".into()),
+        labels: [("app".to_owned(), "web".to_owned())].into(),
+        namespace_labels: [("team".to_owned(), "payments".to_owned())].into(),
+        service_account: Some("web".into()),
+        owner: Some(ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web-5d8".into(),
+        }),
+        workload: Some(ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }),
+        container: Some(KubeContainer {
+            name: "app".into(),
+            image: "nginx:1.27".into(),
+            image_id: Some("docker.io/library/nginx@sha256:00".into()),
+            privileged: true,
+        }),
+        ..Kubernetes::unresolved()
+    };
+    let radius = BlastRadius {
+        privileged: true,
+        host_paths: vec![HostPathMount {
+            path: "/var/run/docker.sock".into(),
+            read_only: false,
+        }],
+        added_capabilities: vec!["NET_ADMIN".into()],
+        runs_as_root: true,
+        service_account: Some("web".into()),
+        service_account_token_mounted: true,
+        secrets: vec!["tls".into()],
+        config_maps: vec!["settings".into()],
+        cluster: Some(ClusterReach {
+            services: vec![ServiceRef {
+                name: "web".into(),
+                kind: "NodePort".into(),
+            }],
+            exposed_outside_cluster: true,
+            network_unrestricted: true,
+            workload_replicas: Some(3),
+            workload_pods: Some(3),
+            workload_nodes: Some(2),
+            ..ClusterReach::default()
+        }),
+        ..BlastRadius::default()
+    };
+    let violation = Event {
+        process: Some(Process {
+            comm: "sh".into(),
+            ..Process::default()
+        }),
+        kubernetes: Some(section.into()),
+        violation: Some(Box::new(Violation {
+            rule: "Terminal shell in container".into(),
+            priority: guardrails::rules::Priority::Notice,
+            tags: vec![],
+            output: "shell".into(),
+            fields: Default::default(),
+            event_type: "execve".into(),
+            blast_radius: Some(Box::new(radius)),
+        })),
+        ..event(EventKind::Violation)
+    };
+    let unresolved = Event {
+        process: Some(Process {
+            comm: "sh".into(),
+            ..Process::default()
+        }),
+        kubernetes: Some(Kubernetes::unresolved().into()),
+        exit: Some(Box::new(Exit::from_wait_status(0))),
+        ..event(EventKind::ProcessExit)
+    };
+    let json: Vec<_> = [violation, unresolved]
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("serializes"))
+        .collect();
+    support::assert_schema_valid(&json);
+    let back: Event = serde_json::from_value(json[0].clone()).expect("reads back");
+    assert_eq!(
+        back.kubernetes
+            .as_ref()
+            .and_then(|k| k.workload.clone())
+            .map(|w| w.name),
+        Some("web".into())
+    );
+}

@@ -39,6 +39,11 @@ pub struct Event {
     /// shared by the events of one cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Arc<ContainerInfo>>,
+    /// The pod, workload and container from the kube API, for a process in
+    /// a pod's container when the agent runs with a cluster; shared by the
+    /// events of one container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Arc<super::kubernetes::Kubernetes>>,
     /// For `process_fork`: the new process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fork: Option<Box<Fork>>,
@@ -73,6 +78,7 @@ impl Event {
             cpu: None,
             process: None,
             container: None,
+            kubernetes: None,
             fork: None,
             exit: None,
             lost: None,
@@ -502,6 +508,10 @@ pub struct Violation {
     /// The kind of the event that matched, as Falco names it (`openat`,
     /// `execve`, ...).
     pub event_type: String,
+    /// What the pod can reach, for a violation in a pod's container when the
+    /// agent runs with a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<Box<super::kubernetes::BlastRadius>>,
 }
 
 /// A TCP state change. It often happens in no process's context, so the

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod decode;
 pub mod event;
+pub mod kubernetes;
 pub mod reader;
 pub mod syscall;
 

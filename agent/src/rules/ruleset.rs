@@ -224,6 +224,7 @@ impl RuleSet {
                 output,
                 fields,
                 event_type: event_type.to_owned(),
+                blast_radius: None,
             }));
             out.push(violation);
             if self.mode == MatchMode::First {

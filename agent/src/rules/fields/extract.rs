@@ -227,32 +227,71 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         }
         F::ContainerName => {
             let c = event.container.as_deref()?;
-            (c.kind == "host").then_some(Val::Str(Cow::Borrowed("host")))
+            if c.kind == "host" {
+                return borrowed("host");
+            }
+            borrowed(&kube(view)?.container.as_ref()?.name)
         }
         F::ContainerType => borrowed(event.container.as_deref()?.runtime.as_deref()?),
         F::K8sPodUid => borrowed(event.container.as_deref()?.pod_uid.as_deref()?),
-        // Image, privilege and pod metadata come from the runtime and the
-        // Kubernetes API; until an event carries them they have no value.
-        F::ContainerImage
-        | F::ContainerImageRepository
-        | F::ContainerImageTag
-        | F::ContainerImageId
-        | F::ContainerImageDigest
-        | F::ContainerPrivileged
-        | F::ContainerStartTs
+        F::ContainerImage => borrowed(&kube(view)?.container.as_ref()?.image),
+        F::ContainerImageRepository => {
+            borrowed(image_parts(&kube(view)?.container.as_ref()?.image).0)
+        }
+        F::ContainerImageTag => borrowed(image_parts(&kube(view)?.container.as_ref()?.image).1?),
+        F::ContainerImageDigest => {
+            let c = kube(view)?.container.as_ref()?;
+            borrowed(
+                image_parts(&c.image)
+                    .2
+                    .or_else(|| c.image_id.as_deref().and_then(|id| image_parts(id).2))?,
+            )
+        }
+        F::ContainerImageId => {
+            let c = kube(view)?.container.as_ref()?;
+            let id = c.image_id.as_deref()?;
+            let digest = image_parts(id).2.unwrap_or(id);
+            let hex = digest.rsplit_once(':').map_or(digest, |(_, hex)| hex);
+            borrowed(hex.get(..12).unwrap_or(hex))
+        }
+        F::ContainerPrivileged => flag(kube(view)?.container.as_ref()?.privileged),
+        F::K8sNsName => borrowed(kube(view)?.namespace.as_deref()?),
+        F::K8sPodName => borrowed(kube(view)?.pod.as_deref()?),
+        F::K8sPodIp => kube(view)?.ip.as_deref()?.parse().ok().map(Val::Ip),
+        F::K8sPodLabel => match &field.arg {
+            FieldArg::Key(key) => borrowed(kube(view)?.labels.get(&**key)?),
+            _ => None,
+        },
+        F::K8sPodLabels => {
+            let labels = &kube(view)?.labels;
+            owned(
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        }
+        F::K8sNsLabel => match &field.arg {
+            FieldArg::Key(key) => borrowed(kube(view)?.namespace_labels.get(&**key)?),
+            _ => None,
+        },
+        F::K8sDeploymentName => {
+            let workload = kube(view)?.workload.as_ref()?;
+            (workload.kind == "Deployment").then_some(Val::Str(Cow::Borrowed(&workload.name)))
+        }
+        F::K8sRsName => {
+            let owner = kube(view)?.owner.as_ref()?;
+            (owner.kind == "ReplicaSet").then_some(Val::Str(Cow::Borrowed(&owner.name)))
+        }
+        // Runtime facts the kube API does not give, and Services (read only
+        // for a violation's blast radius, not per event), have no value.
+        F::ContainerStartTs
         | F::ContainerDuration
         | F::ContainerHealthcheck
         | F::ContainerLivenessProbe
         | F::ContainerReadinessProbe
-        | F::K8sNsName
-        | F::K8sPodName
-        | F::K8sPodLabel
-        | F::K8sPodLabels
-        | F::K8sPodIp
         | F::K8sPodSandboxId
-        | F::K8sNsLabel
-        | F::K8sDeploymentName
-        | F::K8sRsName
         | F::K8sSvcName => None,
     }
 }
@@ -503,6 +542,31 @@ fn parent_dir(path: &str) -> &str {
 }
 
 /// `container.id`: 12 characters, or `host`.
+/// The event's pod, when resolved.
+fn kube<'a>(view: &'a EventView<'_>) -> Option<&'a crate::events::kubernetes::Kubernetes> {
+    view.event
+        .kubernetes
+        .as_deref()
+        .filter(|k| k.status == crate::events::kubernetes::PodStatus::Resolved)
+}
+
+/// An image reference's repository, tag and digest:
+/// `registry:5000/app:1.2@sha256:ab` → (`registry:5000/app`, `1.2`, `sha256:ab`).
+fn image_parts(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].rfind(':') {
+        Some(colon) => {
+            let at = last_slash + colon;
+            (&name[..at], Some(&name[at + 1..]), digest)
+        }
+        None => (name, None, digest),
+    }
+}
+
 fn container_id<'a>(view: &'a EventView<'_>) -> Option<&'a str> {
     let c = view.event.container.as_deref()?;
     match c.kind.as_str() {
