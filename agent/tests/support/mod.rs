@@ -143,9 +143,14 @@ impl TestCgroup {
     }
 
     pub fn with_layout(layout: Layout) -> Self {
+        Self::with_pod_uid(layout, &unique_pod_uid())
+    }
+
+    /// A container of pod `pod_uid` (dashed), named after `layout`.
+    pub fn with_pod_uid(layout: Layout, pod_uid: &str) -> Self {
         let mount = guardrails::cgroup::cgroup2_mount().expect("cgroup v2 is mounted");
         let root = mount.join("guardrails-tests");
-        let dashed = unique_pod_uid();
+        let dashed = pod_uid.to_owned();
         let underscored = dashed.replace('-', "_");
         let container_id = unique_hex(64);
         let (relative, container) = match layout {
@@ -350,10 +355,23 @@ impl Agent {
     /// Starts the agent with `config` (YAML) and waits until its sensors are
     /// attached.
     pub fn start(config: &str) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`Self::start`], with environment variables set (`Some`) or
+    /// removed (`None`) for the agent.
+    pub fn start_with_env(config: &str, env: &[(&str, Option<&str>)]) -> Self {
         let config_dir = TempDir::new("config");
         let config_path = config_dir.path.join("config.yaml");
         std::fs::write(&config_path, config).expect("write the config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_guardrails"));
+        for (key, value) in env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let mut child = command
             .args([
                 "--log-format",
                 "json",
