@@ -17,7 +17,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
+    apps::v1::Deployment,
     core::v1::{Namespace, Pod, Service},
     rbac::v1::{ClusterRole, ClusterRoleBinding},
 };
@@ -27,7 +27,7 @@ use kube::{
     discovery::ApiResource,
 };
 use serde_json::{Value, json};
-use support::{Agent, Layout, TestCgroup};
+use support::{Agent, Layout, TestCgroup, apiserver::ApiServer};
 
 const NODE: &str = "test-node";
 const AGENT_NAMESPACE: &str = "guardrails";
@@ -51,8 +51,8 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Option<Self> {
-        let server = ApiServer::start()?;
         let rt = runtime();
+        let server = rt.block_on(ApiServer::start())?;
         let admin = rt.block_on(server.admin_client());
         let token = rt.block_on(grant_agent_role(&admin, &server));
         let kubeconfig = server.kubeconfig(&token);
@@ -115,7 +115,7 @@ async fn grant_agent_role(admin: &Client, server: &ApiServer) -> String {
         .await
         .expect("create the binding");
     server
-        .service_account_token(admin, AGENT_NAMESPACE, AGENT_ACCOUNT)
+        .service_account_token(AGENT_NAMESPACE, AGENT_ACCOUNT)
         .await
 }
 
@@ -589,7 +589,7 @@ fn a_deleted_pod_stops_resolving_and_an_api_server_outage_keeps_the_cache() {
     );
 
     // It returns; what changes before the agent's watch resumes is picked up.
-    cluster.server.start_apiserver_again();
+    cluster.rt.block_on(cluster.server.start_apiserver_again());
     cluster.admin = cluster.block_on(cluster.server.admin_client());
     let admin = cluster.admin.clone();
     cluster.block_on(async {

@@ -4,7 +4,10 @@
 //!   packages for the kernel programs) and mount tracefs when it is missing.
 //! - `run -- <agent args>`: `deps`, then build and run `guardrails agent`.
 //! - `test`: `deps`, then formatting, lints and the whole test suite, kernel
-//!   tests included (they need root).
+//!   tests included (they need root), with `kube-apiserver`'s binaries for
+//!   the Kubernetes tests.
+//! - `kube-apiserver`: install etcd and build kube-apiserver once per machine
+//!   (cached outside the clone), then print its path; see `apiserver.rs`.
 //! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
 //! - `bench sensors`: build the agent in release mode and measure what the
 //!   sensors cost (root); see `bench/sensors.rs`.
@@ -12,6 +15,7 @@
 //!   cost (root); see `bench/rules.rs`.
 #![expect(clippy::print_stderr, reason = "a developer tool reports on stderr")]
 
+mod apiserver;
 mod bench;
 
 use std::{
@@ -44,6 +48,9 @@ enum Task {
     },
     /// Check formatting and lints, then run every test.
     Test,
+    /// Install etcd, build kube-apiserver for the tests once per machine and
+    /// print its path.
+    KubeApiserver,
     /// Regenerate agent-ebpf/bpf/include/vmlinux_x86.h from this machine's BTF.
     Vmlinux,
     /// Measure the agent (root; prints figures, asserts nothing).
@@ -78,7 +85,21 @@ fn main() -> anyhow::Result<()> {
                 "-D",
                 "warnings",
             ])?;
-            cargo(&["test", "--workspace", "--all-targets", "--no-fail-fast"])
+            let kube = apiserver::ensure()?;
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            run(Command::new(cargo)
+                .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
+                .current_dir(workspace_root())
+                .env("GUARDRAILS_KUBE_APISERVER", &kube.apiserver)
+                .env("GUARDRAILS_ETCD", &kube.etcd))
+        }
+        Task::KubeApiserver => {
+            let kube = apiserver::ensure()?;
+            #[expect(clippy::print_stdout, reason = "the path is the task's output")]
+            {
+                println!("{}", kube.apiserver.display());
+            }
+            Ok(())
         }
         Task::Vmlinux => vmlinux(),
         Task::Bench { what } => bench::run(what),
@@ -103,28 +124,41 @@ pub(crate) fn build_release_agent() -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn deps() -> anyhow::Result<()> {
-    let missing: Vec<&str> = BUILD_PACKAGES
+    install(BUILD_PACKAGES)?;
+    mount_tracefs();
+    Ok(())
+}
+
+/// Installs those of `packages` that are missing (apt, as root); without
+/// root, says what to install.
+pub(crate) fn install(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|package| !installed(package))
         .collect();
-    if !missing.is_empty() {
-        if !is_root() {
-            bail!(
-                "missing Debian packages {}: run `sudo apt-get install {}` or run this as root",
-                missing.join(", "),
-                missing.join(" ")
-            );
-        }
-        eprintln!("xtask: installing {}", missing.join(" "));
-        run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    if missing.is_empty() {
+        return Ok(());
     }
-    mount_tracefs();
-    Ok(())
+    if !is_root() {
+        bail!(
+            "missing Debian packages {}: run `sudo apt-get install {}` or run this as root",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    // apt's output goes to stderr with the rest of what xtask says: a task's
+    // stdout may be its result.
+    run(Command::new("apt-get")
+        .arg("update")
+        .arg("-qq")
+        .stdout(std::io::stderr()))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(std::io::stderr()))
 }
 
 /// The sensors need no tracefs (they use BTF tracepoints), but tools that
@@ -213,7 +247,7 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     run(Command::new(cargo).args(args).current_dir(workspace_root()))
 }
 
-fn run(command: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
     let status = command
         .status()
         .with_context(|| format!("running {command:?}"))?;

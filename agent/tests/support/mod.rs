@@ -1,10 +1,13 @@
 //! The harness of the kernel tests: a real agent as a child process, a fresh
-//! cgroup per test, and real processes started in it.
+//! cgroup per test, and real processes started in it. [`apiserver`] starts a
+//! real kube-apiserver for the Kubernetes tests.
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 #![expect(
     clippy::print_stderr,
     reason = "the harness reports to the test runner"
 )]
+
+pub mod apiserver;
 
 use std::{
     ffi::CString,
