@@ -6,7 +6,6 @@
 //! write the container ids into the pod status themselves, as the kubelet
 //! would. The agent runs with a service-account token bound to
 //! `deploy/rbac/agent-clusterrole.yaml` and nothing more.
-#![expect(clippy::print_stderr, reason = "the tests say why they did not run")]
 
 mod support;
 
@@ -18,7 +17,7 @@ use std::{
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{Namespace, Pod, Service},
+    core::v1::{Namespace, Pod, Service, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding},
 };
 use kube::{
@@ -96,6 +95,12 @@ impl Cluster {
 /// `deploy/rbac/`, binds them, and returns a token for the account.
 async fn grant_agent_role(admin: &Client, server: &ApiServer) -> String {
     create_namespace(admin, AGENT_NAMESPACE, BTreeMap::new()).await;
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": AGENT_ACCOUNT}})).expect("an account");
+    Api::<ServiceAccount>::namespaced(admin.clone(), AGENT_NAMESPACE)
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create the agent's service account");
     let role_file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac/agent-clusterrole.yaml");
     let text = std::fs::read_to_string(&role_file).expect("read the ClusterRole");

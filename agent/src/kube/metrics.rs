@@ -66,13 +66,15 @@ impl KubeMetrics {
         self.enabled.store(true, Ordering::Relaxed);
     }
 
-    /// A watch delivered events (up) or failed (down).
-    pub fn set_watch_up(&self, which: Watched, up: bool) {
+    /// A watch delivered events (up) or failed (down). Returns whether it
+    /// was up before, or had never failed.
+    pub fn set_watch_up(&self, which: Watched, up: bool) -> bool {
         let state = self.watch(which);
-        state.up.store(up, Ordering::Relaxed);
+        let was_up = state.up.swap(up, Ordering::Relaxed);
         if !up {
             state.errors.fetch_add(1, Ordering::Relaxed);
         }
+        was_up || state.errors.load(Ordering::Relaxed) == 0
     }
 
     /// A watch (re)started its list.

@@ -99,7 +99,9 @@ pub async fn pods(
         };
         let update = match event {
             Ok(Some(event)) => {
-                metrics.set_watch_up(Watched::Pods, true);
+                if !metrics.set_watch_up(Watched::Pods, true) {
+                    tracing::info!("pod watch resumed");
+                }
                 match event {
                     watcher::Event::Init => {
                         metrics.count_relist(Watched::Pods);
@@ -185,7 +187,9 @@ pub async fn namespaces(
         };
         let update = match event {
             Ok(Some(event)) => {
-                metrics.set_watch_up(Watched::Namespaces, true);
+                if !metrics.set_watch_up(Watched::Namespaces, true) {
+                    tracing::info!("namespace watch resumed");
+                }
                 match event {
                     watcher::Event::Init => {
                         metrics.count_relist(Watched::Namespaces);
