@@ -23,7 +23,7 @@
 //! The binary is kept per user outside the clone, in
 //! `$XDG_CACHE_HOME/guardrails/kube-apiserver-1.20.2/kube-apiserver` (by
 //! default `~/.cache/guardrails/...`), so every clone on a machine shares one
-//! build; remove that directory to rebuild. A build (about five minutes on two
+//! build; remove that directory to rebuild. A build (five to six minutes on two
 //! cores) runs in `build-<pid>/` beside it and its binary is renamed into
 //! place only once built and checked: an interrupted build leaves no binary
 //! behind, and its directory is removed by the next run.
