@@ -83,7 +83,7 @@ impl Cluster {
             )
         });
         let config = format!(
-            "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: required\n  kubeconfig: {:?}\n  pod_wait_ms: 2000\n  deleted_grace_ms: 1500\n  blast_cache_ttl_ms: 0\n{rules}",
+            "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: required\n  kubeconfig: {:?}\n  pod_wait_ms: 2000\n  deleted_grace_ms: 1500\n{rules}",
             scope.join(", "),
             self.kubeconfig.display().to_string(),
         );
@@ -521,18 +521,34 @@ fn pods_are_identified_with_their_workload_labels_image_and_blast_radius() {
         "{exec}"
     );
 
+    // Pods a, c and d ran the program in the shop: three violations.
+    agent.wait_for_events("three violations", |events| {
+        events.iter().filter(|e| e["kind"] == "violation").count() == 3
+    });
+
     // Requests: one metadata read per owner (ReplicaSet, Deployment, Job,
-    // CronJob), two lists and two reads for the one violating workload.
+    // CronJob); for the three violations in one namespace, one list of
+    // Services and one of NetworkPolicies (cached), and for the one with a
+    // workload, one read of it and one list of its pods.
     let requests: BTreeMap<String, f64> = agent
         .scrape()
         .into_iter()
-        .filter(|(s, _)| s.starts_with("guardrails_kube_requests_total"))
+        .filter_map(|(s, v)| {
+            let what = s.strip_prefix("guardrails_kube_requests_total{request=\"")?;
+            Some((what.trim_end_matches("\"}").to_owned(), v))
+        })
         .collect();
-    assert_eq!(
-        requests.get("guardrails_kube_requests_total{request=\"owner_get\"}"),
-        Some(&4.0),
-        "{requests:?}"
-    );
+    let expected: BTreeMap<String, f64> = [
+        ("owner_get", 4.0),
+        ("services_list", 1.0),
+        ("network_policies_list", 1.0),
+        ("workload_get", 1.0),
+        ("workload_pods_list", 1.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(requests, expected);
     let unresolved = metric(&agent, "guardrails_kube_events_unresolved_total");
     assert!(unresolved >= 1.0, "the other node's pod is counted");
     let logs = agent.logs();

@@ -98,17 +98,9 @@ pub async fn connect(config: &KubernetesConfig) -> Result<Option<Client>, KubeEr
         .map_err(KubeError::Client)
 }
 
-/// The tasks that keep pod metadata, started by [`spawn`].
-#[derive(Debug)]
-pub struct KubeStages {
-    /// The enrichment stage.
-    pub enrich: tokio::task::JoinHandle<()>,
-    /// The blast-radius stage.
-    pub blast: tokio::task::JoinHandle<()>,
-}
-
 /// Starts the watches, the enrichment stage between `decoded` and
 /// `enriched`, and the blast-radius stage between `matched` and `completed`.
+/// Each stage ends when its input closes, after passing on what it holds.
 #[expect(clippy::too_many_arguments, reason = "one call wires the pipeline")]
 pub fn spawn(
     client: Client,
@@ -120,7 +112,7 @@ pub fn spawn(
     completed: mpsc::Sender<Vec<crate::events::Event>>,
     metrics: Arc<metrics::KubeMetrics>,
     shutdown: CancellationToken,
-) -> KubeStages {
+) {
     metrics.set_enabled();
     let (updates_tx, updates_rx) = mpsc::channel(UPDATE_QUEUE);
     tokio::spawn(watch::pods(
@@ -141,7 +133,7 @@ pub fn spawn(
         max_namespaces: usize::try_from(config.max_namespaces.0).unwrap_or(usize::MAX),
         deleted_grace: Duration::from_millis(config.deleted_grace_ms),
     });
-    let enrich = tokio::spawn(stage::run(
+    tokio::spawn(stage::run(
         decoded,
         enriched,
         updates_rx,
@@ -159,8 +151,7 @@ pub fn spawn(
         },
         metrics,
     );
-    let blast = tokio::spawn(blast::run(matched, completed, view));
-    KubeStages { enrich, blast }
+    tokio::spawn(blast::run(matched, completed, view));
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
