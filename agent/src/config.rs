@@ -34,6 +34,15 @@
 //!   max_namespaces: 10000        # namespaces whose labels are cached
 //!   blast_cache_ttl_ms: 30000    # Services, NetworkPolicies, workloads read for violations
 //!   request_timeout_ms: 2000     # how long a violation waits for those reads
+//! api:
+//!   enabled: true
+//!   socket: /run/guardrails/agent.sock  # owner-only; "" turns the socket off
+//!   tcp: null                    # e.g. 0.0.0.0:7443: TLS with client certificates
+//!   tls: {cert: null, key: null, client_ca: null}
+//!   insecure_plaintext: false    # serve TCP without TLS (tests, loopback only)
+//!   replay_events: 8192          # recent events kept for clients that resume
+//!   client_queue: 8192           # events queued per stream; beyond it, dropped for it
+//!   max_clients: 64              # streams at once
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -112,6 +121,60 @@ pub struct Config {
     /// Pod metadata from the kube API.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
+    /// The gRPC API.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The gRPC API's transports and buffers.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve the API at all.
+    pub enabled: bool,
+    /// The Unix socket (owner-only permissions); empty: none.
+    pub socket: PathBuf,
+    /// A TCP address to serve on as well: TLS with client certificates,
+    /// unless `insecure_plaintext`.
+    pub tcp: Option<std::net::SocketAddr>,
+    /// The TCP transport's certificates.
+    pub tls: TlsConfig,
+    /// Serve TCP without TLS or client authentication.
+    pub insecure_plaintext: bool,
+    /// Recent events kept for clients that resume.
+    pub replay_events: u64,
+    /// Events queued per stream; beyond it they are dropped for that stream
+    /// and counted.
+    pub client_queue: Positive,
+    /// Streams served at once.
+    pub max_clients: Positive,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            socket: PathBuf::from("/run/guardrails/agent.sock"),
+            tcp: None,
+            tls: TlsConfig::default(),
+            insecure_plaintext: false,
+            replay_events: 8_192,
+            client_queue: Positive(8_192),
+            max_clients: Positive(64),
+        }
+    }
+}
+
+/// PEM files for the TCP transport.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert: Option<PathBuf>,
+    /// The server's private key.
+    pub key: Option<PathBuf>,
+    /// The CA that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Whether the agent reads pod metadata from a cluster.
@@ -284,6 +347,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             rules: RulesConfig::default(),
             kubernetes: KubernetesConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

@@ -14,6 +14,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    api::{
+        hub::{Hub, HubLimits},
+        service::{AgentApi, Identity},
+    },
     bpf::{BpfError, Sensors, features, loader::LoadOptions},
     cgroup::{self, CgroupError},
     config::Config,
@@ -28,7 +32,7 @@ use crate::{
     metrics::{self, Metrics},
     outputs,
     process::TreeLimits,
-    rules::{RuleSet, reload, stage},
+    rules::{RuleSet, reload::RulesTask, stage},
 };
 
 /// How long the outputs get to flush after the reader has stopped.
@@ -70,6 +74,9 @@ pub enum DaemonError {
     /// `kubernetes.mode` asks for a cluster that cannot be used.
     #[error("pod metadata")]
     Kube(#[from] KubeError),
+    /// The gRPC API could not be served.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
     /// The event reader stopped on its own.
     #[error("the event reader stopped unexpectedly")]
     ReaderStopped,
@@ -112,7 +119,13 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     } else {
         None
     };
+    let api_listeners = if config.api.enabled {
+        Some(crate::api::bind(&config.api).await?)
+    } else {
+        None
+    };
     let metrics = Arc::new(Metrics::default());
+    let started = std::time::Instant::now();
 
     // Rules are checked before the kernel is touched: a bad file fails the
     // start with every problem listed.
@@ -133,6 +146,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     );
     metrics.set_rules_enabled(rules.enabled());
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
+    let rules_rx_api = rules_rx.clone();
     raise_memlock_limit();
 
     let btf = Btf::from_sys_fs()?;
@@ -205,19 +219,53 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         workers,
         metrics.clone(),
     ));
+    let hub = api_listeners.as_ref().map(|_| {
+        Arc::new(Hub::new(
+            run_id(),
+            HubLimits {
+                replay_events: usize::try_from(config.api.replay_events).unwrap_or(usize::MAX),
+                client_queue: usize::try_from(config.api.client_queue.0).unwrap_or(usize::MAX),
+            },
+        ))
+    });
     let output_task = tokio::spawn(outputs::stdout::run(
         output_input,
         options.stdout,
         metrics.clone(),
+        hub.clone(),
     ));
-    if config.rules.reload_interval_ms > 0 && !rule_sources.files.is_empty() {
-        tokio::spawn(reload::watch_files(
-            rule_sources,
-            Duration::from_millis(config.rules.reload_interval_ms),
-            rules_tx,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
+    let (commands_tx, commands_rx) = mpsc::channel(16);
+    tokio::spawn(
+        RulesTask {
+            interval: (config.rules.reload_interval_ms > 0)
+                .then(|| Duration::from_millis(config.rules.reload_interval_ms)),
+            sources: rule_sources,
+            tx: rules_tx,
+            commands: commands_rx,
+            metrics: metrics.clone(),
+        }
+        .run(shutdown.clone()),
+    );
+    if let (Some(listeners), Some(hub)) = (api_listeners, hub) {
+        tracing::info!(listening = %listeners.describe(), run_id = hub.run_id(), "serving the gRPC API");
+        let api = AgentApi {
+            hub,
+            identity: Arc::new(Identity {
+                node: node.clone(),
+                sensors: sensors.iter().map(|s| s.name().to_owned()).collect(),
+                started,
+            }),
+            metrics: metrics.clone(),
+            rules: rules_rx_api,
+            commands: commands_tx,
+            max_clients: usize::try_from(config.api.max_clients.0).unwrap_or(usize::MAX),
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::api::serve(listeners, api, stop).await {
+                tracing::error!(error = %e, "the gRPC API stopped");
+            }
+        });
     }
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
@@ -328,6 +376,13 @@ fn raise_memlock_limit() {
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_MEMLOCK");
     }
+}
+
+/// A new id for this run of the agent, as in API cursors.
+fn run_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|_| format!("{:x}", clock::boot_ns()))
 }
 
 fn host_name() -> String {

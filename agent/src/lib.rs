@@ -4,10 +4,12 @@
 //! buffer; the [`events`] reader decodes them into versioned events; the
 //! [`enrich`] step adds the process tree and container, [`kube`] the pod and
 //! workload, [`rules`] match; the [`outputs`] deliver them. [`daemon`] wires
-//! it together, [`config`] and [`cli`] are the contracts with the operator.
+//! it together, [`api`] serves the gRPC API, [`config`] and [`cli`] are the
+//! contracts with the operator.
 //! [`container`] tells which container a cgroup belongs to.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod bpf;
 pub mod cgroup;
 pub mod cli;

@@ -67,6 +67,21 @@ pub struct Metrics {
     kube: Arc<crate::kube::metrics::KubeMetrics>,
 }
 
+/// Totals since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Events handed to the outputs, violations excluded.
+    pub events: u64,
+    /// Violations raised.
+    pub violations: u64,
+    /// Events the kernel could not put in the ring buffer.
+    pub lost_in_kernel: u64,
+    /// Records that did not decode.
+    pub lost_decode: u64,
+    /// Events dropped because the agent's queue was full.
+    pub lost_queue: u64,
+}
+
 /// What `/metrics` shows about rules: bounded by the number of rules.
 #[derive(Debug, Default)]
 struct RulesMetrics {
@@ -81,6 +96,25 @@ impl Metrics {
     /// The kube API figures, for the tasks that publish them.
     pub fn kube(&self) -> Arc<crate::kube::metrics::KubeMetrics> {
         self.kube.clone()
+    }
+
+    /// Totals for the API's status.
+    pub fn totals(&self) -> Totals {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let violation = KINDS
+            .iter()
+            .position(|k| *k == EventKind::Violation)
+            .map_or(0, |i| get(&self.events[i]));
+        Totals {
+            events: self.events.iter().map(get).sum::<u64>() - violation,
+            violations: violation,
+            lost_in_kernel: self
+                .lost_ring_buffer_per_cpu
+                .lock()
+                .map_or(0, |per_cpu| per_cpu.iter().sum()),
+            lost_decode: get(&self.lost_decode),
+            lost_queue: get(&self.lost_queue),
+        }
     }
 
     /// Counts one event handed to the outputs.

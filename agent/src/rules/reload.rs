@@ -1,16 +1,20 @@
-//! Hot reload: the rules files are checked on a timer; a change that loads
-//! and compiles replaces the rules between two batches, one that does not is
-//! rejected with the same errors `rules check` gives, and the previous rules
-//! stay in force.
+//! The task that owns the rules in force: it checks the rules files on a
+//! timer (hot reload) and switches rules on or off when asked through the
+//! API. A change that loads and compiles replaces the rules between two
+//! batches; one that does not is rejected with the same errors `rules check`
+//! gives, and the previous rules stay in force.
+//!
+//! Rules switched through the API stay so across reloads, until the agent
+//! restarts.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    RuleSet, Sources,
-    diag::Severity,
+    RuleSet, Selection, Sources,
+    diag::{RulesError, Severity},
     loader::{RulesFile, read_files},
 };
 use crate::metrics::Metrics;
@@ -22,58 +26,171 @@ use crate::metrics::Metrics;
 /// read once.
 type Snapshot = (Vec<RulesFile>, Vec<super::diag::Diagnostic>);
 
-/// Watches `sources` every `interval` until `shutdown`, publishing each
-/// valid change on `tx`.
-pub async fn watch_files(
-    sources: Sources,
-    interval: Duration,
-    tx: watch::Sender<Arc<RuleSet>>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
-    let mut last: Snapshot = read_files(&sources.files);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let now = read_files(&sources.files);
-        if now == last {
-            continue;
-        }
-        last = now.clone();
-        let load = sources.clone();
-        let compile = move || match now {
-            (files, unreadable) if unreadable.is_empty() => RuleSet::compile(&load, files),
-            (_, unreadable) => Err(super::diag::RulesError(unreadable)),
-        };
-        let loaded = match tokio::task::spawn_blocking(compile).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::error!(error = %e, "reloading rules failed");
-                continue;
-            }
-        };
-        match loaded {
-            Ok(set) => {
-                tracing::info!(
-                    rules = set.rules().len(),
-                    enabled = set.enabled(),
-                    "rules changed on disk; the new rules are in force"
-                );
-                metrics.rules_reloaded(true, set.enabled());
-                tx.send_replace(Arc::new(set));
-            }
-            Err(e) => {
-                for diagnostic in e.0.iter().filter(|d| d.severity == Severity::Error) {
-                    tracing::error!("{diagnostic}");
+/// A request to the rules task.
+#[derive(Debug)]
+pub enum RulesCommand {
+    /// Switch rule `name` on or off. The reply comes once the change is in
+    /// force (or was refused).
+    SetEnabled {
+        /// The rule's name.
+        name: String,
+        /// On or off.
+        enabled: bool,
+        /// The outcome.
+        reply: oneshot::Sender<Result<(), SetEnabledError>>,
+    },
+}
+
+/// Why a rule could not be switched.
+#[derive(Debug, thiserror::Error)]
+pub enum SetEnabledError {
+    /// No loaded rule has that name.
+    #[error("no rule named {0:?} is loaded")]
+    NotFound(String),
+    /// The rules in force no longer compile as they are (cannot happen
+    /// unless the built-in rules are broken), so nothing changed.
+    #[error("recompiling the rules failed:\n{0}")]
+    Compile(RulesError),
+}
+
+/// How the rules task runs.
+#[derive(Debug)]
+pub struct RulesTask {
+    /// Where the rules come from.
+    pub sources: Sources,
+    /// How often the files are checked; `None`: never (no hot reload).
+    pub interval: Option<Duration>,
+    /// The rules in force, published to the matching step.
+    pub tx: watch::Sender<Arc<RuleSet>>,
+    /// Requests from the API.
+    pub commands: mpsc::Receiver<RulesCommand>,
+    /// Reload counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl RulesTask {
+    /// Runs until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        // The texts of the rules in force, and what the files held when last
+        // read (which differs after a rejected change).
+        let mut in_force: Vec<RulesFile> = read_files(&self.sources.files).0;
+        let mut last: Snapshot = read_files(&self.sources.files);
+        let mut overrides: BTreeMap<String, bool> = BTreeMap::new();
+        let poll = self.interval.filter(|_| !self.sources.files.is_empty());
+        let mut ticker = tokio::time::interval(poll.unwrap_or(Duration::from_secs(3600)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick(), if poll.is_some() => {
+                    let now = read_files(&self.sources.files);
+                    if now == last {
+                        continue;
+                    }
+                    last = now.clone();
+                    let (files, unreadable) = now;
+                    let result = if unreadable.is_empty() {
+                        self.compile(files.clone(), &overrides).await
+                    } else {
+                        Err(RulesError(unreadable))
+                    };
+                    match result {
+                        Ok(set) => {
+                            tracing::info!(
+                                rules = set.rules().len(),
+                                enabled = set.enabled(),
+                                "rules changed on disk; the new rules are in force"
+                            );
+                            in_force = files;
+                            self.metrics.rules_reloaded(true, set.enabled());
+                            self.tx.send_replace(Arc::new(set));
+                        }
+                        Err(e) => {
+                            for diagnostic in e.0.iter().filter(|d| d.severity == Severity::Error) {
+                                tracing::error!("{diagnostic}");
+                            }
+                            tracing::error!("rules change rejected; the previous rules stay in force");
+                            self.metrics.rules_reloaded(false, self.tx.borrow().enabled());
+                        }
+                    }
                 }
-                tracing::error!("rules change rejected; the previous rules stay in force");
-                metrics.rules_reloaded(false, tx.borrow().enabled());
+                Some(command) = self.commands.recv() => match command {
+                    RulesCommand::SetEnabled { name, enabled, reply } => {
+                        let known = self.tx.borrow().rules().iter().any(|r| r.name == name);
+                        if !known {
+                            let _ = reply.send(Err(SetEnabledError::NotFound(name)));
+                            continue;
+                        }
+                        let mut wanted = overrides.clone();
+                        wanted.insert(name.clone(), enabled);
+                        match self.compile(in_force.clone(), &wanted).await {
+                            Ok(set) => {
+                                overrides = wanted;
+                                tracing::info!(rule = name, enabled, "rule switched through the API");
+                                self.metrics.set_rules_enabled(set.enabled());
+                                self.tx.send_replace(Arc::new(set));
+                                let _ = reply.send(Ok(()));
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(SetEnabledError::Compile(e)));
+                            }
+                        }
+                    }
+                },
             }
         }
+    }
+
+    /// Compiles `files` with the configured selection and then `overrides`,
+    /// off the async threads.
+    async fn compile(
+        &self,
+        files: Vec<RulesFile>,
+        overrides: &BTreeMap<String, bool>,
+    ) -> Result<RuleSet, RulesError> {
+        let mut sources = self.sources.clone();
+        sources.selection = with_overrides(&sources.selection, overrides);
+        match tokio::task::spawn_blocking(move || RuleSet::compile(&sources, files)).await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "compiling rules failed");
+                Err(RulesError(Vec::new()))
+            }
+        }
+    }
+}
+
+/// `base` with each overridden rule in exactly one of the by-name lists,
+/// which the selection applies last.
+fn with_overrides(base: &Selection, overrides: &BTreeMap<String, bool>) -> Selection {
+    let mut selection = base.clone();
+    for (name, enabled) in overrides {
+        selection.enable_rules.retain(|r| r != name);
+        selection.disable_rules.retain(|r| r != name);
+        if *enabled {
+            selection.enable_rules.push(name.clone());
+        } else {
+            selection.disable_rules.push(name.clone());
+        }
+    }
+    selection
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_puts_the_rule_in_one_list_only() {
+        let base = Selection {
+            disable_rules: vec!["a".into()],
+            enable_rules: vec!["b".into()],
+            ..Selection::default()
+        };
+        let overrides = BTreeMap::from([("a".to_owned(), true), ("b".to_owned(), false)]);
+        let selection = with_overrides(&base, &overrides);
+        assert_eq!(selection.enable_rules, ["a"]);
+        assert_eq!(selection.disable_rules, ["b"]);
     }
 }

@@ -1,0 +1,234 @@
+//! A stream's filter, checked in the hub for every event: every constraint
+//! that is set must hold; within one, any value may match.
+
+use std::collections::{BTreeMap, HashSet};
+
+use proto::v1;
+
+use crate::{
+    events::{Event, EventKind},
+    rules::Priority,
+};
+
+/// A compiled [`v1::EventFilter`]. The default passes everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    kinds: Option<HashSet<EventKind>>,
+    violations_only: bool,
+    min_priority: Option<Priority>,
+    rules: Option<HashSet<String>>,
+    tags: Option<HashSet<String>>,
+    namespaces: Option<HashSet<String>>,
+    pods: Option<HashSet<String>>,
+    pod_labels: BTreeMap<String, String>,
+    workloads: Vec<String>,
+    container_ids: Vec<String>,
+    process_names: Option<HashSet<String>>,
+    process_paths: Vec<String>,
+}
+
+/// A filter value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// An event kind the agent does not have.
+    #[error("unknown event kind {0:?}")]
+    UnknownKind(String),
+    /// A priority outside Falco's eight.
+    #[error("unknown priority {0}")]
+    UnknownPriority(i32),
+    /// A container id prefix too short to be meaningful.
+    #[error("container id {0:?} is shorter than 12 characters")]
+    ShortContainerId(String),
+}
+
+fn set(values: Vec<String>) -> Option<HashSet<String>> {
+    (!values.is_empty()).then(|| values.into_iter().collect())
+}
+
+impl Filter {
+    /// Compiles a request's filter.
+    pub fn new(filter: v1::EventFilter) -> Result<Self, FilterError> {
+        let kinds = if filter.kinds.is_empty() {
+            None
+        } else {
+            Some(
+                filter
+                    .kinds
+                    .iter()
+                    .map(|k| {
+                        serde_json::from_value::<EventKind>(serde_json::Value::String(k.clone()))
+                            .map_err(|_| FilterError::UnknownKind(k.clone()))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        let min_priority = match filter.min_priority {
+            0 => None,
+            n => Some(priority(n).ok_or(FilterError::UnknownPriority(n))?),
+        };
+        if let Some(short) = filter.container_ids.iter().find(|id| id.len() < 12) {
+            return Err(FilterError::ShortContainerId(short.clone()));
+        }
+        Ok(Self {
+            kinds,
+            violations_only: filter.violations_only,
+            min_priority,
+            rules: set(filter.rules),
+            tags: set(filter.tags),
+            namespaces: set(filter.namespaces),
+            pods: set(filter.pods),
+            pod_labels: filter.pod_labels.into_iter().collect(),
+            workloads: filter.workloads,
+            container_ids: filter.container_ids,
+            process_names: set(filter.process_names),
+            process_paths: filter.process_paths,
+        })
+    }
+
+    /// Whether `event` passes.
+    pub fn matches(&self, event: &Event) -> bool {
+        if let Some(kinds) = &self.kinds
+            && !kinds.contains(&event.kind)
+        {
+            return false;
+        }
+        let violation = event.violation.as_deref();
+        let wants_violation = self.violations_only
+            || self.min_priority.is_some()
+            || self.rules.is_some()
+            || self.tags.is_some();
+        if wants_violation {
+            let Some(violation) = violation else {
+                return false;
+            };
+            if self
+                .min_priority
+                .is_some_and(|min| violation.priority > min)
+            {
+                return false;
+            }
+            if self
+                .rules
+                .as_ref()
+                .is_some_and(|r| !r.contains(&violation.rule))
+            {
+                return false;
+            }
+            if self
+                .tags
+                .as_ref()
+                .is_some_and(|t| !violation.tags.iter().any(|tag| t.contains(tag)))
+            {
+                return false;
+            }
+        }
+        if self.namespaces.is_some()
+            || self.pods.is_some()
+            || !self.pod_labels.is_empty()
+            || !self.workloads.is_empty()
+        {
+            let Some(pod) = event.kubernetes.as_deref() else {
+                return false;
+            };
+            if let Some(namespaces) = &self.namespaces
+                && !pod
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| namespaces.contains(n))
+            {
+                return false;
+            }
+            if let Some(pods) = &self.pods
+                && !pod.pod.as_ref().is_some_and(|p| pods.contains(p))
+            {
+                return false;
+            }
+            if !self
+                .pod_labels
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v))
+            {
+                return false;
+            }
+            if !self.workloads.is_empty() {
+                let Some(workload) = pod.workload.as_ref() else {
+                    return false;
+                };
+                let matched = self.workloads.iter().any(|w| match w.split_once('/') {
+                    Some((kind, name)) => workload.kind == kind && workload.name == name,
+                    None => workload.name == *w,
+                });
+                if !matched {
+                    return false;
+                }
+            }
+        }
+        if !self.container_ids.is_empty() {
+            let Some(id) = event.container.as_deref().and_then(|c| c.id.as_deref()) else {
+                return false;
+            };
+            if !self
+                .container_ids
+                .iter()
+                .any(|want| id.starts_with(want.as_str()))
+            {
+                return false;
+            }
+        }
+        if self.process_names.is_some() || !self.process_paths.is_empty() {
+            let Some(process) = event.process.as_ref() else {
+                return false;
+            };
+            if let Some(names) = &self.process_names
+                && !names.contains(&process.comm)
+            {
+                return false;
+            }
+            if !self.process_paths.is_empty() {
+                let Some(exe) = process.exe.as_deref() else {
+                    return false;
+                };
+                let matched = self.process_paths.iter().any(|p| {
+                    if p.ends_with('/') {
+                        exe.starts_with(p.as_str())
+                    } else {
+                        exe == p
+                    }
+                });
+                if !matched {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The API's priority number as the rule engine's priority.
+pub fn priority(number: i32) -> Option<Priority> {
+    Some(match v1::Priority::try_from(number).ok()? {
+        v1::Priority::Unspecified => return None,
+        v1::Priority::Debug => Priority::Debug,
+        v1::Priority::Informational => Priority::Informational,
+        v1::Priority::Notice => Priority::Notice,
+        v1::Priority::Warning => Priority::Warning,
+        v1::Priority::Error => Priority::Error,
+        v1::Priority::Critical => Priority::Critical,
+        v1::Priority::Alert => Priority::Alert,
+        v1::Priority::Emergency => Priority::Emergency,
+    })
+}
+
+/// The rule engine's priority as the API's.
+pub fn priority_number(priority: Priority) -> v1::Priority {
+    match priority {
+        Priority::Debug => v1::Priority::Debug,
+        Priority::Informational => v1::Priority::Informational,
+        Priority::Notice => v1::Priority::Notice,
+        Priority::Warning => v1::Priority::Warning,
+        Priority::Error => v1::Priority::Error,
+        Priority::Critical => v1::Priority::Critical,
+        Priority::Alert => v1::Priority::Alert,
+        Priority::Emergency => v1::Priority::Emergency,
+    }
+}

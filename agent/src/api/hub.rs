@@ -1,0 +1,355 @@
+//! Where events meet the API's streams: the hub numbers every event of the
+//! run, keeps the most recent in a bounded replay buffer, and offers each to
+//! every stream whose filter it passes, through that stream's own bounded
+//! queue. Publishing never waits: an event for a full queue is dropped for
+//! that stream alone and counted, to be reported to it.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::mpsc;
+
+use super::filter::Filter;
+use crate::events::Event;
+
+/// An event with its sequence number, shared by the replay buffer and every
+/// stream that receives it; its JSON is written once, by the first stream
+/// that needs it.
+#[derive(Debug)]
+pub struct Sequenced {
+    /// 1 for the run's first event.
+    pub sequence: u64,
+    /// The event.
+    pub event: Event,
+    json: OnceLock<Arc<str>>,
+}
+
+impl Sequenced {
+    /// The event as JSON, in the event schema.
+    pub fn json(&self) -> Arc<str> {
+        self.json
+            .get_or_init(|| match serde_json::to_string(&self.event) {
+                Ok(text) => text.into(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serialize an event");
+                    Arc::from("{}")
+                }
+            })
+            .clone()
+    }
+}
+
+/// What a stream has been sent and lost, for GetStatus.
+#[derive(Debug)]
+pub struct ClientStats {
+    /// Given at connection.
+    pub id: u64,
+    /// The peer as the transport names it.
+    pub peer: String,
+    /// Events sent.
+    pub sent: AtomicU64,
+    /// Events dropped because its queue was full, since it connected.
+    pub lost: AtomicU64,
+    /// Of those, not reported to it yet.
+    pub unreported: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    filter: Arc<Filter>,
+    queue: mpsc::Sender<Arc<Sequenced>>,
+    stats: Arc<ClientStats>,
+}
+
+#[derive(Debug)]
+struct State {
+    last_sequence: u64,
+    replay: VecDeque<Arc<Sequenced>>,
+    subscribers: Vec<Subscriber>,
+    next_client: u64,
+}
+
+/// Sizes of the hub.
+#[derive(Clone, Copy, Debug)]
+pub struct HubLimits {
+    /// Events kept for replay.
+    pub replay_events: usize,
+    /// Events queued per stream.
+    pub client_queue: usize,
+}
+
+/// The hub; shared by the output step (publishing) and the API (streams).
+#[derive(Debug)]
+pub struct Hub {
+    run_id: String,
+    limits: HubLimits,
+    state: Mutex<State>,
+    lost_to_clients: AtomicU64,
+}
+
+/// Where a new stream starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Live events only.
+    Live,
+    /// After this cursor of this run (`sequence` 0: from the run's start).
+    After {
+        /// The run the cursor is from.
+        run_id: String,
+        /// The last event the client has.
+        sequence: u64,
+    },
+}
+
+/// How a stream begins: what it missed that is gone, the buffered events it
+/// missed, and its queue for what follows.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Events it missed that the buffer no longer holds, and whether the
+    /// cursor was from another run.
+    pub missed: Option<Missed>,
+    /// Buffered events after the cursor that pass the filter, in order.
+    pub replay: Vec<Arc<Sequenced>>,
+    /// Live events, from the one after the replay.
+    pub queue: mpsc::Receiver<Arc<Sequenced>>,
+    /// Its counters.
+    pub stats: Arc<ClientStats>,
+}
+
+/// Events a resuming stream cannot have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Missed {
+    /// How many (before filtering: they are gone).
+    pub count: u64,
+    /// The cursor was from another run of the agent.
+    pub run_changed: bool,
+}
+
+impl Hub {
+    /// An empty hub for a run with id `run_id`.
+    pub fn new(run_id: String, limits: HubLimits) -> Self {
+        Self {
+            run_id,
+            limits,
+            state: Mutex::new(State {
+                last_sequence: 0,
+                replay: VecDeque::with_capacity(limits.replay_events.min(1 << 16)),
+                subscribers: Vec::new(),
+                next_client: 1,
+            }),
+            lost_to_clients: AtomicU64::new(0),
+        }
+    }
+
+    /// This run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The last sequence number given.
+    pub fn last_sequence(&self) -> u64 {
+        self.lock().last_sequence
+    }
+
+    /// Events dropped for slow streams since the start.
+    pub fn lost_to_clients(&self) -> u64 {
+        self.lost_to_clients.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers a batch, buffers it, and offers it to the streams.
+    pub fn publish(&self, batch: Vec<Event>) {
+        let mut state = self.lock();
+        for event in batch {
+            state.last_sequence += 1;
+            let item = Arc::new(Sequenced {
+                sequence: state.last_sequence,
+                event,
+                json: OnceLock::new(),
+            });
+            let mut closed = false;
+            for subscriber in &state.subscribers {
+                if !subscriber.filter.matches(&item.event) {
+                    continue;
+                }
+                match subscriber.queue.try_send(item.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        subscriber.stats.lost.fetch_add(1, Ordering::Relaxed);
+                        subscriber.stats.unreported.fetch_add(1, Ordering::Relaxed);
+                        self.lost_to_clients.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                }
+            }
+            if closed {
+                state.subscribers.retain(|s| !s.queue.is_closed());
+            }
+            if self.limits.replay_events > 0 {
+                if state.replay.len() >= self.limits.replay_events {
+                    state.replay.pop_front();
+                }
+                state.replay.push_back(item);
+            }
+        }
+    }
+
+    /// Registers a stream. The replay and the queue are taken under one
+    /// lock, so that the stream sees every event after its start exactly
+    /// once.
+    pub fn subscribe(&self, filter: Filter, start: &Start, peer: String) -> Subscription {
+        let filter = Arc::new(filter);
+        let (tx, queue) = mpsc::channel(self.limits.client_queue.max(1));
+        let mut state = self.lock();
+        let stats = Arc::new(ClientStats {
+            id: state.next_client,
+            peer,
+            sent: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            unreported: AtomicU64::new(0),
+        });
+        state.next_client += 1;
+        let (missed, replay) = match start {
+            Start::Live => (None, Vec::new()),
+            Start::After { run_id, sequence } => {
+                let run_changed = run_id != &self.run_id && !run_id.is_empty();
+                let after = if run_changed { 0 } else { *sequence };
+                let oldest = state
+                    .replay
+                    .front()
+                    .map_or(state.last_sequence + 1, |e| e.sequence);
+                let gone = oldest.saturating_sub(after + 1);
+                let replay: Vec<Arc<Sequenced>> = state
+                    .replay
+                    .iter()
+                    .filter(|e| e.sequence > after && filter.matches(&e.event))
+                    .cloned()
+                    .collect();
+                let missed = (gone > 0 || run_changed).then_some(Missed {
+                    count: gone,
+                    run_changed,
+                });
+                (missed, replay)
+            }
+        };
+        state.subscribers.push(Subscriber {
+            filter,
+            queue: tx,
+            stats: stats.clone(),
+        });
+        Subscription {
+            missed,
+            replay,
+            queue,
+            stats,
+        }
+    }
+
+    /// The streams connected now.
+    pub fn clients(&self) -> Vec<Arc<ClientStats>> {
+        let mut state = self.lock();
+        state.subscribers.retain(|s| !s.queue.is_closed());
+        state.subscribers.iter().map(|s| s.stats.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventKind, event::WallTime};
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                Event::new(
+                    EventKind::ProcessExec,
+                    WallTime(std::time::SystemTime::UNIX_EPOCH),
+                    i as u64,
+                    "n1".into(),
+                )
+            })
+            .collect()
+    }
+
+    fn hub(replay: usize, queue: usize) -> Hub {
+        Hub::new(
+            "run-a".into(),
+            HubLimits {
+                replay_events: replay,
+                client_queue: queue,
+            },
+        )
+    }
+
+    #[test]
+    fn should_replay_what_is_buffered_after_the_cursor_and_count_what_is_gone() {
+        let hub = hub(4, 16);
+        hub.publish(events(10));
+        let start = Start::After {
+            run_id: "run-a".into(),
+            sequence: 3,
+        };
+        let sub = hub.subscribe(Filter::default(), &start, "t".into());
+        let sequences: Vec<u64> = sub.replay.iter().map(|e| e.sequence).collect();
+        assert_eq!(sequences, [7, 8, 9, 10]);
+        assert_eq!(
+            sub.missed,
+            Some(Missed {
+                count: 3,
+                run_changed: false
+            }),
+            "4, 5 and 6 are gone"
+        );
+    }
+
+    #[test]
+    fn should_replay_the_current_run_from_its_start_after_a_cursor_of_another_run() {
+        let hub = hub(8, 16);
+        hub.publish(events(3));
+        let start = Start::After {
+            run_id: "run-old".into(),
+            sequence: 999,
+        };
+        let sub = hub.subscribe(Filter::default(), &start, "t".into());
+        assert_eq!(sub.replay.len(), 3);
+        assert_eq!(
+            sub.missed,
+            Some(Missed {
+                count: 0,
+                run_changed: true
+            })
+        );
+    }
+
+    #[test]
+    fn should_drop_and_count_for_a_full_queue_without_blocking() {
+        let hub = hub(0, 2);
+        let mut slow = hub.subscribe(Filter::default(), &Start::Live, "slow".into());
+        let mut fast = hub.subscribe(Filter::default(), &Start::Live, "fast".into());
+        hub.publish(events(2));
+        assert_eq!(fast.queue.try_recv().map(|e| e.sequence).ok(), Some(1));
+        assert_eq!(fast.queue.try_recv().map(|e| e.sequence).ok(), Some(2));
+        hub.publish(events(3));
+        assert_eq!(slow.stats.lost.load(Ordering::Relaxed), 3);
+        assert_eq!(fast.stats.lost.load(Ordering::Relaxed), 1, "2 of 3 fit");
+        assert_eq!(slow.queue.try_recv().map(|e| e.sequence).ok(), Some(1));
+        assert_eq!(hub.lost_to_clients(), 4);
+    }
+
+    #[test]
+    fn should_forget_a_stream_that_went_away() {
+        let hub = hub(0, 2);
+        let sub = hub.subscribe(Filter::default(), &Start::Live, "gone".into());
+        drop(sub);
+        hub.publish(events(1));
+        assert!(hub.clients().is_empty());
+    }
+}

@@ -1,0 +1,291 @@
+//! The `guardrails.v1.AgentService` implementation.
+
+use std::{sync::Arc, time::Instant};
+
+use proto::v1::{self, agent_service_server::AgentService, stream_events_response::Message};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{
+    filter::{Filter, priority_number},
+    hub::{Hub, Sequenced, Start, Subscription},
+    mask::Mask,
+};
+use crate::{
+    metrics::Metrics,
+    rules::{
+        RuleSet,
+        reload::{RulesCommand, SetEnabledError},
+    },
+};
+
+/// Responses buffered between a stream's task and the transport; the
+/// stream's real queue is in the hub.
+const TRANSPORT_BUFFER: usize = 64;
+
+/// What GetStatus reports that does not change.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The node's name.
+    pub node: String,
+    /// The sensors attached.
+    pub sensors: Vec<String>,
+    /// When the agent started.
+    pub started: Instant,
+}
+
+/// The service's state: shared handles only.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    /// The events.
+    pub hub: Arc<Hub>,
+    /// Node, sensors, start.
+    pub identity: Arc<Identity>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The rules in force.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// Requests to the rules task.
+    pub commands: mpsc::Sender<RulesCommand>,
+    /// Streams served at once.
+    pub max_clients: usize,
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type StreamEventsStream = ReceiverStream<Result<v1::StreamEventsResponse, Status>>;
+
+    async fn stream_events(
+        &self,
+        request: Request<v1::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unix".to_owned(), |a| a.to_string());
+        if self.hub.clients().len() >= self.max_clients {
+            return Err(Status::resource_exhausted(format!(
+                "{} event streams are open, the most this agent serves (api.max_clients)",
+                self.max_clients
+            )));
+        }
+        let request = request.into_inner();
+        let filter = Filter::new(request.filter.unwrap_or_default())
+            .map_err(|e| Status::invalid_argument(format!("filter: {e}")))?;
+        let start = match request.resume_after {
+            Some(cursor) => Start::After {
+                run_id: cursor.run_id,
+                sequence: cursor.sequence,
+            },
+            None if request.replay_only => Start::After {
+                run_id: String::new(),
+                sequence: 0,
+            },
+            None => Start::Live,
+        };
+        let mask = Mask::new(&request.fields);
+        let subscription = self.hub.subscribe(filter, &start, peer.clone());
+        tracing::info!(
+            client = subscription.stats.id,
+            %peer,
+            replay = subscription.replay.len(),
+            "event stream opened"
+        );
+        let (tx, rx) = mpsc::channel(TRANSPORT_BUFFER);
+        let run_id = self.hub.run_id().to_owned();
+        tokio::spawn(forward(subscription, mask, request.replay_only, run_id, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<v1::GetStatusRequest>,
+    ) -> Result<Response<v1::GetStatusResponse>, Status> {
+        let totals = self.metrics.totals();
+        let (loaded, enabled) = {
+            let rules = self.rules.borrow();
+            (rules.rules().len(), rules.enabled())
+        };
+        let clients = self
+            .hub
+            .clients()
+            .iter()
+            .map(|c| v1::ClientStatus {
+                id: c.id,
+                peer: c.peer.clone(),
+                sent: c.sent.load(std::sync::atomic::Ordering::Relaxed),
+                lost: c.lost.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect();
+        Ok(Response::new(v1::GetStatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            node: self.identity.node.clone(),
+            run_id: self.hub.run_id().to_owned(),
+            uptime_seconds: self.identity.started.elapsed().as_secs(),
+            sensors: self.identity.sensors.clone(),
+            rules_loaded: u32::try_from(loaded).unwrap_or(u32::MAX),
+            rules_enabled: u32::try_from(enabled).unwrap_or(u32::MAX),
+            events_seen: totals.events,
+            violations: totals.violations,
+            lost_in_kernel: totals.lost_in_kernel,
+            lost_decode: totals.lost_decode,
+            lost_queue: totals.lost_queue,
+            last_sequence: self.hub.last_sequence(),
+            clients,
+        }))
+    }
+
+    async fn list_rules(
+        &self,
+        _request: Request<v1::ListRulesRequest>,
+    ) -> Result<Response<v1::ListRulesResponse>, Status> {
+        let rules = self.rules.borrow();
+        let rules = rules.rules().iter().map(rule_message).collect();
+        Ok(Response::new(v1::ListRulesResponse { rules }))
+    }
+
+    async fn set_rule_enabled(
+        &self,
+        request: Request<v1::SetRuleEnabledRequest>,
+    ) -> Result<Response<v1::SetRuleEnabledResponse>, Status> {
+        let request = request.into_inner();
+        let (reply, outcome) = oneshot::channel();
+        self.commands
+            .send(RulesCommand::SetEnabled {
+                name: request.name.clone(),
+                enabled: request.enabled,
+                reply,
+            })
+            .await
+            .map_err(|_| Status::unavailable("the rules task is not running"))?;
+        match outcome.await {
+            Ok(Ok(())) => {}
+            Ok(Err(SetEnabledError::NotFound(name))) => {
+                return Err(Status::not_found(format!(
+                    "no rule named {name:?} is loaded"
+                )));
+            }
+            Ok(Err(e)) => return Err(Status::internal(e.to_string())),
+            Err(_) => return Err(Status::unavailable("the rules task stopped")),
+        }
+        let rules = self.rules.borrow();
+        let rule = rules
+            .rules()
+            .iter()
+            .find(|r| r.name == request.name)
+            .map(rule_message);
+        Ok(Response::new(v1::SetRuleEnabledResponse { rule }))
+    }
+}
+
+fn rule_message(rule: &crate::rules::compile::CompiledRule) -> v1::Rule {
+    v1::Rule {
+        name: rule.name.clone(),
+        priority: priority_number(rule.priority).into(),
+        tags: rule.tags.clone(),
+        enabled: rule.enabled,
+        description: rule.desc.clone(),
+    }
+}
+
+/// Sends a stream's events to its client: what it missed that is gone, the
+/// replay, then live events, each preceded by a `lost` message when events
+/// were dropped for it since the last one it got.
+async fn forward(
+    subscription: Subscription,
+    mask: Mask,
+    replay_only: bool,
+    run_id: String,
+    tx: mpsc::Sender<Result<v1::StreamEventsResponse, Status>>,
+) {
+    let Subscription {
+        missed,
+        replay,
+        mut queue,
+        stats,
+    } = subscription;
+    let id = stats.id;
+    let send_event = |item: &Arc<Sequenced>| event_message(item, &mask, &run_id);
+    if let Some(missed) = missed {
+        let reason = if missed.run_changed {
+            v1::lost::Reason::RunChanged
+        } else {
+            v1::lost::Reason::ReplayExpired
+        };
+        if tx.send(Ok(lost(reason, missed.count))).await.is_err() {
+            return;
+        }
+    }
+    let last_replayed = replay.last().map_or(0, |e| e.sequence);
+    for item in &replay {
+        if tx.send(Ok(send_event(item))).await.is_err() {
+            return;
+        }
+        stats
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if replay_only {
+        return;
+    }
+    loop {
+        let item = tokio::select! {
+            item = queue.recv() => item,
+            () = tx.closed() => None,
+        };
+        let Some(item) = item else {
+            break;
+        };
+        if item.sequence <= last_replayed {
+            continue;
+        }
+        let dropped = stats
+            .unreported
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0
+            && tx
+                .send(Ok(lost(v1::lost::Reason::ClientTooSlow, dropped)))
+                .await
+                .is_err()
+        {
+            break;
+        }
+        if tx.send(Ok(send_event(&item))).await.is_err() {
+            break;
+        }
+        stats
+            .sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    tracing::info!(client = id, "event stream closed");
+}
+
+fn lost(reason: v1::lost::Reason, count: u64) -> v1::StreamEventsResponse {
+    v1::StreamEventsResponse {
+        message: Some(Message::Lost(v1::Lost {
+            reason: reason.into(),
+            count,
+        })),
+    }
+}
+
+fn event_message(item: &Sequenced, mask: &Mask, run_id: &str) -> v1::StreamEventsResponse {
+    let json = if mask.is_empty() {
+        item.json().to_string()
+    } else {
+        match serde_json::to_value(&item.event) {
+            Ok(value) => mask.apply(&value).to_string(),
+            Err(_) => "{}".to_owned(),
+        }
+    };
+    v1::StreamEventsResponse {
+        message: Some(Message::Event(v1::Event {
+            cursor: Some(v1::Cursor {
+                run_id: run_id.to_owned(),
+                sequence: item.sequence,
+            }),
+            kind: item.event.kind.as_str().to_owned(),
+            json,
+        })),
+    }
+}
