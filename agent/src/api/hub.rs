@@ -165,8 +165,10 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Numbers a batch, buffers it, and offers it to the streams.
-    pub fn publish(&self, batch: Vec<Event>) {
+    /// Numbers a batch, buffers it, and offers it to the streams; returns
+    /// it numbered, for the other outputs (which share its JSON).
+    pub fn publish(&self, batch: Vec<Event>) -> Vec<Arc<Sequenced>> {
+        let mut published = Vec::with_capacity(batch.len());
         let mut state = self.lock();
         for event in batch {
             state.last_sequence += 1;
@@ -197,9 +199,11 @@ impl Hub {
                 if state.replay.len() >= self.limits.replay_events {
                     state.replay.pop_front();
                 }
-                state.replay.push_back(item);
+                state.replay.push_back(item.clone());
             }
+            published.push(item);
         }
+        published
     }
 
     /// Registers a stream. The replay and the queue are taken under one

@@ -30,8 +30,19 @@ pub async fn run(
             *delivered.entry(event.kind.as_str()).or_default() += 1;
             metrics.count_event(event.kind);
         }
+        // The streams get the batch first, so that whatever is seen on
+        // stdout can also be resumed from; both share one serialization.
+        let lines: Vec<Arc<str>> = match &hub {
+            Some(hub) if !broken => hub.publish(batch).iter().map(|e| e.json()).collect(),
+            Some(hub) => {
+                hub.publish(batch);
+                Vec::new()
+            }
+            None if !broken => batch.iter().filter_map(json).collect(),
+            None => Vec::new(),
+        };
         if !broken {
-            broken = print_batch(&mut out, &batch).await;
+            broken = print_lines(&mut out, &lines).await;
         }
         if !broken
             && rx.is_empty()
@@ -40,9 +51,6 @@ pub async fn run(
             tracing::error!(error = %e, "stdout is gone; events are no longer printed");
             broken = true;
         }
-        if let Some(hub) = &hub {
-            hub.publish(batch);
-        }
     }
     if !broken && let Err(e) = out.flush().await {
         tracing::error!(error = %e, "cannot flush stdout");
@@ -50,18 +58,21 @@ pub async fn run(
     delivered
 }
 
-/// Writes a batch; true when stdout is gone.
-async fn print_batch(out: &mut BufWriter<tokio::io::Stdout>, batch: &Batch) -> bool {
-    for event in batch {
-        let mut line = match serde_json::to_vec(event) {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize an event");
-                continue;
-            }
-        };
-        line.push(b'\n');
-        if let Err(e) = out.write_all(&line).await {
+fn json(event: &crate::events::Event) -> Option<Arc<str>> {
+    serde_json::to_string(event)
+        .map_err(|e| tracing::error!(error = %e, "cannot serialize an event"))
+        .ok()
+        .map(Arc::from)
+}
+
+/// Writes lines; true when stdout is gone.
+async fn print_lines(out: &mut BufWriter<tokio::io::Stdout>, lines: &[Arc<str>]) -> bool {
+    for line in lines {
+        if let Err(e) = out.write_all(line.as_bytes()).await {
+            tracing::error!(error = %e, "stdout is gone; events are no longer printed");
+            return true;
+        }
+        if let Err(e) = out.write_all(b"\n").await {
             tracing::error!(error = %e, "stdout is gone; events are no longer printed");
             return true;
         }

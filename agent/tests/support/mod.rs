@@ -351,6 +351,9 @@ struct Output {
 pub struct Agent {
     child: Child,
     output: Arc<(Mutex<Output>, Condvar)>,
+    /// The API's Unix socket: in the agent's own directory unless the
+    /// config names one.
+    pub socket: PathBuf,
     _config_dir: TempDir,
 }
 
@@ -366,6 +369,26 @@ impl Agent {
     pub fn start_with_env(config: &str, env: &[(&str, Option<&str>)]) -> Self {
         let config_dir = TempDir::new("config");
         let config_path = config_dir.path.join("config.yaml");
+        // Each agent gets its own API socket, so that no test meets another's.
+        let mut parsed: serde_yaml::Value =
+            serde_yaml::from_str(config).expect("the config is YAML");
+        let api = parsed
+            .as_mapping_mut()
+            .expect("the config is a mapping")
+            .entry("api".into())
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+        let socket_key: serde_yaml::Value = "socket".into();
+        let socket = match api.get(&socket_key).and_then(|s| s.as_str()) {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let path = config_dir.path.join("agent.sock");
+                if let Some(api) = api.as_mapping_mut() {
+                    api.insert(socket_key, path.display().to_string().into());
+                }
+                path
+            }
+        };
+        let config = serde_yaml::to_string(&parsed).expect("serialize the config");
         std::fs::write(&config_path, config).expect("write the config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_guardrails"));
         for (key, value) in env {
@@ -419,6 +442,7 @@ impl Agent {
         let agent = Self {
             child,
             output,
+            socket,
             _config_dir: config_dir,
         };
         agent.wait_until(
