@@ -232,3 +232,169 @@ pub fn priority_number(priority: Priority) -> v1::Priority {
         Priority::Emergency => v1::Priority::Emergency,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::{
+        event::{ContainerInfo, Process, Violation, WallTime},
+        kubernetes::{Kubernetes, ObjectRef, PodStatus},
+    };
+
+    fn event(kind: EventKind, namespace: &str, priority: Option<Priority>) -> Event {
+        let mut event = Event::new(
+            kind,
+            WallTime(std::time::SystemTime::UNIX_EPOCH),
+            1,
+            "n1".into(),
+        );
+        event.process = Some(Process {
+            comm: "curl".into(),
+            exe: Some("/usr/bin/curl".into()),
+            ..Process::default()
+        });
+        event.container = Some(Arc::new(ContainerInfo {
+            kind: "container".into(),
+            id: Some("0123456789ab".repeat(5) + "cdef"),
+            ..ContainerInfo::default()
+        }));
+        event.kubernetes = Some(Arc::new(Kubernetes {
+            status: PodStatus::Resolved,
+            pod: Some("web-1".into()),
+            namespace: Some(namespace.into()),
+            labels: [("app".to_owned(), "web".to_owned())].into(),
+            workload: Some(ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: "web".into(),
+            }),
+            ..Kubernetes::unresolved()
+        }));
+        event.violation = priority.map(|priority| {
+            Box::new(Violation {
+                rule: "Shell".into(),
+                priority,
+                tags: vec!["shell".into()],
+                output: String::new(),
+                fields: Default::default(),
+                event_type: "execve".into(),
+                blast_radius: None,
+            })
+        });
+        event
+    }
+
+    fn filter(f: v1::EventFilter) -> Filter {
+        Filter::new(f).expect("a valid filter")
+    }
+
+    #[test]
+    fn fields_combine_with_and_and_values_with_or() {
+        let exec = event(EventKind::ProcessExec, "shop", None);
+        let f = filter(v1::EventFilter {
+            namespaces: vec!["other".into(), "shop".into()],
+            process_names: vec!["curl".into()],
+            ..Default::default()
+        });
+        assert!(f.matches(&exec));
+        let f = filter(v1::EventFilter {
+            namespaces: vec!["shop".into()],
+            process_names: vec!["wget".into()],
+            ..Default::default()
+        });
+        assert!(!f.matches(&exec));
+    }
+
+    #[test]
+    fn pod_workload_container_and_path_filters_match_as_documented() {
+        let exec = event(EventKind::ProcessExec, "shop", None);
+        for f in [
+            v1::EventFilter {
+                workloads: vec!["Deployment/web".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                workloads: vec!["web".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                pods: vec!["web-1".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                pod_labels: [("app".into(), "web".into())].into(),
+                ..Default::default()
+            },
+            v1::EventFilter {
+                container_ids: vec!["0123456789ab".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                process_paths: vec!["/usr/bin/".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                process_paths: vec!["/usr/bin/curl".into()],
+                ..Default::default()
+            },
+        ] {
+            assert!(filter(f.clone()).matches(&exec), "{f:?}");
+        }
+        for f in [
+            v1::EventFilter {
+                workloads: vec!["StatefulSet/web".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                pod_labels: [("app".into(), "db".into())].into(),
+                ..Default::default()
+            },
+            v1::EventFilter {
+                process_paths: vec!["/usr/bin/cur".into()],
+                ..Default::default()
+            },
+        ] {
+            assert!(!filter(f.clone()).matches(&exec), "{f:?}");
+        }
+        assert!(
+            Filter::new(v1::EventFilter {
+                container_ids: vec!["0123".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Filter::new(v1::EventFilter {
+                kinds: vec!["nope".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn violation_filters_pass_only_violations_at_or_above_the_priority() {
+        let warning = event(EventKind::Violation, "shop", Some(Priority::Warning));
+        let critical = event(EventKind::Violation, "shop", Some(Priority::Critical));
+        let exec = event(EventKind::ProcessExec, "shop", None);
+        let f = filter(v1::EventFilter {
+            min_priority: v1::Priority::Error.into(),
+            ..Default::default()
+        });
+        assert!(f.matches(&critical));
+        assert!(!f.matches(&warning));
+        assert!(!f.matches(&exec));
+        let f = filter(v1::EventFilter {
+            tags: vec!["shell".into()],
+            ..Default::default()
+        });
+        assert!(f.matches(&warning) && !f.matches(&exec));
+        let f = filter(v1::EventFilter {
+            kinds: vec!["process_exec".into()],
+            ..Default::default()
+        });
+        assert!(f.matches(&exec) && !f.matches(&warning));
+    }
+}

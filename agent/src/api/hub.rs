@@ -30,6 +30,15 @@ pub struct Sequenced {
 }
 
 impl Sequenced {
+    /// Event number `sequence`.
+    pub fn new(sequence: u64, event: Event) -> Self {
+        Self {
+            sequence,
+            event,
+            json: OnceLock::new(),
+        }
+    }
+
     /// The event as JSON, in the event schema.
     pub fn json(&self) -> Arc<str> {
         self.json
@@ -172,11 +181,7 @@ impl Hub {
         let mut state = self.lock();
         for event in batch {
             state.last_sequence += 1;
-            let item = Arc::new(Sequenced {
-                sequence: state.last_sequence,
-                event,
-                json: OnceLock::new(),
-            });
+            let item = Arc::new(Sequenced::new(state.last_sequence, event));
             let mut closed = false;
             for subscriber in &state.subscribers {
                 if !subscriber.filter.matches(&item.event) {

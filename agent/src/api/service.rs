@@ -289,3 +289,82 @@ fn event_message(item: &Sequenced, mask: &Mask, run_id: &str) -> v1::StreamEvent
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use prost::Message as _;
+
+    use super::*;
+    use crate::events::{
+        Event, EventKind,
+        event::{ContainerInfo, Process, Violation, WallTime},
+        kubernetes::{Kubernetes, ObjectRef, PodStatus},
+    };
+
+    fn rich_event() -> Event {
+        let mut event = Event::new(
+            EventKind::Violation,
+            WallTime(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_764_000_000, 123),
+            ),
+            u64::MAX - 7,
+            "n1".into(),
+        );
+        event.process = Some(Process {
+            pid: 7,
+            comm: "sh".into(),
+            exe: Some("/bin/sh".into()),
+            args: Some(["sh", "-c", "ünïcode \"quoted\""].into_iter().collect()),
+            ..Process::default()
+        });
+        event.container = Some(Arc::new(ContainerInfo {
+            kind: "container".into(),
+            id: Some("ab".repeat(32)),
+            ..ContainerInfo::default()
+        }));
+        event.kubernetes = Some(Arc::new(Kubernetes {
+            status: PodStatus::Resolved,
+            pod: Some("web-1".into()),
+            namespace: Some("shop".into()),
+            workload: Some(ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                name: "web".into(),
+            }),
+            ..Kubernetes::unresolved()
+        }));
+        event.violation = Some(Box::new(Violation {
+            rule: "r".into(),
+            priority: crate::rules::Priority::Critical,
+            tags: vec!["t".into()],
+            output: "out".into(),
+            fields: [("proc.name".to_owned(), serde_json::json!("sh"))].into(),
+            event_type: "execve".into(),
+            blast_radius: None,
+        }));
+        event
+    }
+
+    #[test]
+    fn an_event_survives_the_wire_both_ways_unchanged() {
+        let original = rich_event();
+        let item = Sequenced::new(42, original.clone());
+        let bytes = event_message(&item, &Mask::default(), "run-1").encode_to_vec();
+        let decoded = v1::StreamEventsResponse::decode(bytes.as_slice()).expect("decodes");
+        let Some(Message::Event(message)) = decoded.message else {
+            panic!("an event message");
+        };
+        assert_eq!(message.kind, "violation");
+        assert_eq!(
+            message.cursor,
+            Some(v1::Cursor {
+                run_id: "run-1".into(),
+                sequence: 42
+            })
+        );
+        let back: Event = serde_json::from_str(&message.json).expect("the schema's JSON");
+        assert_eq!(back, original);
+    }
+}
