@@ -220,13 +220,16 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         metrics.clone(),
     ));
     let hub = api_listeners.as_ref().map(|_| {
-        Arc::new(Hub::new(
-            run_id(),
-            HubLimits {
-                replay_events: usize::try_from(config.api.replay_events).unwrap_or(usize::MAX),
-                client_queue: usize::try_from(config.api.client_queue.0).unwrap_or(usize::MAX),
-            },
-        ))
+        Arc::new(
+            Hub::new(
+                run_id(),
+                HubLimits {
+                    replay_events: usize::try_from(config.api.replay_events).unwrap_or(usize::MAX),
+                    client_queue: usize::try_from(config.api.client_queue.0).unwrap_or(usize::MAX),
+                },
+            )
+            .with_metrics(metrics.clone()),
+        )
     });
     let output_task = tokio::spawn(outputs::stdout::run(
         output_input,

@@ -63,6 +63,9 @@ pub struct Metrics {
     tree_evicted_for_capacity: AtomicU64,
     name_cache_entries: AtomicU64,
     name_cache_evictions: AtomicU64,
+    api_streams: AtomicU64,
+    api_stream_lost: AtomicU64,
+    api_last_sequence: AtomicU64,
     rules: Mutex<RulesMetrics>,
     kube: Arc<crate::kube::metrics::KubeMetrics>,
 }
@@ -115,6 +118,15 @@ impl Metrics {
             lost_decode: get(&self.lost_decode),
             lost_queue: get(&self.lost_queue),
         }
+    }
+
+    /// Publishes the API's open streams, the events dropped for slow
+    /// streams since the start, and the last sequence number.
+    pub fn set_api(&self, streams: usize, lost: u64, last_sequence: u64) {
+        self.api_streams.store(streams as u64, Ordering::Relaxed);
+        self.api_stream_lost.store(lost, Ordering::Relaxed);
+        self.api_last_sequence
+            .store(last_sequence, Ordering::Relaxed);
     }
 
     /// Counts one event handed to the outputs.
@@ -302,6 +314,30 @@ impl Metrics {
             "guardrails_user_names_cache_evictions_total {}",
             get(&self.name_cache_evictions)
         );
+        for (name, kind, help, value) in [
+            (
+                "guardrails_api_streams",
+                "gauge",
+                "Event streams open on the gRPC API.",
+                &self.api_streams,
+            ),
+            (
+                "guardrails_api_stream_events_lost_total",
+                "counter",
+                "Events dropped for API streams that read too slowly (each stream is told its own).",
+                &self.api_stream_lost,
+            ),
+            (
+                "guardrails_api_last_sequence",
+                "counter",
+                "The sequence number of the last event numbered for the API.",
+                &self.api_last_sequence,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", get(value));
+        }
         self.render_rules(&mut out);
         self.kube.render(&mut out);
         out

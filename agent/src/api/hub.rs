@@ -99,6 +99,7 @@ pub struct Hub {
     limits: HubLimits,
     state: Mutex<State>,
     lost_to_clients: AtomicU64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Where a new stream starts.
@@ -152,7 +153,14 @@ impl Hub {
                 next_client: 1,
             }),
             lost_to_clients: AtomicU64::new(0),
+            metrics: None,
         }
+    }
+
+    /// Publishes the hub's figures to `/metrics` after each batch.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// This run's id.
@@ -207,6 +215,13 @@ impl Hub {
                 state.replay.push_back(item.clone());
             }
             published.push(item);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.set_api(
+                state.subscribers.len(),
+                self.lost_to_clients.load(Ordering::Relaxed),
+                state.last_sequence,
+            );
         }
         published
     }
