@@ -24,6 +24,9 @@ use crate::{
 /// stream's real queue is in the hub.
 const TRANSPORT_BUFFER: usize = 64;
 
+/// How soon a stream learns of losses when no event follows them.
+const LOSS_REPORT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What GetStatus reports that does not change.
 #[derive(Clone, Debug)]
 pub struct Identity {
@@ -228,17 +231,19 @@ async fn forward(
     if replay_only {
         return;
     }
+    // Losses are reported before the next event, or within a moment when
+    // none follows (the end of a burst).
+    let mut report = tokio::time::interval(LOSS_REPORT);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let item = tokio::select! {
-            item = queue.recv() => item,
-            () = tx.closed() => None,
+            item = queue.recv() => match item {
+                Some(item) => Some(item),
+                None => break,
+            },
+            _ = report.tick() => None,
+            () = tx.closed() => break,
         };
-        let Some(item) = item else {
-            break;
-        };
-        if item.sequence <= last_replayed {
-            continue;
-        }
         let dropped = stats
             .unreported
             .swap(0, std::sync::atomic::Ordering::Relaxed);
@@ -249,6 +254,12 @@ async fn forward(
                 .is_err()
         {
             break;
+        }
+        let Some(item) = item else {
+            continue;
+        };
+        if item.sequence <= last_replayed {
+            continue;
         }
         if tx.send(Ok(send_event(&item))).await.is_err() {
             break;
