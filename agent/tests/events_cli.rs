@@ -378,6 +378,64 @@ fn the_replay_is_printed_as_received_with_losses_and_the_cursor_on_stderr() {
 }
 
 #[test]
+fn the_start_of_the_run_gone_from_the_buffer_is_a_loss_only_when_resuming() {
+    let agent = Agent::start(Fake {
+        script: vec![
+            lost(lost::Reason::ReplayExpired, 5000),
+            event(EXEC, "process_exec", 5001),
+        ],
+        ..Fake::default()
+    });
+    let out = guardrails(&["events", "--socket", agent.socket()]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "1 event\nresume with --resume-after run-1:5001\n"
+    );
+    let out = guardrails(&[
+        "events",
+        "--socket",
+        agent.socket(),
+        "--resume-after",
+        "run-1:10",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "lost 5000 events: the agent's replay buffer no longer holds them\n\
+         1 event, 5000 lost\n\
+         resume with --resume-after run-1:5001\n"
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly_without_a_cursor() {
+    let agent = Agent::start(Fake {
+        script: (1..=5000).map(|i| event(EXEC, "process_exec", i)).collect(),
+        ..Fake::default()
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+        .args(["events", "--socket", agent.socket()])
+        .env_remove("GUARDRAILS_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run guardrails");
+    // As `| head -1` does: read a line, then close the pipe.
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read an event");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Events were received that were never printed: no cursor to skip them.
+    assert!(!stderr.contains("resume with"), "{stderr}");
+    assert!(stderr.ends_with(" events\n"), "{stderr}");
+}
+
+#[test]
 fn filters_and_fields_reach_the_agent_and_compact_lines_are_plain_off_a_terminal() {
     let agent = Agent::start(Fake {
         script: vec![
@@ -479,8 +537,8 @@ fn follow_streams_until_ctrl_c_then_says_where_to_resume() {
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(
         stderr,
-        "lost an unknown number of events: the agent restarted after the cursor (a new run); \
-         the events of its earlier run are gone\n\
+        "lost the rest of the agent's earlier run: the agent restarted after the cursor \
+         (a new run)\n\
          1 event, 0 lost (and those of the agent's earlier run)\n\
          resume with --resume-after run-1:3\n"
     );

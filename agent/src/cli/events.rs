@@ -153,21 +153,34 @@ pub fn resume_hint(cursor: &Cursor) -> String {
 
 /// The line for a `Lost` message: `lost N events: why`.
 pub fn lost_line(lost: &Lost) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     let why = match lost.reason() {
         lost::Reason::ReplayExpired => "the agent's replay buffer no longer holds them",
-        lost::Reason::RunChanged => {
-            return "lost an unknown number of events: the agent restarted after the cursor \
-                    (a new run); the events of its earlier run are gone"
+        lost::Reason::RunChanged if lost.count == 0 => {
+            return "lost the rest of the agent's earlier run: the agent restarted after the \
+                    cursor (a new run)"
                 .into();
+        }
+        lost::Reason::RunChanged => {
+            return format!(
+                "lost {} event{} of this run and the rest of the earlier one: the agent \
+                 restarted after the cursor, and its replay buffer no longer holds this run's \
+                 oldest events",
+                lost.count,
+                plural(lost.count)
+            );
         }
         lost::Reason::ClientTooSlow => "this client read too slowly",
         lost::Reason::Unspecified => "no reason given",
     };
-    format!(
-        "lost {} event{}: {why}",
-        lost.count,
-        if lost.count == 1 { "" } else { "s" }
-    )
+    format!("lost {} event{}: {why}", lost.count, plural(lost.count))
+}
+
+/// Whether a `Lost` message concerns the user. Without `--resume-after`
+/// the whole buffer is asked for, and that the agent no longer holds its
+/// run's first events (reported before any event) is no loss to them.
+fn concerns_user(lost: &Lost, resumed: bool, events_so_far: u64) -> bool {
+    resumed || events_so_far > 0 || lost.reason() != lost::Reason::ReplayExpired
 }
 
 /// How a stream ended.
@@ -246,6 +259,10 @@ pub async fn run(
                     }
                 }
                 Some(stream_events_response::Message::Lost(lost)) => {
+                    if !concerns_user(&lost, args.resume_after.is_some(), tally.events) {
+                        tracing::debug!(count = lost.count, "events before the agent's buffer");
+                        continue;
+                    }
                     tally.lost(&lost);
                     // Keep the order: what was printed before the loss first.
                     if let Err(e) = out.flush() {
@@ -260,6 +277,10 @@ pub async fn run(
         }
     };
     let flushed = out.flush();
+    if matches!(end, End::OutputClosed | End::Output(_)) || flushed.is_err() {
+        // Events after some not printed: resuming after the last would skip those.
+        tally.last = None;
+    }
     let _ = writeln!(err, "{}", tally.summary());
     match end {
         End::Finished | End::Interrupted | End::OutputClosed => match flushed {
@@ -464,7 +485,17 @@ mod tests {
             reason: lost::Reason::RunChanged.into(),
             count: 0,
         };
-        assert!(lost_line(&changed).contains("the agent restarted"));
+        assert_eq!(
+            lost_line(&changed),
+            "lost the rest of the agent's earlier run: the agent restarted after the cursor (a new run)"
+        );
+        assert!(
+            lost_line(&Lost {
+                count: 2,
+                ..changed
+            })
+            .starts_with("lost 2 events of this run")
+        );
         tally.lost(&changed);
         assert!(
             tally
@@ -472,6 +503,25 @@ mod tests {
                 .starts_with("3 events, 13 lost (and those of the agent's earlier run)")
         );
         assert_eq!(Tally::default().summary(), "0 events");
+    }
+
+    #[test]
+    fn an_expired_start_of_the_run_is_no_loss_when_the_whole_buffer_was_asked_for() {
+        let expired = Lost {
+            reason: lost::Reason::ReplayExpired.into(),
+            count: 5000,
+        };
+        assert!(!concerns_user(&expired, false, 0));
+        assert!(
+            concerns_user(&expired, true, 0),
+            "after --resume-after it is"
+        );
+        assert!(concerns_user(&expired, false, 1), "after an event it is");
+        let slow = Lost {
+            reason: lost::Reason::ClientTooSlow.into(),
+            count: 1,
+        };
+        assert!(concerns_user(&slow, false, 0));
     }
 
     #[test]
