@@ -107,7 +107,8 @@ pub struct Hub {
 pub enum Start {
     /// Live events only.
     Live,
-    /// After this cursor of this run (`sequence` 0: from the run's start).
+    /// After this cursor of this run; an empty run id with `sequence` 0 asks
+    /// for whatever the buffer holds, with no loss reported for older events.
     After {
         /// The run the cursor is from.
         run_id: String,
@@ -257,7 +258,10 @@ impl Hub {
                     .filter(|e| e.sequence > after && filter.matches(&e.event))
                     .cloned()
                     .collect();
-                let missed = (gone > 0 || run_changed).then_some(Missed {
+                // Asking for the whole buffer (no run, sequence 0) misses
+                // nothing: what is older was never asked for.
+                let whole_buffer = run_id.is_empty() && *sequence == 0;
+                let missed = (!whole_buffer && (gone > 0 || run_changed)).then_some(Missed {
                     count: gone,
                     run_changed,
                 });
@@ -351,6 +355,19 @@ mod tests {
                 run_changed: true
             })
         );
+    }
+
+    #[test]
+    fn should_report_no_loss_when_the_whole_buffer_is_asked_for() {
+        let hub = hub(4, 16);
+        hub.publish(events(10));
+        let start = Start::After {
+            run_id: String::new(),
+            sequence: 0,
+        };
+        let sub = hub.subscribe(Filter::default(), &start, "t".into());
+        assert_eq!(sub.replay.len(), 4);
+        assert_eq!(sub.missed, None);
     }
 
     #[test]
