@@ -831,3 +831,83 @@ fn rules_are_listed_and_switched_at_run_time() {
         );
     });
 }
+
+#[test]
+fn the_events_status_and_rules_commands_work_against_the_running_agent() {
+    let Some(_kernel) = support::kernel_test() else {
+        return;
+    };
+    let cgroup = TestCgroup::new();
+    let dir = TempDir::new("rules");
+    let agent = Agent::start(&with_rules(&cgroup, &dir, TWO_RULES, ""));
+    let socket = agent.socket.display().to_string();
+    let guardrails = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_guardrails"))
+            .args(args)
+            .args(["--socket", &socket])
+            .output()
+            .expect("run guardrails")
+    };
+
+    let status = guardrails(&["status", "-o", "json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status as JSON");
+    assert_eq!(status["node"], "test-node", "{status}");
+
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+        .args([
+            "events",
+            "--follow",
+            "--violations",
+            "-o",
+            "json",
+            "--socket",
+            &socket,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run guardrails events");
+    agent.wait_for_log("the stream to open", |l| l.contains("event stream opened"));
+    let pid = run_in(&cgroup, "/bin/false", &[]);
+    agent.wait_for_events("the violation", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "violation" && e["process"]["pid"] == pid)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGINT) };
+    let output = follow.wait_with_output().expect("events output");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one event per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "only the violation: {lines:?}");
+    assert_eq!(lines[0]["violation"]["rule"], "Ran false");
+    assert_eq!(lines[0]["process"]["pid"], pid);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--resume-after"),
+        "says where to resume: {stderr}"
+    );
+
+    let disabled = guardrails(&["rules", "disable", "Ran false"]);
+    assert!(
+        disabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disabled.stderr)
+    );
+    let list = guardrails(&["rules", "list", "-o", "json"]);
+    let list: Value = serde_json::from_slice(&list.stdout).expect("rules as JSON");
+    let rule = list
+        .as_array()
+        .and_then(|rules| rules.iter().find(|r| r["name"] == "Ran false"))
+        .cloned()
+        .expect("the rule is listed");
+    assert_eq!(rule["enabled"], false, "{list}");
+}
