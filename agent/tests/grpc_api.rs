@@ -858,7 +858,7 @@ fn the_events_status_and_rules_commands_work_against_the_running_agent() {
     let status: Value = serde_json::from_slice(&status.stdout).expect("status as JSON");
     assert_eq!(status["node"], "test-node", "{status}");
 
-    let mut follow = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+    let follow = Command::new(env!("CARGO_BIN_EXE_guardrails"))
         .args([
             "events",
             "--follow",
