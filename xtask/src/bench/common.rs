@@ -133,6 +133,48 @@ pub(super) fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// utime+stime of a process, in clock ticks, from /proc/PID/stat.
+pub(super) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command may hold spaces and parentheses: fields start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("unexpected {path}: {stat:?}"))?;
+    // Fields 3.. of stat(5); utime and stime are fields 14 and 15.
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || -> anyhow::Result<u64> {
+        fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("no utime/stime in {path}"))
+    };
+    Ok(next()? + next()?)
+}
+
+pub(super) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// Waits until process `pid` has used no CPU for 300 ms (it has drained its
+/// work), or `limit` has passed; returns its utime+stime in ticks then.
+pub(super) fn wait_until_idle(pid: u32, limit: Duration) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut last = cpu_ticks(pid)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = cpu_ticks(pid)?;
+        let idle = now == last;
+        last = now;
+        if idle || started.elapsed() > limit {
+            return Ok(last);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The agent
 
