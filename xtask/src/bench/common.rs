@@ -90,6 +90,23 @@ pub(super) fn loop_cpu() -> anyhow::Result<usize> {
         .context("this process may run on no CPU")
 }
 
+/// Pins this process to the CPUs the agent runs on (all but the loop's);
+/// nothing on a single CPU.
+pub(super) fn pin_to_other_cpus() -> anyhow::Result<()> {
+    let Some(set) = other_cpus()? else {
+        return Ok(());
+    };
+    // SAFETY: sched_setaffinity reads the set, prepared above.
+    let result =
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    ensure!(
+        result == 0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
 /// The CPUs this process may run on but the loop's, for the agent, so that
 /// the loop's figures count only the kernel's work; `None` on one CPU.
 pub(super) fn other_cpus() -> anyhow::Result<Option<libc::cpu_set_t>> {
@@ -131,6 +148,21 @@ pub(super) fn memory(pid: u32) -> anyhow::Result<Memory> {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:")?,
     })
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: comparable between processes, unlike
+/// [`Instant`].
+pub(super) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// utime+stime of a process, in clock ticks, from /proc/PID/stat.
