@@ -5,12 +5,16 @@
 //!   exec-heavy overhead;
 //! - `rules`: loading and compiling rules, rule evaluation throughput on
 //!   recorded events, and the whole agent with rules under an open/close
-//!   flood.
+//!   flood;
+//! - `grpc`: events over the gRPC API's Unix socket: what one client
+//!   receives, what ten clients with different filters and a stalled client
+//!   cost, and the replay buffer sent to one client.
 //!
 //! Loops run in child processes (this binary re-executed with a hidden
 //! target), never in the xtask process.
 
 mod common;
+mod grpc;
 mod rules;
 mod sensors;
 
@@ -32,6 +36,15 @@ pub enum BenchTarget {
         /// them later with `guardrails rules bench`.
         #[arg(long)]
         save_events: Option<PathBuf>,
+    },
+    /// Events over the gRPC API: one client's throughput (getppid and open
+    /// events, live and from the replay buffer), ten clients with different
+    /// filters against none, a reading client beside a stalled one (root;
+    /// builds the agent in release mode).
+    Grpc {
+        /// Rounds of the live runs; the best of each configuration counts.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
     },
     /// Internal: join a cgroup, pin to a CPU, time loops of getppid(2) and
     /// print `best_ns_per_call total_ns total_calls`.
@@ -70,6 +83,32 @@ pub enum BenchTarget {
         #[arg(long)]
         path: PathBuf,
     },
+    /// Internal: join a cgroup, pin to a CPU, run /bin/true from /bin/sh
+    /// `iterations` times, and print `iterations total_ns`.
+    #[command(hide = true)]
+    ExecLoop {
+        #[arg(long)]
+        cgroup: PathBuf,
+        #[arg(long)]
+        cpu: usize,
+        #[arg(long)]
+        iterations: u32,
+    },
+    /// Internal: open streams of the agent's API on `socket`, one per
+    /// `--client`, print `ready`, read until stdin closes and the streams
+    /// are idle (with `--replay`: until the replay ends), and print the
+    /// figures as JSON; pinned to `cpu`, or else to the agent's CPUs.
+    #[command(hide = true)]
+    GrpcClients {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long = "client", value_enum)]
+        clients: Vec<grpc::Preset>,
+        #[arg(long)]
+        replay: bool,
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
 }
 
 /// Runs `target`.
@@ -77,6 +116,7 @@ pub fn run(target: BenchTarget) -> anyhow::Result<()> {
     match target {
         BenchTarget::Sensors => sensors::sensors(),
         BenchTarget::Rules { save_events } => rules::rules(save_events.as_deref()),
+        BenchTarget::Grpc { rounds } => grpc::grpc(rounds),
         BenchTarget::GetppidLoop {
             cgroup,
             cpu,
@@ -91,5 +131,16 @@ pub fn run(target: BenchTarget) -> anyhow::Result<()> {
             seconds,
             path,
         } => rules::open_close_loop(&cgroup, cpu, seconds, &path),
+        BenchTarget::ExecLoop {
+            cgroup,
+            cpu,
+            iterations,
+        } => grpc::exec_loop(&cgroup, cpu, iterations),
+        BenchTarget::GrpcClients {
+            socket,
+            clients,
+            replay,
+            cpu,
+        } => grpc::clients(&socket, &clients, replay, cpu),
     }
 }

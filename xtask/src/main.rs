@@ -13,6 +13,8 @@
 //!   sensors cost (root); see `bench/sensors.rs`.
 //! - `bench rules`: build the agent in release mode and measure what rules
 //!   cost (root); see `bench/rules.rs`.
+//! - `bench grpc`: build the agent in release mode and measure its gRPC API's
+//!   event streams (root); see `bench/grpc.rs`.
 #![expect(clippy::print_stderr, reason = "a developer tool reports on stderr")]
 
 mod apiserver;
@@ -152,19 +154,22 @@ fn grpcurl() -> anyhow::Result<PathBuf> {
 
 /// Builds `guardrails` in release mode and returns its path.
 pub(crate) fn build_release_agent() -> anyhow::Result<PathBuf> {
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "agent",
-        "--bin",
-        "guardrails",
-    ])?;
+    build_release("agent", "guardrails")
+}
+
+/// Builds this tool in release mode and returns its path: benchmarks whose
+/// helpers share the measured CPU run them optimized.
+pub(crate) fn build_release_xtask() -> anyhow::Result<PathBuf> {
+    build_release("xtask", "xtask")
+}
+
+fn build_release(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    cargo(&["build", "--release", "--package", package, "--bin", bin])?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || workspace_root().join("target"),
         |dir| workspace_root().join(dir),
     );
-    Ok(target.join("release/guardrails"))
+    Ok(target.join("release").join(bin))
 }
 
 pub(crate) fn deps() -> anyhow::Result<()> {

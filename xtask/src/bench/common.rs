@@ -90,6 +90,23 @@ pub(super) fn loop_cpu() -> anyhow::Result<usize> {
         .context("this process may run on no CPU")
 }
 
+/// Pins this process to the CPUs the agent runs on (all but the loop's);
+/// nothing on a single CPU.
+pub(super) fn pin_to_other_cpus() -> anyhow::Result<()> {
+    let Some(set) = other_cpus()? else {
+        return Ok(());
+    };
+    // SAFETY: sched_setaffinity reads the set, prepared above.
+    let result =
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    ensure!(
+        result == 0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    Ok(())
+}
+
 /// The CPUs this process may run on but the loop's, for the agent, so that
 /// the loop's figures count only the kernel's work; `None` on one CPU.
 pub(super) fn other_cpus() -> anyhow::Result<Option<libc::cpu_set_t>> {
@@ -131,6 +148,63 @@ pub(super) fn memory(pid: u32) -> anyhow::Result<Memory> {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:")?,
     })
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: comparable between processes, unlike
+/// [`Instant`].
+pub(super) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+/// utime+stime of a process, in clock ticks, from /proc/PID/stat.
+pub(super) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command may hold spaces and parentheses: fields start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("unexpected {path}: {stat:?}"))?;
+    // Fields 3.. of stat(5); utime and stime are fields 14 and 15.
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || -> anyhow::Result<u64> {
+        fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("no utime/stime in {path}"))
+    };
+    Ok(next()? + next()?)
+}
+
+pub(super) fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// Waits until process `pid` has used no CPU for 300 ms (it has drained its
+/// work), or `limit` has passed; returns its utime+stime in ticks then.
+pub(super) fn wait_until_idle(pid: u32, limit: Duration) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut last = cpu_ticks(pid)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = cpu_ticks(pid)?;
+        let idle = now == last;
+        last = now;
+        if idle || started.elapsed() > limit {
+            return Ok(last);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

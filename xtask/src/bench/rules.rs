@@ -36,8 +36,8 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, config_head, join_cgroup,
-    loop_cpu, memory, pin_to_cpu, unique,
+    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, clock_ticks_per_second,
+    config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, unique, wait_until_idle,
 };
 
 /// Falco's stable rules, relative to the workspace root.
@@ -363,17 +363,7 @@ fn flood_with_agent(
     let bpf_before = bpf_programs()?;
     let cpu_before = cpu_ticks(pid)?;
     let with = open_close(cgroup, cpu, target)?;
-    let drain_started = Instant::now();
-    let mut last = cpu_ticks(pid)?;
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = cpu_ticks(pid)?;
-        let idle = now == last;
-        last = now;
-        if idle || drain_started.elapsed() > DRAIN_LIMIT {
-            break;
-        }
-    }
+    let last = wait_until_idle(pid, DRAIN_LIMIT)?;
     let bpf_after = bpf_programs()?;
     let memory = memory(pid)?;
     let (tally, rules) = running.stop_with_rules()?;
@@ -451,32 +441,6 @@ fn open_close_n(path: &CString, n: u32) -> anyhow::Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
-}
-
-/// utime+stime of a process, in clock ticks, from /proc/PID/stat.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // The command may hold spaces and parentheses: fields start after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("unexpected {path}: {stat:?}"))?;
-    // Fields 3.. of stat(5); utime and stime are fields 14 and 15.
-    let mut fields = rest.split_whitespace().skip(11);
-    let mut next = || -> anyhow::Result<u64> {
-        fields
-            .next()
-            .and_then(|f| f.parse().ok())
-            .with_context(|| format!("no utime/stime in {path}"))
-    };
-    Ok(next()? + next()?)
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
 /// `kernel.bpf_stats_enabled` switched on; restored to what it was on drop.
