@@ -93,6 +93,14 @@ fn events(responses: &[v1::StreamEventsResponse]) -> Vec<(u64, Value)> {
         .collect()
 }
 
+/// The cursor of the first response, which must be an event.
+fn first_cursor(responses: &[v1::StreamEventsResponse]) -> v1::Cursor {
+    match responses.first().and_then(|r| r.message.as_ref()) {
+        Some(Message::Event(e)) => e.cursor.clone().expect("a cursor"),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
 fn losts(responses: &[v1::StreamEventsResponse]) -> Vec<v1::Lost> {
     responses
         .iter()
@@ -340,10 +348,7 @@ fn a_client_that_resumes_gets_exactly_what_it_missed_or_a_lost_count() {
             events(r).len() == 1
         })
         .await;
-        let cursor = match &received[0].message {
-            Some(Message::Event(e)) => e.cursor.clone().expect("a cursor"),
-            other => panic!("expected an event, got {other:?}"),
-        };
+        let cursor = first_cursor(&received);
         drop(stream);
 
         // Missed while away: five execs.
@@ -441,10 +446,7 @@ fn a_resume_beyond_a_small_replay_buffer_reports_exactly_what_was_dropped() {
             !events(r).is_empty()
         })
         .await;
-        let cursor = match &received[0].message {
-            Some(Message::Event(e)) => e.cursor.clone().expect("a cursor"),
-            other => panic!("expected an event, got {other:?}"),
-        };
+        let cursor = first_cursor(&received);
         drop(stream);
         let mut last = 0;
         for _ in 0..10 {

@@ -321,44 +321,46 @@ fn section(
     }
 }
 
+/// A pod `pod-<uid>` in `shop` with one container `app`, for tests.
+#[cfg(test)]
+pub(crate) fn test_entry(uid: &str, container: Option<&str>) -> PodEntry {
+    use super::pod::PodContainer;
+    use crate::events::kubernetes::{BlastRadius, KubeContainer};
+    PodEntry {
+        meta: Arc::new(PodMeta {
+            uid: uid.into(),
+            name: format!("pod-{uid}"),
+            namespace: "shop".into(),
+            node: Some("n1".into()),
+            ip: None,
+            labels: BTreeMap::from([("app".into(), "web".into())]),
+            annotations: BTreeMap::new(),
+            service_account: None,
+            owner: None,
+            containers: vec![PodContainer {
+                id: container.map(str::to_owned),
+                meta: KubeContainer {
+                    name: "app".into(),
+                    image: "nginx".into(),
+                    image_id: None,
+                    privileged: false,
+                },
+            }],
+            exposure: BlastRadius::default(),
+        }),
+        workload: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::kubernetes::{BlastRadius, KubeContainer};
-    use crate::kube::pod::PodContainer;
 
     const LIMITS: IndexLimits = IndexLimits {
         max_pods: 3,
         max_namespaces: 2,
         deleted_grace: Duration::from_secs(10),
     };
-
-    fn entry(uid: &str, container: Option<&str>) -> PodEntry {
-        PodEntry {
-            meta: Arc::new(PodMeta {
-                uid: uid.into(),
-                name: format!("pod-{uid}"),
-                namespace: "shop".into(),
-                node: Some("n1".into()),
-                ip: None,
-                labels: BTreeMap::from([("app".into(), "web".into())]),
-                annotations: BTreeMap::new(),
-                service_account: None,
-                owner: None,
-                containers: vec![PodContainer {
-                    id: container.map(str::to_owned),
-                    meta: KubeContainer {
-                        name: "app".into(),
-                        image: "nginx".into(),
-                        image_id: None,
-                        privileged: false,
-                    },
-                }],
-                exposure: BlastRadius::default(),
-            }),
-            workload: None,
-        }
-    }
 
     fn found(lookup: Lookup) -> Arc<Kubernetes> {
         match lookup {
@@ -370,9 +372,9 @@ mod tests {
     #[test]
     fn should_resolve_a_container_once_the_status_names_it() {
         let mut index = PodIndex::new(LIMITS);
-        index.apply(entry("u1", None));
+        index.apply(test_entry("u1", None));
         assert!(matches!(index.lookup("c1", "u1"), Lookup::PodOnly(_)));
-        index.apply(entry("u1", Some("c1")));
+        index.apply(test_entry("u1", Some("c1")));
         let section = found(index.lookup("c1", "u1"));
         assert_eq!(
             section.container.as_ref().map(|c| c.name.as_str()),
@@ -389,7 +391,7 @@ mod tests {
     fn should_keep_a_deleted_pod_for_the_grace_period_only() {
         let mut index = PodIndex::new(LIMITS);
         let t0 = Instant::now();
-        index.apply(entry("u1", Some("c1")));
+        index.apply(test_entry("u1", Some("c1")));
         index.delete("u1", t0);
         index.expire(t0 + Duration::from_secs(9));
         assert!(matches!(index.lookup("c1", "u1"), Lookup::Found(_)));
@@ -402,10 +404,10 @@ mod tests {
     fn should_treat_pods_missing_from_a_relist_as_deleted() {
         let mut index = PodIndex::new(LIMITS);
         let t0 = Instant::now();
-        index.apply(entry("u1", Some("c1")));
-        index.apply(entry("u2", Some("c2")));
+        index.apply(test_entry("u1", Some("c1")));
+        index.apply(test_entry("u2", Some("c2")));
         index.begin_relist();
-        index.apply(entry("u2", Some("c2")));
+        index.apply(test_entry("u2", Some("c2")));
         index.finish_relist(t0);
         assert_eq!(index.stats().deleted, 1);
         index.expire(t0 + LIMITS.deleted_grace);
@@ -416,7 +418,7 @@ mod tests {
     #[test]
     fn should_refresh_sections_when_namespace_labels_change() {
         let mut index = PodIndex::new(LIMITS);
-        index.apply(entry("u1", Some("c1")));
+        index.apply(test_entry("u1", Some("c1")));
         index.set_namespace("shop".into(), BTreeMap::from([("team".into(), "a".into())]));
         assert_eq!(
             found(index.lookup("c1", "u1")).namespace_labels["team"],
@@ -433,7 +435,7 @@ mod tests {
     fn should_count_pods_beyond_its_capacity() {
         let mut index = PodIndex::new(LIMITS);
         for uid in ["u1", "u2", "u3", "u4"] {
-            index.apply(entry(uid, None));
+            index.apply(test_entry(uid, None));
         }
         assert_eq!(index.stats().pods, 3);
         assert_eq!(index.stats().overflows, 1);

@@ -272,19 +272,12 @@ fn pod_container(event: &Event) -> Option<Arc<ContainerInfo>> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::{
-        events::{
-            EventKind,
-            event::WallTime,
-            kubernetes::{BlastRadius, KubeContainer, PodStatus},
-        },
+        events::{EventKind, event::WallTime, kubernetes::PodStatus},
         kube::{
-            index::{IndexLimits, PodEntry},
+            index::{IndexLimits, test_entry},
             metrics::KubeMetrics,
-            pod::{PodContainer, PodMeta},
         },
     };
 
@@ -302,33 +295,6 @@ mod tests {
             ..ContainerInfo::default()
         }));
         event
-    }
-
-    fn pod(uid: &str, container: &str) -> PodEntry {
-        PodEntry {
-            meta: Arc::new(PodMeta {
-                uid: uid.into(),
-                name: "web-1".into(),
-                namespace: "shop".into(),
-                node: Some("n1".into()),
-                ip: None,
-                labels: BTreeMap::new(),
-                annotations: BTreeMap::new(),
-                service_account: None,
-                owner: None,
-                containers: vec![PodContainer {
-                    id: Some(container.into()),
-                    meta: KubeContainer {
-                        name: "app".into(),
-                        image: "nginx".into(),
-                        image_id: None,
-                        privileged: false,
-                    },
-                }],
-                exposure: BlastRadius::default(),
-            }),
-            workload: None,
-        }
     }
 
     #[tokio::test]
@@ -367,13 +333,13 @@ mod tests {
         assert!(passed[0].kubernetes.is_none());
 
         updates_tx
-            .send(Update::PodApplied(pod("u1", "c1")))
+            .send(Update::PodApplied(test_entry("u1", Some("c1"))))
             .await
             .expect("stage runs");
         let released = output_rx.recv().await.expect("a batch");
         let section = released[0].kubernetes.as_ref().expect("a section");
         assert_eq!(section.status, PodStatus::Resolved);
-        assert_eq!(section.pod.as_deref(), Some("web-1"));
+        assert_eq!(section.pod.as_deref(), Some("pod-u1"));
 
         let timed_out = output_rx.recv().await.expect("a batch");
         let section = timed_out[0].kubernetes.as_ref().expect("a section");
