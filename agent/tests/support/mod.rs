@@ -454,22 +454,33 @@ impl Agent {
     }
 
     fn wait_until(&self, timeout: Duration, done: impl Fn(&Output) -> bool, what: &str) {
+        // `done` may scan every event so far while holding the lock; run on
+        // every printed line, that is quadratic and starves the reader of a
+        // busy agent, so checks are paced instead.
+        const CHECK_INTERVAL: Duration = Duration::from_millis(20);
         let deadline = Instant::now() + timeout;
         let (lock, cond) = &*self.output;
-        let mut output = lock.lock().expect("lock");
-        while !done(&output) {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "timed out waiting for {what}; logs:\n{}",
-                output.logs.join("\n")
-            );
-            assert!(
-                !output.stdout_closed || done(&output),
-                "the agent exited while waiting for {what}; logs:\n{}",
-                output.logs.join("\n")
-            );
-            output = cond.wait_timeout(output, deadline - now).expect("lock").0;
+        loop {
+            let checked = Instant::now();
+            {
+                let output = lock.lock().expect("lock");
+                if done(&output) {
+                    return;
+                }
+                assert!(
+                    checked < deadline,
+                    "timed out waiting for {what}; logs:\n{}",
+                    output.logs.join("\n")
+                );
+                assert!(
+                    !output.stdout_closed,
+                    "the agent exited while waiting for {what}; logs:\n{}",
+                    output.logs.join("\n")
+                );
+                drop(cond.wait_timeout(output, deadline - checked).expect("lock"));
+            }
+            let next_check = (checked + CHECK_INTERVAL).min(deadline);
+            std::thread::sleep(next_check.saturating_duration_since(Instant::now()));
         }
     }
 
