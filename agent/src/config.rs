@@ -43,6 +43,17 @@
 //!   replay_events: 8192          # recent events kept for clients that resume
 //!   client_queue: 8192           # events queued per stream; beyond it, dropped for it
 //!   max_clients: 64              # streams at once
+//! containment:                   # see docs/containment.md
+//!   mode: monitor                # monitor, warn or enforce, unless more specific
+//!   bindings: []                 # [{rules: [..], tags: [..], actions: [kill], mode: enforce}]
+//!   namespaces: {}               # {payments: enforce}: the platform's mode there
+//!   namespace_label: guardrails.dev/mode   # a namespace raises its own mode with it
+//!   protected_namespaces: [kube-system]    # never acted in
+//!   act_on_host: false           # act on processes outside containers
+//!   rate_limit: {actions: 10, per_seconds: 60}   # per container
+//!   isolate: {allow: [{protocol: udp, port: 53}, {protocol: tcp, port: 53}]}
+//!   label: {labels: {guardrails.dev/quarantine: "true"}, annotations: {}}
+//!   pin_dir: /sys/fs/bpf/guardrails
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -124,6 +135,9 @@ pub struct Config {
     /// The gRPC API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// What the agent does about violations.
+    #[serde(default)]
+    pub containment: crate::actions::config::ContainmentConfig,
 }
 
 /// The gRPC API's transports and buffers.
@@ -348,6 +362,7 @@ impl Default for Config {
             rules: RulesConfig::default(),
             kubernetes: KubernetesConfig::default(),
             api: ApiConfig::default(),
+            containment: Default::default(),
         }
     }
 }

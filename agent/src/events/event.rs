@@ -63,6 +63,10 @@ pub struct Event {
     /// of the event that matched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violation: Option<Box<Violation>>,
+    /// For `action`: a containment action and its result. The other
+    /// sections are those of the violation that planned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Box<super::action::ActionReport>>,
 }
 
 impl Event {
@@ -85,6 +89,7 @@ impl Event {
             syscall: None,
             tcp_state: None,
             violation: None,
+            action: None,
         }
     }
 }
@@ -132,6 +137,8 @@ pub enum EventKind {
     TcpState,
     /// An event matched a rule.
     Violation,
+    /// A containment action was carried out, or would have been.
+    Action,
 }
 
 impl EventKind {
@@ -145,6 +152,7 @@ impl EventKind {
             Self::Syscall => "syscall",
             Self::TcpState => "tcp_state",
             Self::Violation => "violation",
+            Self::Action => "action",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! From kernel records to events: the reader drains the ring buffer, the
 //! decoder turns records into the versioned [`Event`] schema.
 
+pub mod action;
 pub mod clock;
 pub mod decode;
 pub mod event;

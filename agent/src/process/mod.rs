@@ -31,7 +31,7 @@ pub mod users;
 
 pub use procfs::{
     ARGS_MAX_BYTES, ProcfsError, SeedStats, clock_tick_ns, exe_file, root_id, seed_from_proc,
-    seed_one,
+    seed_one, start_ticks,
 };
 pub use tree::{
     Ancestor, Args, ExeFile, ExecInfo, JobIds, ProcessImage, ProcessInfo, ProcessTree, RootId,

@@ -245,6 +245,12 @@ struct Stat {
     start_ticks: u64,
 }
 
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`'s
+/// `starttime`); with the pid it names one process.
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Result<u64, ProcfsError> {
+    read_stat(&proc_root.join(pid.to_string()).join("stat")).map(|stat| stat.start_ticks)
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, ProcfsError> {
     fs::read(path).map_err(|source| ProcfsError::Read {
         path: path.to_owned(),

@@ -37,6 +37,8 @@ pub struct CompiledRule {
     pub tags: Vec<String>,
     /// Whether it is enabled.
     pub enabled: bool,
+    /// The containment actions its `actions` key binds to it.
+    pub actions: Vec<crate::actions::Action>,
     /// Its condition, exceptions included.
     pub condition: Node,
     /// Its output template.
@@ -115,6 +117,7 @@ pub fn compile(defs: &Definitions) -> Result<Compiled, RulesError> {
             priority: rule.priority,
             tags: rule.tags.clone(),
             enabled: rule.enabled,
+            actions: rule.actions.clone(),
             condition,
             output,
             event_types: types,

@@ -148,6 +148,8 @@ pub struct RuleDef {
     pub enabled: bool,
     /// Its exceptions.
     pub exceptions: Vec<ExceptionDef>,
+    /// The containment actions bound to it by its `actions` key.
+    pub actions: Vec<crate::actions::Action>,
     /// The event source (`syscall` unless said otherwise); rules of other
     /// sources are kept but not compiled.
     pub source: String,

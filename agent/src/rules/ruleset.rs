@@ -196,7 +196,10 @@ impl RuleSet {
     /// Tests `event` (the `number`th the rules have seen) and appends a
     /// violation for each rule it matches.
     pub fn evaluate(&self, event: &Event, number: u64, out: &mut Vec<Event>) {
-        if matches!(event.kind, EventKind::Violation | EventKind::EventsLost) {
+        if matches!(
+            event.kind,
+            EventKind::Violation | EventKind::EventsLost | EventKind::Action
+        ) {
             return;
         }
         let view = EventView::new(event, number);

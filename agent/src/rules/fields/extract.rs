@@ -372,7 +372,7 @@ fn category(view: &EventView<'_>) -> &'static str {
     match view.event.kind {
         EventKind::ProcessExec | EventKind::ProcessFork | EventKind::ProcessExit => "process",
         EventKind::TcpState => "net",
-        EventKind::EventsLost | EventKind::Violation => "internal",
+        EventKind::EventsLost | EventKind::Violation | EventKind::Action => "internal",
         EventKind::Syscall => match view.syscall().map(|s| &*s.sensor) {
             Some("file") => "file",
             Some("network") => "net",

@@ -201,6 +201,7 @@ pub fn event_type_name(event: &Event) -> &str {
         EventKind::TcpState => "tcp_state",
         EventKind::EventsLost => "events_lost",
         EventKind::Violation => "violation",
+        EventKind::Action => "action",
     }
 }
 

@@ -189,6 +189,7 @@ impl Merge {
             tags: rule.tags,
             enabled: rule.enabled,
             exceptions,
+            actions: rule.actions,
             source: rule.source,
             position: rule.position,
         };
@@ -287,6 +288,11 @@ fn append(rule: &mut RuleDef, changes: Changes, errors: &mut Vec<Diagnostic>) {
             rule.tags.push(tag);
         }
     }
+    for action in changes.actions.unwrap_or_default() {
+        if !rule.actions.contains(&action) {
+            rule.actions.push(action);
+        }
+    }
     for raw in changes.exceptions.unwrap_or_default() {
         match rule.exceptions.iter_mut().find(|e| e.name == raw.name) {
             // Values are added to an exception of that name; its fields and
@@ -348,6 +354,9 @@ fn replace(rule: &mut RuleDef, changes: Changes, errors: &mut Vec<Diagnostic>) {
     }
     if let Some(tags) = changes.tags {
         rule.tags = tags;
+    }
+    if let Some(actions) = changes.actions {
+        rule.actions = actions;
     }
     if let Some(raw) = changes.exceptions {
         rule.exceptions = complete_all(&raw, errors);

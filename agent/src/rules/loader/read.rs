@@ -12,7 +12,10 @@ use super::{
     exceptions::{self, RawException},
     yaml::{Mark, Node, Value},
 };
-use crate::rules::diag::{Diagnostic, Position, Severity};
+use crate::{
+    actions::Action,
+    rules::diag::{Diagnostic, Position, Severity},
+};
 
 /// What an item asks of the merge.
 #[derive(Debug)]
@@ -105,6 +108,7 @@ pub(super) struct NewRule {
     pub tags: Vec<String>,
     pub enabled: bool,
     pub exceptions: Vec<RawException>,
+    pub actions: Vec<Action>,
     pub source: String,
     pub position: Position,
 }
@@ -132,6 +136,7 @@ pub(super) struct Changes {
     pub exceptions: Option<Vec<RawException>>,
     pub priority: Option<Priority>,
     pub enabled: Option<bool>,
+    pub actions: Option<Vec<Action>>,
 }
 
 impl Changes {
@@ -143,6 +148,7 @@ impl Changes {
             && self.exceptions.is_none()
             && self.priority.is_none()
             && self.enabled.is_none()
+            && self.actions.is_none()
     }
 }
 
@@ -162,12 +168,21 @@ const RULE_KEYS: &[&str] = &[
     "skip-if-unknown-filter",
     "tags",
     "exceptions",
+    "actions",
     "override",
     "append",
 ];
 /// The rule keys `override` may append to, and those it may replace.
-const RULE_APPENDABLE: &[&str] = &["condition", "output", "desc", "tags", "exceptions"];
+const RULE_APPENDABLE: &[&str] = &[
+    "condition",
+    "output",
+    "desc",
+    "tags",
+    "exceptions",
+    "actions",
+];
 const RULE_REPLACEABLE: &[&str] = &[
+    "actions",
     "condition",
     "output",
     "desc",
@@ -397,6 +412,7 @@ impl Scope<'_> {
         self.optional_flags(node, at);
         let tags = self.strings(node, at, "tags", Need::Optional);
         let exceptions = self.exceptions(node, false);
+        let actions = self.actions(node, at, Need::Optional);
         Some(Item::Rule(Box::new(RuleItem::Define(NewRule {
             name,
             condition: condition?,
@@ -406,6 +422,7 @@ impl Scope<'_> {
             tags: dedup(tags.unwrap_or_default()),
             enabled: enabled.unwrap_or(true),
             exceptions: exceptions.unwrap_or_default(),
+            actions: actions.unwrap_or_default(),
             source: source.unwrap_or_else(|| "syscall".to_owned()),
             position,
         }))))
@@ -537,6 +554,10 @@ impl Scope<'_> {
         if given("enabled") {
             changes.enabled = self.boolean(node, at, "enabled", Need::Required);
             ok &= changes.enabled.is_some();
+        }
+        if given("actions") {
+            changes.actions = self.actions(node, at, Need::Required);
+            ok &= changes.actions.is_some();
         }
         if !appending {
             self.optional_flags(node, at);
@@ -896,6 +917,28 @@ impl Scope<'_> {
             );
         }
         parsed
+    }
+
+    /// The containment actions bound to a rule (`actions: [kill, label]`),
+    /// each name checked where it stands.
+    fn actions(&mut self, node: &Node, at: Mark, need: Need) -> Option<Vec<Action>> {
+        let names = self.strings(node, at, "actions", need)?;
+        let Some(Value::Seq(items)) = node.get("actions").map(|v| &v.value) else {
+            return None;
+        };
+        let mut actions = Vec::with_capacity(names.len());
+        let mut ok = true;
+        for (name, item) in names.iter().zip(items) {
+            match name.parse::<Action>() {
+                Ok(action) if !actions.contains(&action) => actions.push(action),
+                Ok(_) => {}
+                Err(e) => {
+                    self.error(item.at, e.to_string());
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(actions)
     }
 
     /// A sequence of strings (`items`, `tags`).
