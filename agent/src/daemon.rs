@@ -14,6 +14,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    actions::{
+        containment::Containment,
+        policy::{Myself, Policy},
+        stage::{ActionStage, Actors},
+    },
     api::{
         hub::{Hub, HubLimits},
         service::{AgentApi, Identity},
@@ -188,6 +193,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
     let batches = (capacity / BATCH_EVENTS).max(1);
     // decode → (pods) → rules → (blast radius) → outputs
+    let kube_for_actions = kube_client.clone();
     let (rules_input, output_input, matched_tx) = match kube_client {
         Some(client) => {
             let (enriched_tx, enriched_rx) = mpsc::channel(batches);
@@ -212,13 +218,28 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         }
     };
     let workers = usize::try_from(config.rules.workers.0).unwrap_or(1);
+    // rules → containment → (blast radius) → outputs
+    let (violations_tx, violations_rx) = mpsc::channel(batches);
     let stage_task = tokio::spawn(stage::run(
         rules_input,
-        matched_tx,
-        rules_rx,
+        violations_tx,
+        rules_rx.clone(),
         workers,
         metrics.clone(),
     ));
+    let (contain_tx, contain_rx) = mpsc::channel(16);
+    let actions = ActionStage::new(
+        Policy::new(config.containment.clone(), myself()),
+        Actors {
+            kill_maps: Some(kill_maps),
+            containment: open_containment(&config),
+            kube: kube_for_actions,
+            lsm: matches!(kernel.lsm, features::Support::Available),
+        },
+        node.as_str().into(),
+        metrics.actions(),
+    );
+    let actions_task = tokio::spawn(actions.run(violations_rx, matched_tx, rules_rx, contain_rx));
     let hub = api_listeners.as_ref().map(|_| {
         Arc::new(
             Hub::new(
@@ -262,6 +283,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             rules: rules_rx_api,
             commands: commands_tx,
             max_clients: usize::try_from(config.api.max_clients.0).unwrap_or(usize::MAX),
+            containment: contain_tx,
         };
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -309,6 +331,9 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         Ok(Err(e)) => tracing::error!(error = %e, "the rules task failed"),
         Err(_) => tracing::error!("the rules did not drain within {SHUTDOWN_GRACE:?}"),
     }
+    if tokio::time::timeout(SHUTDOWN_GRACE, actions_task).await.is_err() {
+        tracing::error!("containment did not drain within {SHUTDOWN_GRACE:?}");
+    }
     match tokio::time::timeout(SHUTDOWN_GRACE, output_task).await {
         Ok(Ok(delivered)) => tracing::info!(?delivered, "outputs flushed"),
         Ok(Err(e)) => tracing::error!(error = %e, "the output task failed"),
@@ -353,6 +378,52 @@ fn enricher(config: &Config) -> Enricher {
         Err(e) => tracing::warn!(error = %e, "cannot seed the process tree from /proc"),
     }
     enricher
+}
+
+/// The pinned containment state, reopened as the last run left it; without
+/// it, `freeze` and `isolate` fail with a reason and the rest works.
+fn open_containment(config: &Config) -> Option<Containment> {
+    let settings = &config.containment;
+    match Containment::open(&settings.pin_dir, &settings.isolate.allow) {
+        Ok(containment) => {
+            match containment.list() {
+                Ok(contained) if !contained.is_empty() => tracing::info!(
+                    contained = contained.len(),
+                    pin_dir = %settings.pin_dir.display(),
+                    "containment from an earlier run is still in force"
+                ),
+                _ => {}
+            }
+            Some(containment)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::actions::error_chain(&e),
+                pin_dir = %settings.pin_dir.display(),
+                "freeze and isolate are unavailable"
+            );
+            None
+        }
+    }
+}
+
+/// The agent's own pid and cgroup, never acted on.
+fn myself() -> Myself {
+    let cgroup_id = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("0::").map(str::to_owned))
+        })
+        .and_then(|path| {
+            let mount = cgroup::cgroup2_mount().ok()?;
+            cgroup::cgroup_id(&mount, std::path::Path::new(&path)).ok()
+        })
+        .unwrap_or(0);
+    Myself {
+        pid: std::process::id(),
+        cgroup_id,
+    }
 }
 
 fn scope_ids(config: &Config) -> Result<Vec<u64>, DaemonError> {

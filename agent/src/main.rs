@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Parser;
 use guardrails::{
     cli::{
-        AgentArgs, Cli, Command, EventsArgs, RulesCommand, events, format, rules, rules_agent,
-        rules_bench, status,
+        AgentArgs, Cli, Command, EventsArgs, RulesCommand, contain, events, format, rules,
+        rules_agent, rules_bench, status,
     },
     config::Config,
     daemon::{self, AgentOptions},
@@ -35,6 +35,17 @@ fn main() -> ExitCode {
             return client_command(|| block_on(status::run(&args, &mut std::io::stdout().lock())));
         }
         Command::Rules(command) => return rules_command(&command),
+        Command::Thaw(args) => {
+            return client_command(|| {
+                block_on(contain::undo(&args, false, &mut std::io::stdout().lock()))
+            });
+        }
+        Command::Lift(args) => {
+            return client_command(|| {
+                block_on(contain::undo(&args, true, &mut std::io::stdout().lock()))
+            });
+        }
+        Command::Cleanup(args) => contain::cleanup(&args, &mut std::io::stdout().lock()),
         Command::Version => {
             version();
             Ok(())

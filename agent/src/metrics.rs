@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::EventKind;
 
 /// Event kinds in the order of [`Metrics::events`].
-const KINDS: [EventKind; 7] = [
+const KINDS: [EventKind; 8] = [
     EventKind::ProcessExec,
     EventKind::ProcessFork,
     EventKind::ProcessExit,
@@ -33,6 +33,7 @@ const KINDS: [EventKind; 7] = [
     EventKind::TcpState,
     EventKind::EventsLost,
     EventKind::Violation,
+    EventKind::Action,
 ];
 
 /// A label value with `\\`, `"` and newlines escaped, as the text format
@@ -68,6 +69,7 @@ pub struct Metrics {
     api_last_sequence: AtomicU64,
     rules: Mutex<RulesMetrics>,
     kube: Arc<crate::kube::metrics::KubeMetrics>,
+    actions: Arc<crate::actions::metrics::ActionMetrics>,
 }
 
 /// Totals since the start.
@@ -99,6 +101,11 @@ impl Metrics {
     /// The kube API figures, for the tasks that publish them.
     pub fn kube(&self) -> Arc<crate::kube::metrics::KubeMetrics> {
         self.kube.clone()
+    }
+
+    /// The containment figures, for the actions step.
+    pub fn actions(&self) -> Arc<crate::actions::metrics::ActionMetrics> {
+        self.actions.clone()
     }
 
     /// Totals for the API's status.
@@ -340,6 +347,7 @@ impl Metrics {
         }
         self.render_rules(&mut out);
         self.kube.render(&mut out);
+        self.actions.render(&mut out);
         out
     }
 

@@ -13,6 +13,10 @@ use super::{
     mask::Mask,
 };
 use crate::{
+    actions::{
+        ledger::Contained,
+        stage::{Command as ContainCommand, CommandError},
+    },
     metrics::Metrics,
     rules::{
         RuleSet,
@@ -53,6 +57,8 @@ pub struct AgentApi {
     pub commands: mpsc::Sender<RulesCommand>,
     /// Streams served at once.
     pub max_clients: usize,
+    /// Requests to the containment step.
+    pub containment: mpsc::Sender<ContainCommand>,
 }
 
 #[tonic::async_trait]
@@ -178,6 +184,119 @@ impl AgentService for AgentApi {
             .find(|r| r.name == request.name)
             .map(rule_message);
         Ok(Response::new(v1::SetRuleEnabledResponse { rule }))
+    }
+
+    async fn list_contained(
+        &self,
+        _request: Request<v1::ListContainedRequest>,
+    ) -> Result<Response<v1::ListContainedResponse>, Status> {
+        let contained = self.contained().await?;
+        Ok(Response::new(v1::ListContainedResponse {
+            contained: contained.iter().map(contained_message).collect(),
+        }))
+    }
+
+    async fn thaw(
+        &self,
+        request: Request<v1::ContainedTarget>,
+    ) -> Result<Response<v1::ContainedResponse>, Status> {
+        let cgroup_id = self.resolve(request.into_inner()).await?;
+        self.undo(ContainCommand::Thaw, cgroup_id).await
+    }
+
+    async fn lift(
+        &self,
+        request: Request<v1::ContainedTarget>,
+    ) -> Result<Response<v1::ContainedResponse>, Status> {
+        let cgroup_id = self.resolve(request.into_inner()).await?;
+        self.undo(ContainCommand::Lift, cgroup_id).await
+    }
+}
+
+impl AgentApi {
+    async fn contained(&self) -> Result<Vec<Contained>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.containment
+            .send(ContainCommand::List(reply))
+            .await
+            .map_err(|_| Status::unavailable("the containment step is not running"))?;
+        answer
+            .await
+            .map_err(|_| Status::unavailable("the containment step stopped"))?
+            .map_err(command_status)
+    }
+
+    /// The cgroup id a target names: its own, or that of the one contained
+    /// container whose id starts with the given one.
+    async fn resolve(&self, target: v1::ContainedTarget) -> Result<u64, Status> {
+        if target.cgroup_id != 0 {
+            return Ok(target.cgroup_id);
+        }
+        let wanted = target.container_id.trim();
+        if wanted.len() < 12 {
+            return Err(Status::invalid_argument(
+                "name the container by cgroup_id or by at least 12 characters of its id",
+            ));
+        }
+        let contained = self.contained().await?;
+        let mut matching = contained
+            .iter()
+            .filter(|c| c.container_id.starts_with(wanted));
+        match (matching.next(), matching.next()) {
+            (Some(one), None) => Ok(one.cgroup_id),
+            (None, _) => Err(Status::not_found(format!(
+                "no contained container's id starts with {wanted}"
+            ))),
+            (Some(_), Some(_)) => Err(Status::invalid_argument(format!(
+                "several contained containers' ids start with {wanted}"
+            ))),
+        }
+    }
+
+    async fn undo(
+        &self,
+        command: fn(
+            u64,
+            oneshot::Sender<Result<Option<Contained>, CommandError>>,
+        ) -> ContainCommand,
+        cgroup_id: u64,
+    ) -> Result<Response<v1::ContainedResponse>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.containment
+            .send(command(cgroup_id, reply))
+            .await
+            .map_err(|_| Status::unavailable("the containment step is not running"))?;
+        let after = answer
+            .await
+            .map_err(|_| Status::unavailable("the containment step stopped"))?
+            .map_err(command_status)?;
+        Ok(Response::new(v1::ContainedResponse {
+            contained: after.as_ref().map(contained_message),
+        }))
+    }
+}
+
+fn command_status(error: CommandError) -> Status {
+    match error {
+        CommandError::NotContained(..) => Status::not_found(error.to_string()),
+        CommandError::Unavailable => Status::failed_precondition(error.to_string()),
+        CommandError::Failed(_) => Status::internal(error.to_string()),
+    }
+}
+
+fn contained_message(c: &Contained) -> v1::Contained {
+    let by = |a: &crate::actions::ledger::Action| v1::ContainedBy {
+        rule: a.rule.clone(),
+        since_unix_ns: a.since_unix_ns,
+    };
+    v1::Contained {
+        cgroup_id: c.cgroup_id,
+        cgroup_dir: c.cgroup_dir.display().to_string(),
+        container_id: c.container_id.clone(),
+        frozen: c.frozen.as_ref().map(by),
+        isolated: c.isolated.as_ref().map(by),
+        dropped_ingress: c.drops.map_or(0, |d| d.ingress),
+        dropped_egress: c.drops.map_or(0, |d| d.egress),
     }
 }
 

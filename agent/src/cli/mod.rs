@@ -1,6 +1,7 @@
 //! The `guardrails` command line: one binary, one subcommand per job.
 
 pub mod client;
+pub mod contain;
 pub mod events;
 pub mod format;
 pub mod rules;
@@ -44,6 +45,14 @@ pub enum Command {
     /// switch the rules of a running agent.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Thaw a container that a `freeze` action froze.
+    Thaw(ContainedArgs),
+    /// Lift a container's network isolation.
+    Lift(ContainedArgs),
+    /// Undo everything containment left on this node, with the agent
+    /// stopped: thaw frozen containers, detach and unpin the isolation
+    /// programs, remove the pin directory.
+    Cleanup(CleanupArgs),
     /// Print the version, the event schema version and the kernel wire version.
     Version,
 }
@@ -273,6 +282,25 @@ pub enum RulesFormat {
     Table,
     /// One JSON array of rules.
     Json,
+}
+
+/// `guardrails thaw` and `guardrails lift`.
+#[derive(Debug, Args)]
+pub struct ContainedArgs {
+    /// The container: its id (at least 12 characters) or its cgroup v2 id,
+    /// as `guardrails status` lists them.
+    pub container: String,
+    /// How to reach the agent.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// `guardrails cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The pin directory (the config's `containment.pin_dir`).
+    #[arg(long, default_value = crate::actions::config::DEFAULT_PIN_DIR)]
+    pub pin_dir: PathBuf,
 }
 
 /// `guardrails rules enable` and `guardrails rules disable`.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use proto::v1::{GetStatusRequest, GetStatusResponse};
+use proto::v1::{Contained, GetStatusRequest, GetStatusResponse, ListContainedRequest};
 use serde_json::{Value, json};
 
 use super::{
@@ -20,9 +20,27 @@ pub async fn run(args: &StatusArgs, out: &mut impl Write) -> Result<(), CommandE
         .await
         .map_err(|status| connection.call_error(&status))?
         .into_inner();
+    let contained = connection
+        .client()
+        .list_contained(ListContainedRequest {})
+        .await
+        .map_err(|status| connection.call_error(&status))?
+        .into_inner()
+        .contained;
     let text = match args.output {
-        StatusFormat::Text => text(&status),
-        StatusFormat::Json => format!("{}\n", json(&status)),
+        StatusFormat::Text => {
+            let mut text = text(&status);
+            text.push_str(&format!("contained: {}\n", contained.len()));
+            for c in &contained {
+                text.push_str(&format!("  {}\n", super::contain::line(c)));
+            }
+            text
+        }
+        StatusFormat::Json => {
+            let mut value = json(&status);
+            value["contained"] = contained.iter().map(contained_json).collect();
+            format!("{value}\n")
+        }
     };
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -76,6 +94,20 @@ pub fn text(status: &GetStatusResponse) -> String {
         .iter()
         .map(|(key, value)| format!("{:<width$} {value}\n", format!("{key}:")))
         .collect()
+}
+
+/// One contained container as JSON, the fields named as in the API.
+fn contained_json(c: &Contained) -> Value {
+    let by = |b: &proto::v1::ContainedBy| json!({"rule": b.rule, "since_unix_ns": b.since_unix_ns});
+    json!({
+        "cgroup_id": c.cgroup_id,
+        "cgroup_dir": c.cgroup_dir,
+        "container_id": c.container_id,
+        "frozen": c.frozen.as_ref().map(by),
+        "isolated": c.isolated.as_ref().map(by),
+        "dropped_ingress": c.dropped_ingress,
+        "dropped_egress": c.dropped_egress,
+    })
 }
 
 /// The status as one JSON object, the fields named as in the API.

@@ -8,6 +8,7 @@
 )]
 
 pub mod apiserver;
+pub mod cluster;
 
 use std::{
     ffi::CString,

@@ -1,0 +1,744 @@
+//! The pipeline's containment step: after the rules, before the outputs.
+//!
+//! For each violation it plans the actions bound to the rule, in the mode
+//! the policy gives for the target, carries them out in enforce mode and
+//! puts one `action` event per action right after the violation. It owns
+//! everything that acts: the in-kernel kill's maps, the pinned containment
+//! state, the rate limiter; the API reaches them through [`Command`]s.
+//!
+//! It also arms the in-kernel kill: the first event of a container cgroup
+//! (and again every [`REARM_INTERVAL`]) decides which kernel-expressible
+//! kill rules are in enforce mode there, and writes that into the kernel.
+//! A container is never armed before the agent has seen it, so its first
+//! exec is killed from userspace (pidfd), not in the kernel.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    Action, Mode,
+    containment::{ContainError, Containment, Contained, Target},
+    kernel_kill::{KernelMatch, KillMaps, kernel_match},
+    label::{self, Marks, VIOLATION_ANNOTATION},
+    metrics::ActionMetrics,
+    pidfd,
+    policy::Policy,
+    error_chain,
+    ratelimit::RateLimiter,
+};
+use crate::{
+    container::{CgroupPaths, ResolveOptions},
+    events::{
+        Event, EventKind,
+        action::{ActionReport, ActionTarget, Outcome},
+        reader::Batch,
+    },
+    rules::RuleSet,
+};
+
+/// How often a container's armed kill rules are decided again (a namespace
+/// label may have changed its mode).
+pub const REARM_INTERVAL: Duration = Duration::from_secs(30);
+/// Containers remembered as armed; the kernel map holds as many.
+const MAX_ARMED: usize = 16_384;
+/// How long a `label` waits for the API server.
+const LABEL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The in-kernel kill has 64 slots, one per rule.
+const KERNEL_SLOTS: usize = 64;
+
+/// What the API asks of the step.
+#[derive(Debug)]
+pub enum Command {
+    /// Everything frozen or isolated now.
+    List(oneshot::Sender<Result<Vec<Contained>, CommandError>>),
+    /// Thaw a frozen container, by cgroup id; the reply is what stays
+    /// contained there.
+    Thaw(u64, oneshot::Sender<Result<Option<Contained>, CommandError>>),
+    /// Lift a container's isolation, by cgroup id.
+    Lift(u64, oneshot::Sender<Result<Option<Contained>, CommandError>>),
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The container is not frozen (thaw) or not isolated (lift).
+    #[error("cgroup {0} is not {1}")]
+    NotContained(u64, &'static str),
+    /// Containment could not be set up on this node.
+    #[error("containment is unavailable on this node (see the agent's start-up log)")]
+    Unavailable,
+    /// The kernel or the cgroup refused.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Everything the step acts with; each part is optional, and an action whose
+/// part is missing fails with a reason.
+#[derive(Debug)]
+pub struct Actors {
+    /// The in-kernel kill's maps, from the sensors object.
+    pub kill_maps: Option<KillMaps>,
+    /// Freeze and isolation, pinned.
+    pub containment: Option<Containment>,
+    /// The kube API, for `label`.
+    pub kube: Option<kube::Client>,
+    /// Whether BPF LSM programs load (for `deny-exec`).
+    pub lsm: bool,
+}
+
+/// The containment step.
+#[derive(Debug)]
+pub struct ActionStage {
+    policy: Policy,
+    actors: Actors,
+    metrics: Arc<ActionMetrics>,
+    /// Each rule's own `actions`, by rule name.
+    rule_actions: HashMap<String, (Vec<Action>, Vec<String>)>,
+    /// The rule of each in-kernel kill slot.
+    slots: Vec<String>,
+    /// Per container cgroup: the slots armed there and when that was decided.
+    armed: HashMap<u64, (u64, Instant)>,
+    limiter: RateLimiter,
+    cgroups: Option<CgroupPaths>,
+    tick_ns: u64,
+    node: Arc<str>,
+    /// Reports of operators' thaws and lifts, sent after the command.
+    operator_events: Vec<Event>,
+}
+
+impl ActionStage {
+    /// A step with `policy`, acting through `actors`.
+    pub fn new(
+        policy: Policy,
+        actors: Actors,
+        node: Arc<str>,
+        metrics: Arc<ActionMetrics>,
+    ) -> Self {
+        let limit = policy.config().rate_limit;
+        let cgroups = match CgroupPaths::v2(ResolveOptions::default()) {
+            Ok(paths) => Some(paths),
+            Err(e) => {
+                tracing::warn!(error = %e, "freeze and isolate are off: cannot open the cgroup v2 mount");
+                None
+            }
+        };
+        Self {
+            policy,
+            actors,
+            metrics,
+            rule_actions: HashMap::new(),
+            slots: Vec::new(),
+            armed: HashMap::new(),
+            limiter: RateLimiter::new(
+                limit.actions,
+                Duration::from_secs(u64::from(limit.per_seconds)),
+            ),
+            cgroups,
+            tick_ns: crate::process::clock_tick_ns().unwrap_or(10_000_000),
+            node,
+            operator_events: Vec::new(),
+        }
+    }
+
+    /// Runs until `rx` closes; batches go on to `tx` with action events
+    /// after their violations.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Batch>,
+        tx: mpsc::Sender<Batch>,
+        mut rules: watch::Receiver<Arc<RuleSet>>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let (done_tx, mut done_rx) = mpsc::channel::<Event>(256);
+        let set = rules.borrow_and_update().clone();
+        self.apply_rules(&set);
+        loop {
+            tokio::select! {
+                batch = rx.recv() => {
+                    let Some(batch) = batch else { break };
+                    let batch = self.process(batch, &done_tx);
+                    if tx.send(batch).await.is_err() {
+                        tracing::error!("the outputs are gone; stopping containment");
+                        break;
+                    }
+                }
+                Some(report) = done_rx.recv() => {
+                    if tx.send(vec![report]).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(()) = rules.changed() => {
+                    let set = rules.borrow_and_update().clone();
+                    self.apply_rules(&set);
+                }
+                Some(command) = commands.recv() => {
+                    self.command(command);
+                    if !self.operator_events.is_empty()
+                        && tx.send(std::mem::take(&mut self.operator_events)).await.is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Labels still in flight report before the outputs close.
+        drop(done_tx);
+        while let Ok(Some(report)) =
+            tokio::time::timeout(LABEL_TIMEOUT, done_rx.recv()).await
+        {
+            if tx.send(vec![report]).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Takes in a new rule set: each rule's own actions, and the slots of
+    /// the in-kernel kill.
+    fn apply_rules(&mut self, set: &RuleSet) {
+        self.rule_actions = set
+            .rules()
+            .iter()
+            .map(|r| (r.name.clone(), (r.actions.clone(), r.tags.clone())))
+            .collect();
+        let mut slots: Vec<(u8, KernelMatch)> = Vec::new();
+        let mut names = Vec::new();
+        for rule in set.rules().iter().filter(|r| r.enabled) {
+            let actions = self.policy.actions(&rule.name, &rule.tags, &rule.actions);
+            if !actions.contains(&Action::Kill) && !actions.contains(&Action::DenyExec) {
+                continue;
+            }
+            if actions.contains(&Action::DenyExec) && !self.actors.lsm {
+                tracing::warn!(
+                    rule = %rule.name,
+                    "deny-exec needs BPF LSM, which this kernel refuses; the rule kills at exec instead"
+                );
+            }
+            match kernel_match(rule) {
+                Ok(matched) if slots.len() < KERNEL_SLOTS => {
+                    let slot = u8::try_from(slots.len()).unwrap_or(u8::MAX);
+                    slots.push((slot, matched));
+                    names.push(rule.name.clone());
+                }
+                Ok(_) => tracing::warn!(
+                    rule = %rule.name,
+                    "more than {KERNEL_SLOTS} rules kill in the kernel; this one kills from userspace"
+                ),
+                Err(why) => tracing::info!(
+                    rule = %rule.name,
+                    reason = %why,
+                    "the rule kills from userspace, after the event"
+                ),
+            }
+        }
+        if let Some(maps) = self.actors.kill_maps.as_mut() {
+            match maps.set_slots(&slots) {
+                Ok(()) => {
+                    if !names.is_empty() {
+                        tracing::info!(rules = ?names, "rules kill in the kernel at exec");
+                    }
+                    self.slots = names;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write the in-kernel kill rules; kills are from userspace");
+                    self.slots.clear();
+                }
+            }
+            // Every container is decided again for the new slots.
+            for (cgroup_id, _) in self.armed.drain() {
+                let _ = maps.disarm(cgroup_id);
+            }
+        }
+        self.metrics.set_kernel(self.armed.len(), self.slots.len());
+    }
+
+    fn process(&mut self, batch: Batch, done: &mpsc::Sender<Event>) -> Batch {
+        if !self.slots.is_empty() {
+            for event in &batch {
+                self.arm(event);
+            }
+        }
+        if !batch.iter().any(|e| e.kind == EventKind::Violation) {
+            return batch;
+        }
+        let mut out = Vec::with_capacity(batch.len() + 4);
+        for event in batch {
+            let reports = if event.kind == EventKind::Violation {
+                self.plan_and_act(&event, done)
+            } else {
+                Vec::new()
+            };
+            out.push(event);
+            out.extend(reports);
+        }
+        out
+    }
+
+    /// Decides, once per container and again after [`REARM_INTERVAL`],
+    /// which in-kernel kill slots are armed in its cgroup.
+    fn arm(&mut self, event: &Event) {
+        let Some(process) = event.process.as_ref() else {
+            return;
+        };
+        let cgroup_id = process.cgroup_id;
+        let now = Instant::now();
+        if let Some((_, decided)) = self.armed.get(&cgroup_id)
+            && now.duration_since(*decided) < REARM_INTERVAL
+        {
+            return;
+        }
+        let Some(maps) = self.actors.kill_maps.as_mut() else {
+            return;
+        };
+        let mut mask = 0u64;
+        if self.policy.protection(event).is_none() {
+            let (namespace, labels) = namespace_of(event);
+            for (slot, rule) in self.slots.iter().enumerate() {
+                let tags = self
+                    .rule_actions
+                    .get(rule)
+                    .map(|(_, tags)| tags.as_slice())
+                    .unwrap_or_default();
+                if self.policy.mode(rule, tags, namespace, labels).0 == Mode::Enforce {
+                    mask |= 1 << slot;
+                }
+            }
+        }
+        if self.armed.len() >= MAX_ARMED && !self.armed.contains_key(&cgroup_id) {
+            // The stalest decision goes; that container is decided again
+            // when it is next seen.
+            if let Some(stalest) = self
+                .armed
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| *id)
+            {
+                self.armed.remove(&stalest);
+                let _ = maps.disarm(stalest);
+            }
+        }
+        let previous = self.armed.insert(cgroup_id, (mask, now)).map(|(m, _)| m);
+        if previous != Some(mask) {
+            let result = if mask == 0 {
+                maps.disarm(cgroup_id)
+            } else {
+                maps.arm(cgroup_id, mask)
+            };
+            match result {
+                Ok(()) if mask != 0 => tracing::info!(
+                    cgroup_id,
+                    container = event.container.as_ref().and_then(|c| c.id.as_deref()),
+                    rules = mask.count_ones(),
+                    "in-kernel kill armed for the container"
+                ),
+                Ok(()) => {}
+                Err(e) => tracing::warn!(cgroup_id, error = %e, "cannot arm the in-kernel kill"),
+            }
+        }
+        self.metrics.set_kernel(self.armed.len(), self.slots.len());
+    }
+
+    fn plan_and_act(&mut self, violation: &Event, done: &mpsc::Sender<Event>) -> Vec<Event> {
+        let Some(v) = violation.violation.as_deref() else {
+            return Vec::new();
+        };
+        let (own, tags) = self
+            .rule_actions
+            .get(&v.rule)
+            .map(|(a, t)| (a.as_slice(), t.as_slice()))
+            .unwrap_or_default();
+        let actions = self.policy.actions(&v.rule, tags, own);
+        if actions.is_empty() {
+            return Vec::new();
+        }
+        let (namespace, labels) = namespace_of(violation);
+        let (mode, source) = self.policy.mode(&v.rule, tags, namespace, labels);
+        let protection = self.policy.protection(violation);
+        let target = target_of(violation);
+        let mut reports = Vec::with_capacity(actions.len());
+        let mut killed = false;
+        for action in actions {
+            let mut report = ActionReport {
+                action: action.as_str().to_owned(),
+                mode,
+                mode_source: source.as_str().to_owned(),
+                outcome: Outcome::WouldAct,
+                rule: Some(v.rule.clone()),
+                method: None,
+                message: String::new(),
+                target: target.clone(),
+                error: None,
+            };
+            let what = describe(action, violation, &target);
+            if let Some(reason) = &protection {
+                report.outcome = Outcome::Skipped;
+                report.message = format!("did not {what}: {reason}");
+            } else if mode < Mode::Enforce {
+                report.message = format!("would {what} ({mode} mode)");
+            } else if killed && matches!(action, Action::Kill | Action::DenyExec) {
+                report.outcome = Outcome::Skipped;
+                report.message = format!("did not {what}: the process is killed already");
+            } else if let Some(slot) = self.killed_in_kernel(violation, &v.rule) {
+                // The kernel acted before the rules saw the event.
+                if matches!(action, Action::Kill | Action::DenyExec) {
+                    killed = true;
+                    report.outcome = Outcome::Done;
+                    report.method = Some("kernel".to_owned());
+                    report.message = match action {
+                        Action::DenyExec => format!(
+                            "killed pid {} in the kernel at exec, before it ran (deny-exec: BPF LSM is unavailable)",
+                            target.pid.unwrap_or_default()
+                        ),
+                        _ => format!(
+                            "killed pid {} in the kernel at exec, before it ran",
+                            target.pid.unwrap_or_default()
+                        ),
+                    };
+                    let _ = slot;
+                } else {
+                    self.act(action, violation, &v.rule, &target, &mut report, done);
+                }
+            } else if !self.limiter.allow(target.cgroup_id.unwrap_or_default(), Instant::now()) {
+                report.outcome = Outcome::RateLimited;
+                report.message = format!(
+                    "did not {what}: more than {} actions in {} s for this container",
+                    self.policy.config().rate_limit.actions,
+                    self.policy.config().rate_limit.per_seconds
+                );
+            } else {
+                if matches!(action, Action::Kill | Action::DenyExec) {
+                    killed = true;
+                }
+                self.act(action, violation, &v.rule, &target, &mut report, done);
+            }
+            self.metrics.count(&report.action, report.mode, report.outcome);
+            reports.push(action_event(violation, report));
+        }
+        reports
+    }
+
+    /// The slot, when the kernel killed this violation's process at exec for
+    /// this rule.
+    fn killed_in_kernel(&self, violation: &Event, rule: &str) -> Option<u8> {
+        let slot = violation.kernel_kill.as_ref()?.slot;
+        (self.slots.get(usize::from(slot)).map(String::as_str) == Some(rule)).then_some(slot)
+    }
+
+    /// Carries out one action in enforce mode and fills in the report.
+    fn act(
+        &mut self,
+        action: Action,
+        violation: &Event,
+        rule: &str,
+        target: &ActionTarget,
+        report: &mut ActionReport,
+        done: &mpsc::Sender<Event>,
+    ) {
+        let what = describe(action, violation, target);
+        let result: Result<&'static str, String> = match action {
+            Action::Kill | Action::DenyExec => self.kill(violation),
+            Action::Freeze => self.contain(violation, rule, target, |c, t| c.freeze(t)),
+            Action::Isolate => self.contain(violation, rule, target, |c, t| c.isolate(t)),
+            Action::Label => {
+                match self.label(violation, rule, target, report.clone(), done.clone()) {
+                    // The result comes as an event of its own.
+                    Ok(()) => {
+                        report.outcome = Outcome::Done;
+                        report.method = Some("kube_api".to_owned());
+                        report.message = format!("{what}: requested");
+                        return;
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(method) => {
+                report.outcome = Outcome::Done;
+                report.method = Some(method.to_owned());
+                report.message = match action {
+                    Action::DenyExec => format!(
+                        "{} (deny-exec: BPF LSM is unavailable, so the process was killed after its exec)",
+                        past(Action::Kill, violation, target)
+                    ),
+                    _ => past(action, violation, target),
+                };
+            }
+            Err(error) => {
+                report.outcome = Outcome::Failed;
+                report.message = format!("could not {what}: {error}");
+                report.error = Some(error);
+            }
+        }
+    }
+
+    fn kill(&self, violation: &Event) -> Result<&'static str, String> {
+        let process = violation
+            .process
+            .as_ref()
+            .ok_or_else(|| "the event names no process".to_owned())?;
+        pidfd::kill(process.pid, process.start_ns, self.tick_ns)
+            .map(|()| "pidfd")
+            .map_err(|e| e.to_string())
+    }
+
+    fn contain(
+        &mut self,
+        violation: &Event,
+        rule: &str,
+        target: &ActionTarget,
+        act: impl FnOnce(&mut Containment, &Target) -> Result<(), ContainError>,
+    ) -> Result<&'static str, String> {
+        let cgroup_id = violation
+            .process
+            .as_ref()
+            .map(|p| p.cgroup_id)
+            .ok_or_else(|| "the event names no process".to_owned())?;
+        let dir = self.cgroup_dir(cgroup_id)?;
+        let containment = self
+            .actors
+            .containment
+            .as_mut()
+            .ok_or_else(|| "containment is unavailable on this node (see the start-up log)".to_owned())?;
+        let t = Target {
+            cgroup_id,
+            cgroup_dir: dir,
+            container_id: target.container_id.clone().unwrap_or_default(),
+            rule: rule.to_owned(),
+        };
+        act(containment, &t).map_err(|e| error_chain(&e))?;
+        if let Ok(list) = containment.list() {
+            self.metrics.set_contained(list.len());
+        }
+        Ok("cgroup")
+    }
+
+    fn cgroup_dir(&mut self, cgroup_id: u64) -> Result<PathBuf, String> {
+        let paths = self
+            .cgroups
+            .as_mut()
+            .ok_or_else(|| "the cgroup v2 mount is unavailable".to_owned())?;
+        let relative = paths
+            .path(cgroup_id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cgroup {cgroup_id} is gone"))?;
+        Ok(paths.mount().join(relative.trim_start_matches('/')))
+    }
+
+    fn label(
+        &self,
+        violation: &Event,
+        rule: &str,
+        target: &ActionTarget,
+        report: ActionReport,
+        done: mpsc::Sender<Event>,
+    ) -> Result<(), String> {
+        let client = self
+            .actors
+            .kube
+            .clone()
+            .ok_or_else(|| "no cluster: the agent runs without the kube API".to_owned())?;
+        let (Some(namespace), Some(pod)) = (target.namespace.clone(), target.pod.clone()) else {
+            return Err("the process is in no known pod".to_owned());
+        };
+        let config = &self.policy.config().label;
+        let mut annotations = config.annotations.clone();
+        annotations.insert(VIOLATION_ANNOTATION.to_owned(), rule.to_owned());
+        let marks = Marks {
+            labels: config.labels.clone(),
+            annotations,
+        };
+        let template = violation.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let mut report = report;
+            match label::label_pod(client, &namespace, &pod, &marks, LABEL_TIMEOUT).await {
+                Ok(()) => {
+                    report.outcome = Outcome::Done;
+                    report.message = format!(
+                        "labelled pod {namespace}/{pod} with {}",
+                        marks
+                            .labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                }
+                Err(e) => {
+                    report.outcome = Outcome::Failed;
+                    report.message = format!("could not label pod {namespace}/{pod}");
+                    report.error = Some(error_chain(&e));
+                }
+            }
+            report.method = Some("kube_api".to_owned());
+            metrics.count(&report.action, report.mode, report.outcome);
+            let _ = done.send(action_event(&template, report)).await;
+        });
+        Ok(())
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::List(reply) => {
+                let list = match self.actors.containment.as_ref() {
+                    Some(c) => c.list().map_err(|e| CommandError::Failed(error_chain(&e))),
+                    None => Ok(Vec::new()),
+                };
+                let _ = reply.send(list);
+            }
+            Command::Thaw(cgroup_id, reply) => {
+                let _ = reply.send(self.undo(cgroup_id, "frozen"));
+            }
+            Command::Lift(cgroup_id, reply) => {
+                let _ = reply.send(self.undo(cgroup_id, "isolated"));
+            }
+        }
+        if let Some(Ok(list)) = self.actors.containment.as_ref().map(Containment::list) {
+            self.metrics.set_contained(list.len());
+        }
+    }
+
+    /// Thaws (`frozen`) or lifts (`isolated`) a container for an operator,
+    /// and reports it as an action of its own.
+    fn undo(&mut self, cgroup_id: u64, state: &'static str) -> Result<Option<Contained>, CommandError> {
+        let containment = self.actors.containment.as_mut().ok_or(CommandError::Unavailable)?;
+        let before = containment
+            .get(cgroup_id)
+            .map_err(|e| CommandError::Failed(error_chain(&e)))?
+            .filter(|c| match state {
+                "frozen" => c.frozen.is_some(),
+                _ => c.isolated.is_some(),
+            })
+            .ok_or(CommandError::NotContained(cgroup_id, state))?;
+        let (action, result) = if state == "frozen" {
+            ("thaw", containment.thaw(cgroup_id))
+        } else {
+            ("lift", containment.lift(cgroup_id))
+        };
+        let after = containment.get(cgroup_id);
+        let mut report = ActionReport {
+            action: action.to_owned(),
+            mode: Mode::Enforce,
+            mode_source: "operator".to_owned(),
+            outcome: Outcome::Done,
+            rule: None,
+            method: Some("cgroup".to_owned()),
+            message: String::new(),
+            target: ActionTarget {
+                cgroup_id: Some(cgroup_id),
+                container_id: Some(before.container_id.clone()).filter(|id| !id.is_empty()),
+                ..ActionTarget::default()
+            },
+            error: None,
+        };
+        let short = before.container_id.get(..12).unwrap_or(&before.container_id).to_owned();
+        let outcome = match result {
+            Ok(()) => {
+                report.message = match action {
+                    "thaw" => format!("thawed container {short} for an operator"),
+                    _ => format!("lifted the isolation of container {short} for an operator"),
+                };
+                after.map_err(|e| CommandError::Failed(error_chain(&e)))
+            }
+            Err(e) => {
+                let error = error_chain(&e);
+                report.outcome = Outcome::Failed;
+                report.message = format!("could not {action} container {short}");
+                report.error = Some(error.clone());
+                Err(CommandError::Failed(error))
+            }
+        };
+        self.metrics.count(&report.action, report.mode, report.outcome);
+        let mut event = Event::new(
+            EventKind::Action,
+            crate::events::event::WallTime(std::time::SystemTime::now()),
+            crate::events::clock::boot_ns(),
+            self.node.clone(),
+        );
+        event.action = Some(Box::new(report));
+        self.operator_events.push(event);
+        outcome
+    }
+}
+
+/// The namespace of an event's pod and that namespace's labels.
+fn namespace_of(
+    event: &Event,
+) -> (
+    Option<&str>,
+    Option<&std::collections::BTreeMap<String, String>>,
+) {
+    match event.kubernetes.as_deref() {
+        Some(k) => (k.namespace.as_deref(), Some(&k.namespace_labels)),
+        None => (None, None),
+    }
+}
+
+fn target_of(event: &Event) -> ActionTarget {
+    let kubernetes = event.kubernetes.as_deref();
+    ActionTarget {
+        pid: event.process.as_ref().map(|p| p.pid),
+        cgroup_id: event.process.as_ref().map(|p| p.cgroup_id),
+        container_id: event.container.as_ref().and_then(|c| c.id.clone()),
+        pod: kubernetes.and_then(|k| k.pod.clone()),
+        namespace: kubernetes.and_then(|k| k.namespace.clone()),
+    }
+}
+
+/// "kill pid 42 (nc)", "freeze container 3f2a…", "label pod shop/web-1".
+fn describe(action: Action, event: &Event, target: &ActionTarget) -> String {
+    let comm = event.process.as_ref().map_or("", |p| p.comm.as_str());
+    let container = target
+        .container_id
+        .as_deref()
+        .map_or("(none)", |id| id.get(..12).unwrap_or(id));
+    match action {
+        Action::Kill | Action::DenyExec => format!(
+            "{} pid {} ({comm})",
+            action.verb(),
+            target.pid.unwrap_or_default()
+        ),
+        Action::Freeze | Action::Isolate => format!("{} container {container}", action.verb()),
+        Action::Label => match (&target.namespace, &target.pod) {
+            (Some(ns), Some(pod)) => format!("label pod {ns}/{pod}"),
+            _ => "label the pod".to_owned(),
+        },
+    }
+}
+
+/// "killed pid 42 (nc)", "froze container 3f2a…".
+fn past(action: Action, event: &Event, target: &ActionTarget) -> String {
+    let text = describe(action, event, target);
+    for (now, then) in [
+        ("kill ", "killed "),
+        ("freeze ", "froze "),
+        ("isolate ", "isolated "),
+        ("label ", "labelled "),
+    ] {
+        if let Some(rest) = text.strip_prefix(now) {
+            return format!("{then}{rest}");
+        }
+    }
+    text
+}
+
+/// An `action` event: the violation's sections, with the report.
+fn action_event(violation: &Event, report: ActionReport) -> Event {
+    let mut event = Event::new(
+        EventKind::Action,
+        crate::events::event::WallTime(std::time::SystemTime::now()),
+        crate::events::clock::boot_ns(),
+        violation.node.clone(),
+    );
+    event.process = violation.process.clone();
+    event.container = violation.container.clone();
+    event.kubernetes = violation.kubernetes.clone();
+    event.action = Some(Box::new(report));
+    event
+}

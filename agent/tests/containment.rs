@@ -1,0 +1,483 @@
+//! Containment end to end: the agent as a child process, rules with
+//! `actions`, real processes in container-like cgroups, and what a user would
+//! check: the process is dead (or ran), the container stops or loses its
+//! network, the action events say what happened, state survives a restart,
+//! and `guardrails cleanup` leaves nothing behind.
+
+mod support;
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    os::unix::{fs::PermissionsExt, process::ExitStatusExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Agent, Layout, TempDir, TestCgroup, kernel_test, unique_hex};
+
+const RULES: &str = r#"
+- rule: Marker started
+  desc: the test's marker program; the kernel can express this one
+  condition: evt.type in (execve, execveat) and proc.name = gr-marker
+  output: "marker started (pid=%proc.pid)"
+  priority: CRITICAL
+  actions: [kill]
+- rule: Trigger opened
+  desc: a file named for the test is opened; the kernel cannot express this one
+  condition: evt.type in (open, openat, openat2) and fd.name endswith /gr-trigger
+  output: "trigger opened (pid=%proc.pid)"
+  priority: WARNING
+  actions: [kill]
+- rule: Freeze flag opened
+  desc: freezes the container
+  condition: evt.type in (open, openat, openat2) and fd.name endswith /gr-freeze
+  output: "freeze flag opened (pid=%proc.pid)"
+  priority: WARNING
+  actions: [freeze]
+- rule: Isolate flag opened
+  desc: isolates the container
+  condition: evt.type in (open, openat, openat2) and fd.name endswith /gr-isolate
+  output: "isolate flag opened (pid=%proc.pid)"
+  priority: WARNING
+  actions: [isolate]
+"#;
+
+/// A test's rules, flag files, marker program and pin directory.
+struct Setup {
+    dir: TempDir,
+    pin_dir: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = TempDir::new("contain");
+        std::fs::write(dir.path.join("rules.yaml"), RULES).expect("write the rules");
+        for flag in ["gr-trigger", "gr-freeze", "gr-isolate"] {
+            std::fs::write(dir.path.join(flag), "flag\n").expect("write a flag file");
+        }
+        // A program whose first action is to write the file it is given.
+        let marker = dir.path.join("gr-marker");
+        std::fs::write(&marker, "#!/bin/sh\necho ran > \"$1\"\n").expect("write the marker");
+        std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o755))
+            .expect("make the marker executable");
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/guardrails-test-{}", unique_hex(12)));
+        Self { dir, pin_dir }
+    }
+
+    /// The agent's config: `cgroups` in scope, these rules, and `containment`
+    /// (YAML lines, indented by four).
+    fn config(&self, cgroups: &[&TestCgroup], containment: &str) -> String {
+        let scope: Vec<String> = cgroups
+            .iter()
+            .map(|c| format!("{:?}", c.path.display().to_string()))
+            .collect();
+        format!(
+            "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nrules:\n  defaults: false\n  reload_interval_ms: 0\n  files: [{:?}]\ncontainment:\n  pin_dir: {:?}\n{containment}",
+            scope.join(", "),
+            self.dir.path.join("rules.yaml").display().to_string(),
+            self.pin_dir.display().to_string(),
+        )
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path.join(name)
+    }
+
+    /// Runs the marker in `cgroup`, telling it to write `out`.
+    fn run_marker(&self, cgroup: &TestCgroup, out: &Path) -> (u32, std::process::ExitStatus) {
+        let mut child = cgroup
+            .command(self.file("gr-marker"))
+            .arg(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run the marker");
+        let pid = child.id();
+        (pid, child.wait().expect("wait for the marker"))
+    }
+
+    /// `guardrails cleanup` of this test's pin directory.
+    fn cleanup(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_guardrails"))
+            .args(["cleanup", "--pin-dir"])
+            .arg(&self.pin_dir)
+            .output()
+            .expect("run guardrails cleanup")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if self.pin_dir.exists() {
+            let _ = self.cleanup();
+        }
+    }
+}
+
+/// The action events about process `pid` so far.
+fn actions_for(events: &[Value], pid: u32) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "action" && e["process"]["pid"] == pid)
+        .collect()
+}
+
+/// Waits for the first action event of `action` about `pid`.
+fn wait_for_action(agent: &Agent, pid: u32, action: &str) -> Value {
+    let events = agent.wait_for_events(&format!("a {action} action for pid {pid}"), |events| {
+        actions_for(events, pid)
+            .iter()
+            .any(|e| e["action"]["action"] == action)
+    });
+    actions_for(&events, pid)
+        .into_iter()
+        .find(|e| e["action"]["action"] == action)
+        .cloned()
+        .expect("the action event")
+}
+
+/// Starts `sleep` in `cgroup` so that the agent sees the container and
+/// arms the in-kernel kill there; returns once it says so.
+fn arm(agent: &Agent, cgroup: &TestCgroup) -> Child {
+    let sleeper = cgroup
+        .command("sleep")
+        .arg("60")
+        .spawn()
+        .expect("start sleep");
+    let id = cgroup.container_id.clone().expect("a container cgroup");
+    agent.wait_for_log("the container to be armed", |line| {
+        line.contains("in-kernel kill armed") && line.contains(&id)
+    });
+    sleeper
+}
+
+fn guardrails(agent: &Agent, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardrails"))
+        .args(args)
+        .arg("--socket")
+        .arg(&agent.socket)
+        .output()
+        .expect("run guardrails")
+}
+
+#[test]
+fn kill_in_enforce_mode_happens_in_the_kernel_before_the_marker_writes_but_never_on_the_host() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let host = TestCgroup::with_layout(Layout::Host);
+    let agent = Agent::start(&setup.config(
+        &[&container, &host],
+        "  bindings:\n    - rules: [\"Marker started\"]\n      mode: enforce\n",
+    ));
+    agent.wait_for_log("the rule to kill in the kernel", |line| {
+        line.contains("rules kill in the kernel at exec") && line.contains("Marker started")
+    });
+    let mut sleeper = arm(&agent, &container);
+
+    let written = setup.file("in-container");
+    let (pid, status) = setup.run_marker(&container, &written);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "the marker was killed: {status}");
+    assert!(!written.exists(), "the marker ran an instruction of its own");
+    let kill = wait_for_action(&agent, pid, "kill");
+    let action = &kill["action"];
+    assert_eq!(action["outcome"], "done", "{kill}");
+    assert_eq!(action["method"], "kernel", "{kill}");
+    assert_eq!(action["mode"], "enforce");
+    assert_eq!(action["mode_source"], "binding");
+    assert_eq!(action["rule"], "Marker started");
+    assert_eq!(action["target"]["container_id"], container.container_id.as_deref().expect("id"));
+    let events = agent.wait_for_exec(pid);
+    let exec = events
+        .iter()
+        .find(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
+        .expect("the marker's exec");
+    assert!(exec.get("kernel_kill").is_some(), "the exec says the kernel killed it: {exec}");
+
+    // The same program on the host runs: the host is never acted on.
+    let written = setup.file("on-host");
+    let (pid, status) = setup.run_marker(&host, &written);
+    assert!(status.success(), "the marker on the host ran: {status}");
+    assert_eq!(std::fs::read_to_string(&written).expect("written"), "ran\n");
+    let skipped = wait_for_action(&agent, pid, "kill");
+    assert_eq!(skipped["action"]["outcome"], "skipped", "{skipped}");
+    assert!(
+        skipped["action"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("host")),
+        "{skipped}"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let (events, status) = agent.stop();
+    assert!(status.success());
+    support::assert_schema_valid(&events);
+}
+
+#[test]
+fn in_monitor_mode_the_marker_runs_and_the_event_says_it_would_be_killed() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    // No mode anywhere: monitor, the default.
+    let agent = Agent::start(&setup.config(&[&container], ""));
+    let written = setup.file("monitored");
+    let (pid, status) = setup.run_marker(&container, &written);
+    assert!(status.success(), "{status}");
+    assert_eq!(std::fs::read_to_string(&written).expect("written"), "ran\n");
+    let kill = wait_for_action(&agent, pid, "kill");
+    let action = &kill["action"];
+    assert_eq!(action["outcome"], "would_act", "{kill}");
+    assert_eq!(action["mode"], "monitor");
+    assert_eq!(action["mode_source"], "default");
+    assert!(
+        action["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("would kill pid {pid}"))),
+        "{kill}"
+    );
+    let (events, status) = agent.stop();
+    assert!(status.success());
+    // One violation, one action event, right after it.
+    let at = events
+        .iter()
+        .position(|e| e["kind"] == "violation" && e["process"]["pid"] == pid)
+        .expect("the violation");
+    assert_eq!(events[at + 1]["kind"], "action");
+}
+
+#[test]
+fn a_rule_the_kernel_cannot_express_kills_through_a_pidfd() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let agent = Agent::start(&setup.config(&[&container], "  mode: enforce\n"));
+    let trigger = setup.file("gr-trigger").display().to_string();
+    // The shell opens the trigger, then becomes a long sleep: the same
+    // process, which only a kill ends early.
+    let started = Instant::now();
+    let mut child = container
+        .command("/bin/sh")
+        .args(["-c", "exec 3<\"$1\"; exec sleep 30", "sh", &trigger])
+        .spawn()
+        .expect("start the shell");
+    let pid = child.id();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let kill = wait_for_action(&agent, pid, "kill");
+    assert_eq!(kill["action"]["outcome"], "done", "{kill}");
+    assert_eq!(kill["action"]["method"], "pidfd", "{kill}");
+    assert_eq!(kill["action"]["mode_source"], "default");
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}
+
+/// A loop in `cgroup` that writes a growing count to `file` every 20 ms.
+fn counter(cgroup: &TestCgroup, file: &Path) -> Child {
+    cgroup
+        .command("/bin/sh")
+        .args([
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > \"$1\"; sleep 0.02; done",
+            "sh",
+        ])
+        .arg(file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the counter")
+}
+
+fn count(file: &Path) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether the count in `file` grows over half a second.
+fn progressing(file: &Path) -> bool {
+    let before = count(file);
+    std::thread::sleep(Duration::from_millis(500));
+    count(file) > before
+}
+
+/// Opens `flag` from a process in `cgroup`. Not waited for: a freeze may
+/// stop it before it exits.
+fn open_flag(cgroup: &TestCgroup, flag: &Path) -> Child {
+    cgroup
+        .command("/bin/cat")
+        .arg(flag)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run cat")
+}
+
+fn contained(agent: &Agent) -> Vec<Value> {
+    let out = guardrails(agent, &["status", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status as JSON");
+    status["contained"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn freeze_stops_the_container_survives_a_restart_and_thaw_resumes_it() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let config = setup.config(&[&container], "  mode: enforce\n");
+    let agent = Agent::start(&config);
+    let count_file = setup.file("count");
+    let mut looping = counter(&container, &count_file);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&count_file) == 0 {
+        assert!(Instant::now() < deadline, "the counter never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cat = open_flag(&container, &setup.file("gr-freeze"));
+    let freeze = wait_for_action(&agent, cat.id(), "freeze");
+    assert_eq!(freeze["action"]["outcome"], "done", "{freeze}");
+    assert!(!progressing(&count_file), "the frozen counter stopped");
+
+    // The agent goes; the freeze stays, and the next agent lists it.
+    let (_, status) = agent.stop();
+    assert!(status.success());
+    assert!(!progressing(&count_file), "still frozen without the agent");
+    let agent = Agent::start(&config);
+    let listed = contained(&agent);
+    let id = container.container_id.clone().expect("a container id");
+    let entry = listed
+        .iter()
+        .find(|c| c["container_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("the frozen container is listed: {listed:?}"));
+    assert_eq!(entry["frozen"]["rule"], "Freeze flag opened");
+    assert_eq!(entry["cgroup_id"], container.id);
+
+    let thaw = guardrails(&agent, &["thaw", &id]);
+    assert!(thaw.status.success(), "{}", String::from_utf8_lossy(&thaw.stderr));
+    assert!(progressing(&count_file), "the thawed counter resumed");
+    assert!(contained(&agent).is_empty());
+    let events = agent.wait_for_events("the thaw's action event", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "action" && e["action"]["action"] == "thaw")
+    });
+    let thawed = events
+        .iter()
+        .find(|e| e["kind"] == "action" && e["action"]["action"] == "thaw")
+        .expect("the thaw");
+    assert_eq!(thawed["action"]["outcome"], "done");
+    assert_eq!(thawed["action"]["mode_source"], "operator");
+    let again = guardrails(&agent, &["thaw", &id]);
+    assert!(!again.status.success(), "thawing twice is an error");
+    let _ = cat.wait();
+    let _ = looping.kill();
+    let _ = looping.wait();
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}
+
+/// A loopback listener that accepts in the background.
+fn listener() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    addr
+}
+
+/// Whether a process in `cgroup` completes a TCP connect to `addr` within
+/// a second.
+fn connects_from(cgroup: &TestCgroup, addr: SocketAddr) -> bool {
+    let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
+    cgroup
+        .command("timeout")
+        .args(["1", "bash", "-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run bash")
+        .success()
+}
+
+fn connects_from_here(addr: SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+#[test]
+fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let config = setup.config(&[&container], "  mode: enforce\n");
+    let agent = Agent::start(&config);
+    let addr = listener();
+    assert!(connects_from(&container, addr), "connects before the isolation");
+
+    let mut cat = open_flag(&container, &setup.file("gr-isolate"));
+    let isolate = wait_for_action(&agent, cat.id(), "isolate");
+    let _ = cat.wait();
+    assert_eq!(isolate["action"]["outcome"], "done", "{isolate}");
+    assert!(!connects_from(&container, addr), "the isolated container cannot connect");
+    assert!(connects_from_here(addr), "outside the container it still can");
+
+    let (_, status) = agent.stop();
+    assert!(status.success());
+    assert!(!connects_from(&container, addr), "still isolated without the agent");
+    let agent = Agent::start(&config);
+    let id = container.container_id.clone().expect("a container id");
+    let listed = contained(&agent);
+    let entry = listed
+        .iter()
+        .find(|c| c["container_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("the isolated container is listed: {listed:?}"));
+    assert_eq!(entry["isolated"]["rule"], "Isolate flag opened");
+
+    let lift = guardrails(&agent, &["lift", &container.id.to_string()]);
+    assert!(lift.status.success(), "{}", String::from_utf8_lossy(&lift.stderr));
+    assert!(connects_from(&container, addr), "connects again once lifted");
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn cleanup_leaves_no_pinned_object_attached_program_or_frozen_cgroup() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let agent = Agent::start(&setup.config(&[&container], "  mode: enforce\n"));
+    let mut isolating = open_flag(&container, &setup.file("gr-isolate"));
+    wait_for_action(&agent, isolating.id(), "isolate");
+    let _ = isolating.wait();
+    // The freeze may stop this cat before it exits: reaped after the thaw.
+    let mut freezing = open_flag(&container, &setup.file("gr-freeze"));
+    wait_for_action(&agent, freezing.id(), "freeze");
+    let (_, status) = agent.stop();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(container.path.join("cgroup.freeze")).expect("read").trim(),
+        "1"
+    );
+    assert!(setup.pin_dir.exists());
+
+    let out = setup.cleanup();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!setup.pin_dir.exists(), "the pin directory is gone");
+    assert_eq!(
+        std::fs::read_to_string(container.path.join("cgroup.freeze")).expect("read").trim(),
+        "0",
+        "thawed"
+    );
+    let attached = Command::new("bpftool")
+        .args(["cgroup", "show"])
+        .arg(&container.path)
+        .output()
+        .expect("run bpftool");
+    assert!(attached.status.success());
+    assert!(
+        String::from_utf8_lossy(&attached.stdout).trim().is_empty(),
+        "no program attached: {}",
+        String::from_utf8_lossy(&attached.stdout)
+    );
+    let _ = freezing.wait();
+}
