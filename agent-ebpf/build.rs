@@ -1,5 +1,6 @@
 //! Compiles the kernel programs in `bpf/` with clang and links the sensor hooks
 //! into one object with bpftool, so that every hook shares one set of maps.
+//! Containment is linked into an object of its own: it outlives the sensors.
 //! The objects are embedded in the crate by `src/lib.rs`.
 
 use std::{
@@ -17,6 +18,8 @@ const SENSOR_SOURCES: &[&str] = &[
     "bpf/syscalls/sys_exit.bpf.c",
     "bpf/net/tcp_state.bpf.c",
 ];
+/// The containment programs and maps, which stay pinned after the agent exits.
+const CONTAIN_SOURCES: &[&str] = &["bpf/contain/ledger.bpf.c", "bpf/contain/isolate.bpf.c"];
 /// Programs loaded only to learn what the kernel accepts.
 const PROBE_SOURCE: &str = "bpf/probe/features.bpf.c";
 
@@ -37,11 +40,12 @@ fn main() {
     for source in SENSOR_SOURCES {
         objects.push(compile(&clang, arch, source, &out_dir));
     }
-    let linked = out_dir.join("sensors.bpf.o");
-    run(Command::new(&bpftool)
-        .args(["gen", "object"])
-        .arg(&linked)
-        .args(&objects));
+    link(&bpftool, &out_dir.join("sensors.bpf.o"), &objects);
+    let contain: Vec<_> = CONTAIN_SOURCES
+        .iter()
+        .map(|source| compile(&clang, arch, source, &out_dir))
+        .collect();
+    link(&bpftool, &out_dir.join("contain.bpf.o"), &contain);
     let probe = compile(&clang, arch, PROBE_SOURCE, &out_dir);
     std::fs::copy(&probe, out_dir.join("probe.bpf.o")).expect("copy the probe object");
 }
@@ -58,6 +62,13 @@ fn compile(clang: &Path, arch: &str, source: &str, out_dir: &Path) -> PathBuf {
         .args(["-c", source, "-o"])
         .arg(&object));
     object
+}
+
+fn link(bpftool: &Path, linked: &Path, objects: &[PathBuf]) {
+    run(Command::new(bpftool)
+        .args(["gen", "object"])
+        .arg(linked)
+        .args(objects));
 }
 
 fn find_tool(env_var: &str, names: &[&str]) -> PathBuf {

@@ -12,6 +12,8 @@
 
 use core::mem::size_of;
 
+pub mod contain;
+
 /// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
 pub const WIRE_VERSION: u16 = 3;
 

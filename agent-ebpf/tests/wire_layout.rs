@@ -1,12 +1,13 @@
 //! The `#[repr(C)]` mirrors in `agent-common` must have exactly the sizes and
-//! field offsets that the compiled kernel object's BTF gives the C structs in
-//! `bpf/lib/wire.h`.
+//! field offsets that the compiled kernel objects' BTF gives the C structs in
+//! `bpf/lib/wire.h` and `bpf/contain/contain.h`.
 
 use std::{collections::BTreeMap, mem::offset_of, process::Command};
 
 use agent_common::{
     Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Part, Process, SockOwner, SocketInfo,
     SyscallEvent, SyscallSpec, TcpStateEvent,
+    contain::{AllowEntry, ContainAction, Contained, Drops},
 };
 use serde_json::Value;
 
@@ -28,11 +29,11 @@ macro_rules! rust_layout {
     };
 }
 
-fn btf_structs() -> BTreeMap<String, Layout> {
-    let dir = std::env::temp_dir().join(format!("guardrails-wire-{}", std::process::id()));
+fn btf_structs(name: &str, bytes: &[u8]) -> BTreeMap<String, Layout> {
+    let dir = std::env::temp_dir().join(format!("guardrails-wire-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create a temp dir");
-    let object = dir.join("sensors.bpf.o");
-    std::fs::write(&object, agent_ebpf::SENSORS).expect("write the object");
+    let object = dir.join(format!("{name}.bpf.o"));
+    std::fs::write(&object, bytes).expect("write the object");
     let output = Command::new(bpftool())
         .args(["--json", "btf", "dump", "file"])
         .arg(&object)
@@ -90,7 +91,7 @@ fn bpftool() -> String {
 
 #[test]
 fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
-    let btf = btf_structs();
+    let btf = btf_structs("sensors", agent_ebpf::SENSORS);
     let expected = [
         (
             "gr_event_header",
@@ -231,6 +232,49 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
             }),
         ),
     ];
+    assert_same(&btf, expected);
+}
+
+#[test]
+fn every_containment_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
+    let btf = btf_structs("contain", agent_ebpf::CONTAIN);
+    let expected = [
+        (
+            "gr_allow_rule",
+            rust_layout!(AllowEntry {
+                used,
+                proto,
+                family,
+                prefix_len,
+                port,
+                _pad,
+                addr
+            }),
+        ),
+        ("gr_drops", rust_layout!(Drops { ingress, egress })),
+        (
+            "gr_contain_action",
+            rust_layout!(ContainAction {
+                since_unix_ns,
+                rule
+            }),
+        ),
+        (
+            "gr_contained",
+            rust_layout!(Contained {
+                flags,
+                _pad,
+                frozen,
+                isolated,
+                container_id,
+                cgroup_path
+            }),
+        ),
+    ];
+    assert_same(&btf, expected);
+}
+
+fn assert_same<const N: usize>(btf: &BTreeMap<String, Layout>, expected: [(&str, Layout); N]) {
     for (name, rust) in expected {
         let c = btf
             .get(name)

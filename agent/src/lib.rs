@@ -6,7 +6,8 @@
 //! workload, [`rules`] match; the [`outputs`] deliver them. [`daemon`] wires
 //! it together, [`api`] serves the gRPC API, [`config`] and [`cli`] are the
 //! contracts with the operator.
-//! [`container`] tells which container a cgroup belongs to.
+//! [`container`] tells which container a cgroup belongs to. [`actions`] freeze
+//! and isolate containers, with state pinned in the kernel.
 #![deny(missing_docs)]
 
 pub mod actions;
