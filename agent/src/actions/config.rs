@@ -5,10 +5,8 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 
-use super::{Action, Mode};
-
-/// Where containment programs, links and the ledger are pinned.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/guardrails";
+pub use super::ledger::DEFAULT_PIN_DIR;
+use super::{Action, Mode, isolate::AllowRule};
 
 /// The namespace label a team sets to raise the mode for its namespace.
 pub const DEFAULT_NAMESPACE_LABEL: &str = "guardrails.dev/mode";
@@ -127,60 +125,13 @@ impl Default for RateLimit {
 pub struct IsolateConfig {
     /// Remote endpoints an isolated container may still exchange packets
     /// with (egress to them, ingress from them).
-    pub allow: Vec<AllowEntry>,
+    pub allow: Vec<AllowRule>,
 }
 
 impl Default for IsolateConfig {
     fn default() -> Self {
         Self {
-            allow: vec![
-                AllowEntry {
-                    protocol: Protocol::Udp,
-                    port: 53,
-                    cidr: None,
-                },
-                AllowEntry {
-                    protocol: Protocol::Tcp,
-                    port: 53,
-                    cidr: None,
-                },
-            ],
-        }
-    }
-}
-
-/// One allowed remote endpoint.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
-#[serde(deny_unknown_fields)]
-pub struct AllowEntry {
-    /// `tcp`, `udp` or `any`.
-    pub protocol: Protocol,
-    /// The remote port.
-    pub port: u16,
-    /// The remote addresses, as a CIDR; any when absent.
-    #[serde(default)]
-    pub cidr: Option<String>,
-}
-
-/// A transport protocol of an allow-list entry.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// Either.
-    Any,
-}
-
-impl Protocol {
-    /// The name in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Any => "any",
+            allow: AllowRule::DNS.to_vec(),
         }
     }
 }

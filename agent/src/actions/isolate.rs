@@ -216,6 +216,7 @@ impl fmt::Display for Cidr {
 
 /// A remote endpoint an isolated cgroup may still exchange packets with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AllowRule {
     /// The transport protocol.
     pub protocol: Protocol,
