@@ -9,6 +9,7 @@
 //! [`container`] tells which container a cgroup belongs to.
 #![deny(missing_docs)]
 
+pub mod actions;
 pub mod api;
 pub mod bpf;
 pub mod cgroup;

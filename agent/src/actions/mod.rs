@@ -1,0 +1,3 @@
+//! Containment actions taken when a rule matches.
+
+pub mod kernel_kill;
