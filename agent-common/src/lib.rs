@@ -15,7 +15,7 @@ use core::mem::size_of;
 pub mod contain;
 
 /// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
-pub const WIRE_VERSION: u16 = 3;
+pub const WIRE_VERSION: u16 = 4;
 
 /// Bound of the filename handed to execve, in bytes (`GR_FILENAME_MAX`).
 pub const FILENAME_MAX: usize = 1024;
@@ -74,6 +74,9 @@ pub mod exec_flags {
     pub const EXE_MEMFD: u32 = 1 << 5;
     /// The executable lives on an overlay filesystem's upper layer.
     pub const EXE_UPPER_LAYER: u32 = 1 << 6;
+    /// The kernel sent the new program SIGKILL before it ran; the record's
+    /// `kill_slot` says which kill slot matched.
+    pub const KILLED: u32 = 1 << 7;
 }
 
 /// How the syscall sensor treats an argument (`enum gr_arg_kind`).
@@ -242,6 +245,10 @@ pub struct ExecEvent {
     pub exe_mtime_ns: i64,
     /// The executable's last status change, ns since the epoch.
     pub exe_ctime_ns: i64,
+    /// With [`exec_flags::KILLED`]: the kill slot that matched.
+    pub kill_slot: u32,
+    /// Padding, zero.
+    pub _pad: u32,
 }
 
 /// `struct gr_fork_event`.
@@ -402,6 +409,34 @@ pub struct Config {
     pub wakeup_bytes: u64,
 }
 
+/// Number of kill slots, one per rule the kernel enforces (`GR_KILL_SLOTS`).
+pub const KILL_SLOTS: usize = 64;
+/// Size of an executable-path key of the kill maps, zero-padded
+/// (`GR_KILL_PATH_MAX`): a path must be shorter to be matched.
+pub const KILL_PATH_MAX: usize = 256;
+/// Bound of a kill slot's argument prefix, in bytes (`GR_KILL_ARGS_MAX`).
+pub const KILL_ARGS_MAX: usize = 128;
+
+/// `struct gr_kill_args`: a kill slot's argument prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KillArgs {
+    /// Bytes of `prefix` that must match; 0 matches any arguments.
+    pub len: u32,
+    /// The arguments after argv\[0\] joined by spaces, as `proc.args` shows
+    /// them; the kernel compares each NUL between arguments as a space.
+    pub prefix: [u8; KILL_ARGS_MAX],
+}
+
+impl Default for KillArgs {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            prefix: [0; KILL_ARGS_MAX],
+        }
+    }
+}
+
 /// A record from the ring buffer, checked for length and kind.
 #[derive(Clone, Copy, Debug)]
 pub enum Record<'a> {
@@ -485,6 +520,9 @@ unsafe impl aya::Pod for Config {}
 // SAFETY: a #[repr(C)] struct of bytes.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SyscallSpec {}
+// SAFETY: a #[repr(C)] struct of a u32 and bytes, with no padding.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for KillArgs {}
 
 fn read<T: Pod>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {

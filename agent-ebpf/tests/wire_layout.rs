@@ -5,8 +5,8 @@
 use std::{collections::BTreeMap, mem::offset_of, process::Command};
 
 use agent_common::{
-    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, Part, Process, SockOwner, SocketInfo,
-    SyscallEvent, SyscallSpec, TcpStateEvent,
+    Config, EventHeader, ExecEvent, ExitEvent, ForkEvent, KillArgs, Part, Process, SockOwner,
+    SocketInfo, SyscallEvent, SyscallSpec, TcpStateEvent,
     contain::{AllowEntry, ContainAction, Contained, Drops},
 };
 use serde_json::Value;
@@ -140,7 +140,9 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 cap_effective,
                 exe_ino,
                 exe_mtime_ns,
-                exe_ctime_ns
+                exe_ctime_ns,
+                kill_slot,
+                _pad
             }),
         ),
         (
@@ -223,6 +225,7 @@ fn every_wire_struct_has_the_same_size_and_offsets_in_rust_and_in_the_object() {
                 comm
             }),
         ),
+        ("gr_kill_args", rust_layout!(KillArgs { len, prefix })),
         (
             "gr_config",
             rust_layout!(Config {

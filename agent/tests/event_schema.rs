@@ -2,7 +2,9 @@
 
 mod support;
 
-use guardrails::events::event::{Event, EventKind, Exit, Fork, Lost, Process, WallTime};
+use guardrails::events::event::{
+    Event, EventKind, Exit, Fork, KernelKill, Lost, Process, WallTime,
+};
 
 fn event(kind: EventKind) -> Event {
     Event {
@@ -39,7 +41,12 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
     };
     let events = [
         Event {
+            process: Some(exec_process.clone()),
+            ..event(EventKind::ProcessExec)
+        },
+        Event {
             process: Some(exec_process),
+            kernel_kill: Some(KernelKill { slot: 63 }),
             ..event(EventKind::ProcessExec)
         },
         Event {

@@ -56,6 +56,10 @@ struct gr_exec_scratch {
 	/* A path is written backwards from the middle of this buffer; the second
 	 * half keeps every masked write in bounds for the verifier. */
 	char path[2 * GR_PATH_MAX];
+	/* The executable path as a key of gr_kill_exes. */
+	char kill_key[GR_KILL_PATH_MAX];
+	/* The first bytes of the arguments after argv[0]. */
+	char kill_args[GR_KILL_ARGS_MAX];
 };
 
 struct gr_scratch_map {
@@ -97,6 +101,35 @@ struct gr_sock_owners_map {
 	__type(value, struct gr_sock_owner);
 };
 
+/* In-kernel kill (see wire.h): bit masks of kill slots. */
+struct gr_kill_cgroups_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* cgroup v2 id; absent: nothing is killed there */
+	__type(value, __u64);
+};
+
+struct gr_kill_exes_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, char[GR_KILL_PATH_MAX]);
+	__type(value, __u64);
+};
+
+struct gr_kill_names_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, char[GR_COMM_LEN]);
+	__type(value, __u64);
+};
+
+struct gr_kill_args_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GR_KILL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct gr_kill_args);
+};
+
 /* maps.bpf.c defines GR_DEFINE_MAPS to turn these declarations into the
  * definitions. */
 #ifdef GR_DEFINE_MAPS
@@ -116,6 +149,7 @@ struct gr_wire_types {
 	struct gr_part part;
 	struct gr_socket_info socket;
 	struct gr_tcp_state_event tcp_state;
+	struct gr_kill_args kill_args;
 };
 
 struct gr_wire_types_map {
@@ -135,5 +169,9 @@ GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");
 GR_MAP struct gr_sock_owners_map gr_sock_owners SEC(".maps");
+GR_MAP struct gr_kill_cgroups_map gr_kill_cgroups SEC(".maps");
+GR_MAP struct gr_kill_exes_map gr_kill_exes SEC(".maps");
+GR_MAP struct gr_kill_names_map gr_kill_names SEC(".maps");
+GR_MAP struct gr_kill_args_map gr_kill_args SEC(".maps");
 
 #endif /* GUARDRAILS_MAPS_H */

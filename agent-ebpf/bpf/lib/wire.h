@@ -17,7 +17,7 @@
 #define GUARDRAILS_WIRE_H
 
 /* Bumped whenever a struct below changes shape. */
-#define GR_WIRE_VERSION 3
+#define GR_WIRE_VERSION 4
 
 /* Bounds of the variable parts of an exec record (bytes, including NULs). */
 #define GR_FILENAME_MAX 1024 /* the path handed to execve(2) */
@@ -46,6 +46,9 @@ enum gr_exec_flags {
 	/* The executable lives on an overlay filesystem's upper layer: it was
 	 * written or changed inside the container, not shipped in its image. */
 	GR_EXEC_EXE_UPPER_LAYER = 1 << 6,
+	/* The kernel sent the new program SIGKILL before it ran (a kill slot
+	 * matched); `kill_slot` says which. */
+	GR_EXEC_KILLED = 1 << 7,
 };
 
 /* Indexes into the per-CPU `gr_counters` array map. */
@@ -112,6 +115,8 @@ struct gr_exec_event {
 	__u64 exe_ino;       /* the executable's inode number */
 	__s64 exe_mtime_ns;  /* its last modification, ns since the epoch */
 	__s64 exe_ctime_ns;  /* its last status change, ns since the epoch */
+	__u32 kill_slot;     /* with GR_EXEC_KILLED: the slot that matched */
+	__u32 _pad;
 };
 
 /* A new process (not a thread) was created by fork, vfork or clone. */
@@ -255,6 +260,27 @@ struct gr_sock_owner {
 	__u32 _pad;
 	__u64 start_ns;
 	char comm[GR_COMM_LEN];
+};
+
+/*
+ * In-kernel kill. Up to GR_KILL_SLOTS rules simple enough for the kernel (a
+ * program named by command name or executable path, optionally an argument
+ * prefix) each own a slot. The maps give, as bit masks of slots, the slots
+ * of each executable path (`gr_kill_exes`, keyed by the path zero-padded to
+ * GR_KILL_PATH_MAX bytes), of each command name (`gr_kill_names`, keyed by
+ * the comm zero-padded to GR_COMM_LEN) and those armed in each cgroup
+ * (`gr_kill_cgroups`, by cgroup v2 id); `gr_kill_args` holds each slot's
+ * argument prefix.
+ */
+#define GR_KILL_SLOTS 64
+#define GR_KILL_PATH_MAX 256 /* a longer executable path is never matched */
+#define GR_KILL_ARGS_MAX 128
+
+/* A slot's argument prefix: the arguments after argv[0] as they are shown
+ * joined by spaces; each NUL between two arguments compares as a space. */
+struct gr_kill_args {
+	__u32 len; /* bytes of prefix to compare; 0 matches any arguments */
+	char prefix[GR_KILL_ARGS_MAX];
 };
 
 /* Room for the parts of one syscall record. */

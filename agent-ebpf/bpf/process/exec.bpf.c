@@ -2,7 +2,8 @@
 /*
  * execve(2) and execveat(2) that succeeded. sched_process_exec fires after the
  * new program is mapped and before it runs, in the context of the new program,
- * so its argv is readable from current's memory.
+ * so its argv is readable from current's memory, and a SIGKILL sent here
+ * lands before the new program's first instruction (process/kill.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,6 +12,7 @@
 #include "lib/events.h"
 #include "lib/path.h"
 #include "lib/task.h"
+#include "kill.h"
 
 /* Appends the path that `path` resolves to, returning its length. */
 static __always_inline __u32 append_path(struct gr_exec_scratch *s, __u32 off, const struct path *path,
@@ -116,12 +118,22 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct file *file;
 	struct mm_struct *mm;
 	unsigned long arg_start, arg_end, args_len;
-	__u32 zero = 0, off, len;
+	__u32 zero = 0, off, len, exe_off, args_off;
 	__u32 flags = 0;
+	__u64 cgroup_id, *armed;
+	bool report;
 	char *data;
 	long n;
 
-	if (!cfg || !gr_current_in_scope(cfg))
+	if (!cfg)
+		return 0;
+	/* The armed cgroups come first: an exec in none of them, the common
+	 * case, pays a single hash lookup for the kill. A kill is reported even
+	 * outside the scope: it must never go unseen. */
+	cgroup_id = bpf_get_current_cgroup_id();
+	armed = bpf_map_lookup_elem(&gr_kill_cgroups, &cgroup_id);
+	report = gr_current_in_scope(cfg);
+	if (!report && !armed)
 		return 0;
 	s = bpf_map_lookup_elem(&gr_scratch, &zero);
 	if (!s)
@@ -144,6 +156,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	}
 	ev->filename_len = len;
 	off = len;
+	exe_off = off;
 
 	fs = BPF_CORE_READ(task, fs);
 	file = BPF_CORE_READ(bprm, file);
@@ -168,6 +181,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	}
 	if (off > GR_FILENAME_MAX + 2 * GR_PATH_MAX)
 		off = GR_FILENAME_MAX + 2 * GR_PATH_MAX;
+	args_off = off;
 	if (args_len && bpf_probe_read_user(&data[off], args_len & (GR_ARGS_MAX * 2 - 1),
 					    (void *)arg_start)) {
 		args_len = 0;
@@ -176,6 +190,20 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	ev->args_len = args_len;
 	off += args_len;
 	ev->flags = flags;
+	ev->kill_slot = 0;
+	ev->_pad = 0;
+
+	/* Never the agent itself, whatever a rule says. */
+	if (armed && ev->proc.pid != cfg->agent_pid) {
+		__s32 slot = gr_kill_slot(s, *armed, exe_off, args_off, args_len);
+
+		if (slot >= 0 && !bpf_send_signal(GR_SIGKILL)) {
+			ev->flags |= GR_EXEC_KILLED;
+			ev->kill_slot = slot;
+		}
+	}
+	if (!report && !(ev->flags & GR_EXEC_KILLED))
+		return 0;
 
 	if (off > GR_EXEC_DATA_MAX)
 		off = GR_EXEC_DATA_MAX;

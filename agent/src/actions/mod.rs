@@ -15,6 +15,7 @@ pub mod config;
 pub mod containment;
 pub mod freeze;
 pub mod isolate;
+pub mod kernel_kill;
 pub mod label;
 pub mod ledger;
 pub mod metrics;

@@ -14,6 +14,15 @@ pub const SCOPE_MAP: &str = "gr_scope";
 /// Which syscall is reported, and how (indexed by syscall number).
 pub const SYSCALL_SPECS_MAP: &str = "gr_syscall_specs";
 
+/// Kill slots armed in each cgroup, by cgroup v2 id.
+pub const KILL_CGROUPS_MAP: &str = "gr_kill_cgroups";
+/// Kill slots of each executable path (zero-padded key).
+pub const KILL_EXES_MAP: &str = "gr_kill_exes";
+/// Kill slots of each command name (zero-padded key).
+pub const KILL_NAMES_MAP: &str = "gr_kill_names";
+/// Each kill slot's argument prefix (indexed by slot).
+pub const KILL_ARGS_MAP: &str = "gr_kill_args";
+
 /// A sensor: what the config turns on or off as one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sensor {

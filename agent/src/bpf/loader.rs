@@ -10,6 +10,7 @@ use super::{
     hooks::{self, HOOKS, Sensor},
     syscalls::SYSCALLS,
 };
+use crate::actions::kernel_kill::KillMaps;
 
 /// Why the sensors could not be loaded or attached.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +59,16 @@ pub struct LoadOptions {
     pub sensors: Vec<Sensor>,
 }
 
-/// The maps the event reader owns once the sensors are attached.
+/// The maps handed out once the sensors are attached: those the event
+/// reader owns, and those of the in-kernel kill.
 pub struct SensorMaps {
     /// Event records.
     pub events: RingBuf<MapData>,
     /// Per-CPU counters of what the kernel lost.
     pub counters: PerCpuArray<MapData, u64>,
+    /// The kill slots and the cgroups they are armed in; empty at load, so
+    /// that nothing is killed until rules are set and cgroups armed.
+    pub kill: KillMaps,
 }
 
 impl std::fmt::Debug for SensorMaps {
@@ -93,6 +98,12 @@ impl Sensors {
         write_config(&mut ebpf, options)?;
         let events = take_map(&mut ebpf, hooks::EVENTS_MAP, RingBuf::try_from)?;
         let counters = take_map(&mut ebpf, hooks::COUNTERS_MAP, PerCpuArray::try_from)?;
+        let kill = KillMaps::new(
+            take_map(&mut ebpf, hooks::KILL_CGROUPS_MAP, HashMap::try_from)?,
+            take_map(&mut ebpf, hooks::KILL_EXES_MAP, HashMap::try_from)?,
+            take_map(&mut ebpf, hooks::KILL_NAMES_MAP, HashMap::try_from)?,
+            take_map(&mut ebpf, hooks::KILL_ARGS_MAP, Array::try_from)?,
+        );
 
         let mut attached = Vec::new();
         for hook in HOOKS
@@ -113,7 +124,14 @@ impl Sensors {
             program.attach().map_err(error)?;
             attached.push(hook.tracepoint);
         }
-        Ok((Self { ebpf, attached }, SensorMaps { events, counters }))
+        Ok((
+            Self { ebpf, attached },
+            SensorMaps {
+                events,
+                counters,
+                kill,
+            },
+        ))
     }
 
     /// The tracepoints that hooks are attached to.

@@ -10,7 +10,7 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    event::{Event, EventKind, Exit, Fork, Process, SocketOwner, TcpState, WallTime},
+    event::{Event, EventKind, Exit, Fork, KernelKill, Process, SocketOwner, TcpState, WallTime},
     syscall::{self, SyscallDecodeError},
 };
 
@@ -63,7 +63,10 @@ impl Decoder {
             )
         };
         match record {
-            Record::Exec(ev, data) => event.process = Some(exec_process(&ev, data)?),
+            Record::Exec(ev, data) => {
+                event.process = Some(exec_process(&ev, data)?);
+                event.kernel_kill = kernel_kill(&ev);
+            }
             Record::Fork(ev) => {
                 event.process = Some(process(&ev.parent));
                 event.fork = Some(Box::new(Fork {
@@ -173,6 +176,14 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
     })
 }
 
+/// The kill the exec hook made, if any. A slot past the last (a record from
+/// a newer program) still says that the kernel killed, as slot 255.
+fn kernel_kill(ev: &ExecEvent) -> Option<KernelKill> {
+    (ev.flags & exec_flags::KILLED != 0).then(|| KernelKill {
+        slot: u8::try_from(ev.kill_slot).unwrap_or(u8::MAX),
+    })
+}
+
 /// argv as the kernel lays it out: each argument NUL-terminated. A cut argv
 /// ends in the middle of an argument, which is kept.
 fn split_args(args: &[u8]) -> Vec<String> {
@@ -259,6 +270,7 @@ mod tests {
         assert_eq!(p.comm, "echo");
         assert_eq!(p.login_uid, None);
         assert!(p.truncated.is_empty());
+        assert_eq!(event.kernel_kill, None);
         assert_eq!((p.tty, p.pgid, p.sid, p.vpgid), (34816, 7, 5, 1));
         assert_eq!(
             (p.exe_ino, p.exe_mtime_ns, p.exe_ctime_ns),
@@ -286,6 +298,17 @@ mod tests {
         );
         assert_eq!(p.truncated, vec!["args".to_owned()]);
         assert_eq!(p.argc, Some(3));
+    }
+
+    #[test]
+    fn an_exec_the_kernel_killed_names_its_kill_slot() {
+        let mut bytes = exec_record("/x", "/x", "/", b"x\0", exec_flags::KILLED);
+        let slot = std::mem::offset_of!(ExecEvent, kill_slot);
+        bytes[slot..slot + 4].copy_from_slice(&5u32.to_ne_bytes());
+        let event = decoder().decode(&bytes).expect("decodes");
+        assert_eq!(event.kernel_kill, Some(KernelKill { slot: 5 }));
+        let json = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(json["kernel_kill"], serde_json::json!({"slot": 5}));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct Event {
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<Box<TcpState>>,
+    /// For `process_exec`: the kernel killed the new program before it ran,
+    /// for the rule in this kill slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_kill: Option<KernelKill>,
     /// For `violation`: the rule that matched. The other sections are those
     /// of the event that matched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +92,7 @@ impl Event {
             lost: None,
             syscall: None,
             tcp_state: None,
+            kernel_kill: None,
             violation: None,
             action: None,
         }
@@ -497,6 +502,15 @@ pub struct Syscall {
     pub truncated: bool,
 }
 
+/// A kill in the kernel: SIGKILL sent at the exec, before the new program
+/// ran an instruction of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelKill {
+    /// The kill slot whose rule matched.
+    pub slot: u8,
+}
+
 /// A rule's match.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -753,6 +767,7 @@ mod tests {
                 truncated: vec!["args".into()],
                 ..Process::default()
             }),
+            kernel_kill: Some(KernelKill { slot: 3 }),
             ..Event::new(
                 EventKind::ProcessExec,
                 WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),
@@ -762,6 +777,7 @@ mod tests {
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains(r#""kind":"process_exec""#), "{json}");
+        assert!(json.contains(r#""kernel_kill":{"slot":3}"#), "{json}");
         let back: Event = serde_json::from_str(&json).expect("deserializes");
         assert_eq!(back, event);
     }
