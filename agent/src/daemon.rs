@@ -166,6 +166,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         sensors: sensors.clone(),
     };
     let (sensors_loaded, maps) = Sensors::load(&btf, &load)?;
+    let kill_maps = maps.kill;
     // The parsed kernel BTF is large and only needed to load.
     drop(btf);
 
@@ -331,7 +332,10 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         Ok(Err(e)) => tracing::error!(error = %e, "the rules task failed"),
         Err(_) => tracing::error!("the rules did not drain within {SHUTDOWN_GRACE:?}"),
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, actions_task).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, actions_task)
+        .await
+        .is_err()
+    {
         tracing::error!("containment did not drain within {SHUTDOWN_GRACE:?}");
     }
     match tokio::time::timeout(SHUTDOWN_GRACE, output_task).await {

@@ -178,8 +178,15 @@ fn kill_in_enforce_mode_happens_in_the_kernel_before_the_marker_writes_but_never
 
     let written = setup.file("in-container");
     let (pid, status) = setup.run_marker(&container, &written);
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "the marker was killed: {status}");
-    assert!(!written.exists(), "the marker ran an instruction of its own");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the marker was killed: {status}"
+    );
+    assert!(
+        !written.exists(),
+        "the marker ran an instruction of its own"
+    );
     let kill = wait_for_action(&agent, pid, "kill");
     let action = &kill["action"];
     assert_eq!(action["outcome"], "done", "{kill}");
@@ -187,13 +194,19 @@ fn kill_in_enforce_mode_happens_in_the_kernel_before_the_marker_writes_but_never
     assert_eq!(action["mode"], "enforce");
     assert_eq!(action["mode_source"], "binding");
     assert_eq!(action["rule"], "Marker started");
-    assert_eq!(action["target"]["container_id"], container.container_id.as_deref().expect("id"));
+    assert_eq!(
+        action["target"]["container_id"],
+        container.container_id.as_deref().expect("id")
+    );
     let events = agent.wait_for_exec(pid);
     let exec = events
         .iter()
         .find(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
         .expect("the marker's exec");
-    assert!(exec.get("kernel_kill").is_some(), "the exec says the kernel killed it: {exec}");
+    assert!(
+        exec.get("kernel_kill").is_some(),
+        "the exec says the kernel killed it: {exec}"
+    );
 
     // The same program on the host runs: the host is never acted on.
     let written = setup.file("on-host");
@@ -316,7 +329,11 @@ fn open_flag(cgroup: &TestCgroup, flag: &Path) -> Child {
 
 fn contained(agent: &Agent) -> Vec<Value> {
     let out = guardrails(agent, &["status", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: Value = serde_json::from_slice(&out.stdout).expect("status as JSON");
     status["contained"].as_array().cloned().unwrap_or_default()
 }
@@ -355,7 +372,11 @@ fn freeze_stops_the_container_survives_a_restart_and_thaw_resumes_it() {
     assert_eq!(entry["cgroup_id"], container.id);
 
     let thaw = guardrails(&agent, &["thaw", &id]);
-    assert!(thaw.status.success(), "{}", String::from_utf8_lossy(&thaw.stderr));
+    assert!(
+        thaw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&thaw.stderr)
+    );
     assert!(progressing(&count_file), "the thawed counter resumed");
     assert!(contained(&agent).is_empty());
     let events = agent.wait_for_events("the thaw's action event", |events| {
@@ -412,18 +433,30 @@ fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
     let config = setup.config(&[&container], "  mode: enforce\n");
     let agent = Agent::start(&config);
     let addr = listener();
-    assert!(connects_from(&container, addr), "connects before the isolation");
+    assert!(
+        connects_from(&container, addr),
+        "connects before the isolation"
+    );
 
     let mut cat = open_flag(&container, &setup.file("gr-isolate"));
     let isolate = wait_for_action(&agent, cat.id(), "isolate");
     let _ = cat.wait();
     assert_eq!(isolate["action"]["outcome"], "done", "{isolate}");
-    assert!(!connects_from(&container, addr), "the isolated container cannot connect");
-    assert!(connects_from_here(addr), "outside the container it still can");
+    assert!(
+        !connects_from(&container, addr),
+        "the isolated container cannot connect"
+    );
+    assert!(
+        connects_from_here(addr),
+        "outside the container it still can"
+    );
 
     let (_, status) = agent.stop();
     assert!(status.success());
-    assert!(!connects_from(&container, addr), "still isolated without the agent");
+    assert!(
+        !connects_from(&container, addr),
+        "still isolated without the agent"
+    );
     let agent = Agent::start(&config);
     let id = container.container_id.clone().expect("a container id");
     let listed = contained(&agent);
@@ -434,8 +467,15 @@ fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
     assert_eq!(entry["isolated"]["rule"], "Isolate flag opened");
 
     let lift = guardrails(&agent, &["lift", &container.id.to_string()]);
-    assert!(lift.status.success(), "{}", String::from_utf8_lossy(&lift.stderr));
-    assert!(connects_from(&container, addr), "connects again once lifted");
+    assert!(
+        lift.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lift.stderr)
+    );
+    assert!(
+        connects_from(&container, addr),
+        "connects again once lifted"
+    );
     let (_, status) = agent.stop();
     assert!(status.success());
 }
@@ -455,16 +495,24 @@ fn cleanup_leaves_no_pinned_object_attached_program_or_frozen_cgroup() {
     let (_, status) = agent.stop();
     assert!(status.success());
     assert_eq!(
-        std::fs::read_to_string(container.path.join("cgroup.freeze")).expect("read").trim(),
+        std::fs::read_to_string(container.path.join("cgroup.freeze"))
+            .expect("read")
+            .trim(),
         "1"
     );
     assert!(setup.pin_dir.exists());
 
     let out = setup.cleanup();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!setup.pin_dir.exists(), "the pin directory is gone");
     assert_eq!(
-        std::fs::read_to_string(container.path.join("cgroup.freeze")).expect("read").trim(),
+        std::fs::read_to_string(container.path.join("cgroup.freeze"))
+            .expect("read")
+            .trim(),
         "0",
         "thawed"
     );

@@ -136,6 +136,29 @@ impl AgentService for Fake {
         rule.enabled = request.enabled;
         Ok(Response::new(SetRuleEnabledResponse { rule: Some(rule) }))
     }
+
+    // The stand-in has nothing contained; the real containment is tested
+    // against the agent in containment.rs.
+    async fn list_contained(
+        &self,
+        _request: Request<proto::v1::ListContainedRequest>,
+    ) -> Result<Response<proto::v1::ListContainedResponse>, Status> {
+        Ok(Response::new(proto::v1::ListContainedResponse::default()))
+    }
+
+    async fn thaw(
+        &self,
+        _request: Request<proto::v1::ContainedTarget>,
+    ) -> Result<Response<proto::v1::ContainedResponse>, Status> {
+        Err(Status::not_found("nothing is frozen"))
+    }
+
+    async fn lift(
+        &self,
+        _request: Request<proto::v1::ContainedTarget>,
+    ) -> Result<Response<proto::v1::ContainedResponse>, Status> {
+        Err(Status::not_found("nothing is isolated"))
+    }
 }
 
 fn rules() -> Vec<Rule> {

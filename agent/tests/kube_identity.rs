@@ -11,19 +11,16 @@ mod support;
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{Namespace, Pod, Service, ServiceAccount},
-    rbac::v1::{ClusterRole, ClusterRoleBinding},
+    core::v1::{Pod, Service},
 };
 use kube::{
-    Api, Client,
-    api::{DynamicObject, Patch, PatchParams, PostParams},
-    discovery::ApiResource,
+    Api,
+    api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
 use support::{

@@ -63,8 +63,11 @@ pub async fn label_pod(
     });
     let api = Api::<Pod>::namespaced(client, namespace);
     let params = PatchParams::default();
-    match tokio::time::timeout(timeout, api.patch_metadata(pod, &params, &Patch::Merge(&patch)))
-        .await
+    match tokio::time::timeout(
+        timeout,
+        api.patch_metadata(pod, &params, &Patch::Merge(&patch)),
+    )
+    .await
     {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(source)) => Err(LabelError::Patch {

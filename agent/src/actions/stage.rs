@@ -23,13 +23,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     Action, Mode,
-    containment::{ContainError, Containment, Contained, Target},
+    containment::{ContainError, Containment, Target},
+    error_chain,
     kernel_kill::{KernelMatch, KillMaps, kernel_match},
     label::{self, Marks, VIOLATION_ANNOTATION},
+    ledger::Contained,
     metrics::ActionMetrics,
     pidfd,
     policy::Policy,
-    error_chain,
     ratelimit::RateLimiter,
 };
 use crate::{
@@ -52,6 +53,9 @@ const LABEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The in-kernel kill has 64 slots, one per rule.
 const KERNEL_SLOTS: usize = 64;
 
+/// Where the step answers a thaw or a lift: what stays contained there.
+pub type UndoReply = oneshot::Sender<Result<Option<Contained>, CommandError>>;
+
 /// What the API asks of the step.
 #[derive(Debug)]
 pub enum Command {
@@ -59,9 +63,15 @@ pub enum Command {
     List(oneshot::Sender<Result<Vec<Contained>, CommandError>>),
     /// Thaw a frozen container, by cgroup id; the reply is what stays
     /// contained there.
-    Thaw(u64, oneshot::Sender<Result<Option<Contained>, CommandError>>),
+    Thaw(
+        u64,
+        oneshot::Sender<Result<Option<Contained>, CommandError>>,
+    ),
     /// Lift a container's isolation, by cgroup id.
-    Lift(u64, oneshot::Sender<Result<Option<Contained>, CommandError>>),
+    Lift(
+        u64,
+        oneshot::Sender<Result<Option<Contained>, CommandError>>,
+    ),
 }
 
 /// Why a command failed.
@@ -80,7 +90,6 @@ pub enum CommandError {
 
 /// Everything the step acts with; each part is optional, and an action whose
 /// part is missing fails with a reason.
-#[derive(Debug)]
 pub struct Actors {
     /// The in-kernel kill's maps, from the sensors object.
     pub kill_maps: Option<KillMaps>,
@@ -90,6 +99,17 @@ pub struct Actors {
     pub kube: Option<kube::Client>,
     /// Whether BPF LSM programs load (for `deny-exec`).
     pub lsm: bool,
+}
+
+impl std::fmt::Debug for Actors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actors")
+            .field("kill_maps", &self.kill_maps.is_some())
+            .field("containment", &self.containment)
+            .field("kube", &self.kube.is_some())
+            .field("lsm", &self.lsm)
+            .finish()
+    }
 }
 
 /// The containment step.
@@ -189,9 +209,7 @@ impl ActionStage {
         }
         // Labels still in flight report before the outputs close.
         drop(done_tx);
-        while let Ok(Some(report)) =
-            tokio::time::timeout(LABEL_TIMEOUT, done_rx.recv()).await
-        {
+        while let Ok(Some(report)) = tokio::time::timeout(LABEL_TIMEOUT, done_rx.recv()).await {
             if tx.send(vec![report]).await.is_err() {
                 break;
             }
@@ -403,7 +421,10 @@ impl ActionStage {
                 } else {
                     self.act(action, violation, &v.rule, &target, &mut report, done);
                 }
-            } else if !self.limiter.allow(target.cgroup_id.unwrap_or_default(), Instant::now()) {
+            } else if !self
+                .limiter
+                .allow(target.cgroup_id.unwrap_or_default(), Instant::now())
+            {
                 report.outcome = Outcome::RateLimited;
                 report.message = format!(
                     "did not {what}: more than {} actions in {} s for this container",
@@ -416,7 +437,8 @@ impl ActionStage {
                 }
                 self.act(action, violation, &v.rule, &target, &mut report, done);
             }
-            self.metrics.count(&report.action, report.mode, report.outcome);
+            self.metrics
+                .count(&report.action, report.mode, report.outcome);
             reports.push(action_event(violation, report));
         }
         reports
@@ -500,11 +522,9 @@ impl ActionStage {
             .map(|p| p.cgroup_id)
             .ok_or_else(|| "the event names no process".to_owned())?;
         let dir = self.cgroup_dir(cgroup_id)?;
-        let containment = self
-            .actors
-            .containment
-            .as_mut()
-            .ok_or_else(|| "containment is unavailable on this node (see the start-up log)".to_owned())?;
+        let containment = self.actors.containment.as_mut().ok_or_else(|| {
+            "containment is unavailable on this node (see the start-up log)".to_owned()
+        })?;
         let t = Target {
             cgroup_id,
             cgroup_dir: dir,
@@ -606,8 +626,16 @@ impl ActionStage {
 
     /// Thaws (`frozen`) or lifts (`isolated`) a container for an operator,
     /// and reports it as an action of its own.
-    fn undo(&mut self, cgroup_id: u64, state: &'static str) -> Result<Option<Contained>, CommandError> {
-        let containment = self.actors.containment.as_mut().ok_or(CommandError::Unavailable)?;
+    fn undo(
+        &mut self,
+        cgroup_id: u64,
+        state: &'static str,
+    ) -> Result<Option<Contained>, CommandError> {
+        let containment = self
+            .actors
+            .containment
+            .as_mut()
+            .ok_or(CommandError::Unavailable)?;
         let before = containment
             .get(cgroup_id)
             .map_err(|e| CommandError::Failed(error_chain(&e)))?
@@ -637,7 +665,11 @@ impl ActionStage {
             },
             error: None,
         };
-        let short = before.container_id.get(..12).unwrap_or(&before.container_id).to_owned();
+        let short = before
+            .container_id
+            .get(..12)
+            .unwrap_or(&before.container_id)
+            .to_owned();
         let outcome = match result {
             Ok(()) => {
                 report.message = match action {
@@ -654,7 +686,8 @@ impl ActionStage {
                 Err(CommandError::Failed(error))
             }
         };
-        self.metrics.count(&report.action, report.mode, report.outcome);
+        self.metrics
+            .count(&report.action, report.mode, report.outcome);
         let mut event = Event::new(
             EventKind::Action,
             crate::events::event::WallTime(std::time::SystemTime::now()),

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     actions::{
         ledger::Contained,
-        stage::{Command as ContainCommand, CommandError},
+        stage::{Command as ContainCommand, CommandError, UndoReply},
     },
     metrics::Metrics,
     rules::{
@@ -255,10 +255,7 @@ impl AgentApi {
 
     async fn undo(
         &self,
-        command: fn(
-            u64,
-            oneshot::Sender<Result<Option<Contained>, CommandError>>,
-        ) -> ContainCommand,
+        command: fn(u64, UndoReply) -> ContainCommand,
         cgroup_id: u64,
     ) -> Result<Response<v1::ContainedResponse>, Status> {
         let (reply, answer) = oneshot::channel();

@@ -70,7 +70,25 @@ pub struct CleanupFailed(pub usize);
 /// Runs `guardrails cleanup`, printing what it undid.
 pub fn cleanup(args: &CleanupArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let report = crate::actions::cleanup::cleanup(&args.pin_dir);
-    let text = report.to_string();
+    let mut text = String::new();
+    for dir in &report.thawed {
+        text.push_str(&format!("thawed {}\n", dir.display()));
+    }
+    for id in &report.gone {
+        text.push_str(&format!("cgroup {id} is gone; nothing to thaw\n"));
+    }
+    for link in &report.detached {
+        text.push_str(&format!("detached {}\n", link.display()));
+    }
+    for pin in &report.unpinned {
+        text.push_str(&format!("unpinned {}\n", pin.display()));
+    }
+    if report.removed_dir {
+        text.push_str(&format!("removed {}\n", args.pin_dir.display()));
+    }
+    for error in &report.errors {
+        text.push_str(&format!("error: {}\n", crate::actions::error_chain(error)));
+    }
     out.write_all(text.as_bytes())?;
     out.flush()?;
     if report.is_clean() {

@@ -40,7 +40,7 @@ pub struct Cluster {
     pub server: ApiServer,
     pub admin: Client,
     pub kubeconfig: PathBuf,
-    rt: tokio::runtime::Runtime,
+    pub rt: tokio::runtime::Runtime,
 }
 
 impl Cluster {
@@ -223,4 +223,3 @@ pub async fn report_container(admin: &Client, namespace: &str, name: &str, cgrou
 pub fn cgroup_for_pod(uid: &str) -> TestCgroup {
     TestCgroup::with_pod_uid(Layout::Containerd, uid)
 }
-
