@@ -2,8 +2,12 @@
 
 mod support;
 
-use guardrails::events::event::{
-    Event, EventKind, Exit, Fork, KernelKill, Lost, Process, WallTime,
+use guardrails::{
+    actions::Mode,
+    events::{
+        action::{ActionReport, ActionTarget, Outcome},
+        event::{Event, EventKind, Exit, Fork, KernelKill, Lost, Process, WallTime},
+    },
 };
 
 fn event(kind: EventKind) -> Event {
@@ -78,6 +82,31 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
                 total: 3,
             })),
             ..event(EventKind::EventsLost)
+        },
+        Event {
+            process: Some(Process {
+                pid: 42,
+                comm: "nc".into(),
+                ..Process::default()
+            }),
+            action: Some(Box::new(ActionReport {
+                action: "kill".into(),
+                mode: Mode::Enforce,
+                mode_source: "binding".into(),
+                outcome: Outcome::Failed,
+                rule: Some("Netcat in a container".into()),
+                method: Some("pidfd".into()),
+                message: "could not kill pid 42 (nc): pid 42 has exited".into(),
+                target: ActionTarget {
+                    pid: Some(42),
+                    cgroup_id: Some(7),
+                    container_id: Some("ab".repeat(32)),
+                    pod: Some("web-1".into()),
+                    namespace: Some("shop".into()),
+                },
+                error: Some("pid 42 has exited".into()),
+            })),
+            ..event(EventKind::Action)
         },
     ];
     let json: Vec<_> = events
