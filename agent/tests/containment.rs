@@ -302,11 +302,19 @@ fn counter(cgroup: &TestCgroup, file: &Path) -> Child {
         .expect("start the counter")
 }
 
+/// The count in `file`; a read between the loop's truncate and write finds
+/// it empty, so that is read again.
 fn count(file: &Path) -> u64 {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0)
+    for _ in 0..50 {
+        if let Some(n) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    0
 }
 
 /// Whether the count in `file` grows over half a second.

@@ -177,6 +177,41 @@ impl PinDir {
         self.check_bpffs()
     }
 
+    /// Mounts bpffs at [`BPFFS_MOUNT`] when this directory lies below it and
+    /// nothing is mounted there yet, as on a host where no BPF tool ran
+    /// since boot (in a pod, the DaemonSet mounts the host's). Returns
+    /// whether it mounted.
+    pub fn mount_bpffs_if_needed(&self) -> Result<bool, LedgerError> {
+        let mount = Path::new(BPFFS_MOUNT);
+        let io = |source| LedgerError::Io {
+            path: mount.to_owned(),
+            source,
+        };
+        if !self.root.starts_with(mount) || !mount.is_dir() {
+            return Ok(false);
+        }
+        if crate::cgroup::fs_magic(mount).map_err(io)? == BPF_FS_MAGIC {
+            return Ok(false);
+        }
+        let target = std::ffi::CString::new(BPFFS_MOUNT).map_err(|e| io(e.into()))?;
+        let fstype = c"bpf";
+        // SAFETY: every pointer is a NUL-terminated string that outlives the
+        // call; no mount data is passed.
+        let mounted = unsafe {
+            libc::mount(
+                fstype.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if mounted != 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        Ok(true)
+    }
+
     /// Fails unless the directory is on a BPF filesystem: pins live nowhere
     /// else, and `cleanup` removes everything below it.
     pub fn check_bpffs(&self) -> Result<(), LedgerError> {
@@ -263,6 +298,9 @@ pub struct Contained {
     /// Packets dropped since the isolation, when isolated.
     pub drops: Option<Drops>,
 }
+
+/// Where bpffs is mounted by convention.
+pub const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 
 /// The pinned ledger: what is contained, by cgroup v2 id.
 pub(crate) struct Ledger {
