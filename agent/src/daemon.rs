@@ -421,7 +421,9 @@ fn myself() -> Myself {
         })
         .and_then(|path| {
             let mount = cgroup::cgroup2_mount().ok()?;
-            cgroup::cgroup_id(&mount, std::path::Path::new(&path)).ok()
+            // The path is from the cgroup v2 root, not the file system's.
+            let relative = path.trim_start_matches('/');
+            cgroup::cgroup_id(&mount, std::path::Path::new(relative)).ok()
         })
         .unwrap_or(0);
     Myself {

@@ -537,3 +537,195 @@ fn cleanup_leaves_no_pinned_object_attached_program_or_frozen_cgroup() {
     );
     let _ = freezing.wait();
 }
+
+/// `Marker started` with `label` beside `kill`, for the tests with a
+/// cluster.
+const POD_RULES: &str = r#"
+- rule: Marker started
+  desc: the test's marker program
+  condition: evt.type in (execve, execveat) and proc.name = gr-marker
+  output: "marker started (pid=%proc.pid pod=%k8s.pod.name)"
+  priority: CRITICAL
+  actions: [kill, label]
+"#;
+
+#[test]
+fn a_namespace_raises_itself_to_enforce_its_pod_is_labelled_and_kube_system_is_never_touched() {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::api::{Api, PostParams};
+    use std::collections::BTreeMap;
+    use support::cluster::{Cluster, NODE, create_namespace, create_pod};
+
+    let Some(_kernel) = kernel_test() else { return };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let setup = Setup::new();
+    std::fs::write(setup.file("rules.yaml"), POD_RULES).expect("write the rules");
+    let spec = serde_json::json!({"containers": [{"name": "app", "image": "nginx:1.25"}]});
+    let (shop, system) = cluster.block_on(async {
+        let admin = &cluster.admin;
+        // The team raises its own namespace to enforce; the platform's
+        // default stays monitor.
+        create_namespace(
+            admin,
+            "shop",
+            BTreeMap::from([("guardrails.dev/mode".to_owned(), "enforce".to_owned())]),
+        )
+        .await;
+        // The API server makes kube-system itself; make sure, and raise it too,
+        // which must not matter: it is protected.
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
+            "name": "kube-system", "labels": {"guardrails.dev/mode": "enforce"}}}))
+        .expect("a namespace");
+        let _ = Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await;
+        let _ = Api::<Namespace>::all(admin.clone())
+            .patch(
+                "kube-system",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    serde_json::json!({"metadata": {"labels": {"guardrails.dev/mode": "enforce"}}}),
+                ),
+            )
+            .await;
+        let (_, shop) = create_pod(
+            admin,
+            "shop",
+            "web-1",
+            NODE,
+            serde_json::json!({}),
+            spec.clone(),
+        )
+        .await;
+        let (_, system) = create_pod(
+            admin,
+            "kube-system",
+            "dns-1",
+            NODE,
+            serde_json::json!({}),
+            spec,
+        )
+        .await;
+        (shop, system)
+    });
+    let agent = cluster.agent_with(
+        &shop,
+        Some(&setup.file("rules.yaml")),
+        &format!(
+            "containment:\n  pin_dir: {:?}\n",
+            setup.pin_dir.display().to_string()
+        ),
+    );
+    let mut sleeper = arm(&agent, &shop);
+
+    let written = setup.file("in-shop");
+    let (pid, status) = setup.run_marker(&shop, &written);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    assert!(!written.exists(), "the marker in shop never ran");
+    let kill = wait_for_action(&agent, pid, "kill");
+    assert_eq!(kill["action"]["outcome"], "done", "{kill}");
+    assert_eq!(kill["action"]["method"], "kernel");
+    assert_eq!(kill["action"]["mode_source"], "namespace_label");
+    let label = wait_for_action(&agent, pid, "label");
+    assert_eq!(label["action"]["method"], "kube_api", "{label}");
+    let events = agent.wait_for_events("the label's result", |events| {
+        actions_for(events, pid).iter().any(|e| {
+            e["action"]["action"] == "label"
+                && e["action"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("labelled pod shop/web-1"))
+        })
+    });
+    assert!(
+        !actions_for(&events, pid)
+            .iter()
+            .any(|e| e["action"]["outcome"] == "failed"),
+        "{:?}",
+        actions_for(&events, pid)
+    );
+    let pods = |ns: &str| Api::<Pod>::namespaced(cluster.admin.clone(), ns);
+    let web = cluster
+        .block_on(pods("shop").get("web-1"))
+        .expect("read the pod");
+    let labels = web.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("guardrails.dev/quarantine").map(String::as_str),
+        Some("true")
+    );
+    let annotations = web.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("guardrails.dev/violation")
+            .map(String::as_str),
+        Some("Marker started")
+    );
+
+    // kube-system: raised to enforce by its label, and protected anyway.
+    let written = setup.file("in-kube-system");
+    let (pid, status) = setup.run_marker(&system, &written);
+    assert!(status.success(), "the marker in kube-system ran: {status}");
+    assert_eq!(std::fs::read_to_string(&written).expect("written"), "ran\n");
+    for action in ["kill", "label"] {
+        let event = wait_for_action(&agent, pid, action);
+        assert_eq!(event["action"]["outcome"], "skipped", "{event}");
+        assert!(
+            event["action"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kube-system is protected")),
+            "{event}"
+        );
+    }
+    let dns = cluster
+        .block_on(pods("kube-system").get("dns-1"))
+        .expect("read the pod");
+    assert!(
+        !dns.metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("guardrails.dev/quarantine"),
+        "the protected pod is not labelled"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let (events, status) = agent.stop();
+    assert!(status.success());
+    support::assert_schema_valid(&events);
+}
+
+#[test]
+fn the_agent_never_acts_on_its_own_container() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    // The agent runs in the container it watches, in enforce mode.
+    let agent = Agent::start_in(
+        &setup.config(&[&container], "  mode: enforce\n"),
+        &container,
+    );
+    let written = setup.file("beside-the-agent");
+    let (pid, status) = setup.run_marker(&container, &written);
+    assert!(
+        status.success(),
+        "the marker beside the agent ran: {status}"
+    );
+    assert_eq!(std::fs::read_to_string(&written).expect("written"), "ran\n");
+    let kill = wait_for_action(&agent, pid, "kill");
+    assert_eq!(kill["action"]["outcome"], "skipped", "{kill}");
+    assert!(
+        kill["action"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("agent's own cgroup")),
+        "{kill}"
+    );
+    assert!(
+        !agent
+            .logs()
+            .iter()
+            .any(|l| l.contains("in-kernel kill armed")),
+        "the agent's own container is never armed"
+    );
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}

@@ -105,7 +105,10 @@ impl Containment {
     pub fn open(pin_dir: &Path, allow: &[AllowRule]) -> Result<Self, ContainError> {
         let pin = PinDir::new(pin_dir);
         if pin.mount_bpffs_if_needed()? {
-            tracing::info!(mount = super::ledger::BPFFS_MOUNT, "mounted the BPF filesystem");
+            tracing::info!(
+                mount = super::ledger::BPFFS_MOUNT,
+                "mounted the BPF filesystem"
+            );
         }
         let (isolation, ledger) = Isolation::load(&pin, allow).map_err(|error| match error {
             IsolateError::Pins(error) => ContainError::Ledger(error),

@@ -65,6 +65,11 @@ impl Cluster {
     /// The agent, scoped to the pods' cgroups (the `kubepods.slice` above
     /// `cgroup`), reading pods with its service account.
     pub fn agent(&self, cgroup: &TestCgroup, rules: Option<&Path>) -> Agent {
+        self.agent_with(cgroup, rules, "")
+    }
+
+    /// As [`Cluster::agent`], with `tail` appended to the config.
+    pub fn agent_with(&self, cgroup: &TestCgroup, rules: Option<&Path>, tail: &str) -> Agent {
         let pods_slice = cgroup
             .path
             .ancestors()
@@ -78,7 +83,7 @@ impl Cluster {
             )
         });
         let config = format!(
-            "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: required\n  kubeconfig: {:?}\n  pod_wait_ms: 2000\n  deleted_grace_ms: 1500\n{rules}",
+            "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: required\n  kubeconfig: {:?}\n  pod_wait_ms: 2000\n  deleted_grace_ms: 1500\n{rules}{tail}",
             scope.join(", "),
             self.kubeconfig.display().to_string(),
         );

@@ -368,6 +368,16 @@ impl Agent {
     /// Like [`Self::start`], with environment variables set (`Some`) or
     /// removed (`None`) for the agent.
     pub fn start_with_env(config: &str, env: &[(&str, Option<&str>)]) -> Self {
+        Self::launch(config, env, None)
+    }
+
+    /// Like [`Self::start`], with the agent itself in `cgroup`, as when it
+    /// runs in a container.
+    pub fn start_in(config: &str, cgroup: &TestCgroup) -> Self {
+        Self::launch(config, &[], Some(cgroup))
+    }
+
+    fn launch(config: &str, env: &[(&str, Option<&str>)], cgroup: Option<&TestCgroup>) -> Self {
         let config_dir = TempDir::new("config");
         let config_path = config_dir.path.join("config.yaml");
         // Each agent gets its own API socket, so that no test meets another's.
@@ -391,7 +401,10 @@ impl Agent {
         };
         let config = serde_yaml::to_string(&parsed).expect("serialize the config");
         std::fs::write(&config_path, config).expect("write the config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_guardrails"));
+        let mut command = match cgroup {
+            Some(cgroup) => cgroup.command(env!("CARGO_BIN_EXE_guardrails")),
+            None => Command::new(env!("CARGO_BIN_EXE_guardrails")),
+        };
         for (key, value) in env {
             match value {
                 Some(value) => command.env(key, value),
