@@ -729,3 +729,80 @@ fn the_agent_never_acts_on_its_own_container() {
     let (_, status) = agent.stop();
     assert!(status.success());
 }
+
+#[test]
+fn deny_exec_where_bpf_lsm_is_refused_is_said_at_start_and_kills_at_exec() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let rules = RULES.replacen("actions: [kill]", "actions: [deny-exec]", 1);
+    std::fs::write(setup.file("rules.yaml"), rules).expect("write the rules");
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let agent = Agent::start(&setup.config(&[&container], "  mode: enforce\n"));
+    let lsm_refused = agent.logs().iter().any(|l| l.contains("BPF LSM refused"));
+    agent.wait_for_log("the agent to say how deny-exec works here", |line| {
+        if lsm_refused {
+            line.contains("deny-exec needs BPF LSM") && line.contains("Marker started")
+        } else {
+            line.contains("rules kill in the kernel at exec")
+        }
+    });
+    let mut sleeper = arm(&agent, &container);
+    let written = setup.file("denied");
+    let (pid, status) = setup.run_marker(&container, &written);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    assert!(!written.exists(), "the denied program never ran");
+    let deny = wait_for_action(&agent, pid, "deny-exec");
+    assert_eq!(deny["action"]["outcome"], "done", "{deny}");
+    assert_eq!(deny["action"]["method"], "kernel", "{deny}");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn actions_beyond_the_rate_limit_are_not_carried_out_and_say_so() {
+    let Some(_kernel) = kernel_test() else { return };
+    let setup = Setup::new();
+    let container = TestCgroup::with_layout(Layout::Containerd);
+    let agent = Agent::start(&setup.config(
+        &[&container],
+        "  mode: enforce\n  rate_limit: {actions: 1, per_seconds: 600}\n",
+    ));
+    let trigger = setup.file("gr-trigger").display().to_string();
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let mut child = container
+            .command("/bin/sh")
+            .args(["-c", "exec 3<\"$1\"; exec sleep 5", "sh", &trigger])
+            .spawn()
+            .expect("start the shell");
+        let pid = child.id();
+        let kill = wait_for_action(&agent, pid, "kill");
+        outcomes.push(kill["action"]["outcome"].as_str().map(str::to_owned));
+        let _ = child.kill();
+        let _ = child.wait();
+        if outcomes.len() == 2 {
+            assert!(
+                kill["action"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("more than 1 actions in 600 s")),
+                "{kill}"
+            );
+        }
+    }
+    assert_eq!(
+        outcomes,
+        vec![Some("done".to_owned()), Some("rate_limited".to_owned())]
+    );
+    let metrics = agent.scrape();
+    let limited = metrics
+        .iter()
+        .find(|(s, _)| {
+            s == "guardrails_actions_total{action=\"kill\",mode=\"enforce\",outcome=\"rate_limited\"}"
+        })
+        .map(|(_, v)| *v);
+    assert_eq!(limited, Some(1.0), "the metric counts it");
+    let (_, status) = agent.stop();
+    assert!(status.success());
+}

@@ -531,7 +531,9 @@ impl ActionStage {
             container_id: target.container_id.clone().unwrap_or_default(),
             rule: rule.to_owned(),
         };
-        act(containment, &t).map_err(|e| error_chain(&e))?;
+        // A freeze waits for the kernel to stop every task (bounded); other
+        // tasks keep running meanwhile.
+        tokio::task::block_in_place(|| act(containment, &t)).map_err(|e| error_chain(&e))?;
         if let Ok(list) = containment.list() {
             self.metrics.set_contained(list.len());
         }
