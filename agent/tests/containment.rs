@@ -415,24 +415,6 @@ fn listener() -> SocketAddr {
     addr
 }
 
-/// Whether a process in `cgroup` completes a TCP connect to `addr` within
-/// a second.
-fn connects_from(cgroup: &TestCgroup, addr: SocketAddr) -> bool {
-    let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
-    cgroup
-        .command("timeout")
-        .args(["1", "bash", "-c", &script])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run bash")
-        .success()
-}
-
-fn connects_from_here(addr: SocketAddr) -> bool {
-    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-}
-
 #[test]
 fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
     let Some(_kernel) = kernel_test() else { return };
@@ -441,28 +423,25 @@ fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
     let config = setup.config(&[&container], "  mode: enforce\n");
     let agent = Agent::start(&config);
     let addr = listener();
-    assert!(
-        connects_from(&container, addr),
-        "connects before the isolation"
-    );
+    assert!(container.connects_to(addr), "connects before the isolation");
 
     let mut cat = open_flag(&container, &setup.file("gr-isolate"));
     let isolate = wait_for_action(&agent, cat.id(), "isolate");
     let _ = cat.wait();
     assert_eq!(isolate["action"]["outcome"], "done", "{isolate}");
     assert!(
-        !connects_from(&container, addr),
+        !container.connects_to(addr),
         "the isolated container cannot connect"
     );
     assert!(
-        connects_from_here(addr),
+        support::connects_from_here(addr),
         "outside the container it still can"
     );
 
     let (_, status) = agent.stop();
     assert!(status.success());
     assert!(
-        !connects_from(&container, addr),
+        !container.connects_to(addr),
         "still isolated without the agent"
     );
     let agent = Agent::start(&config);
@@ -480,10 +459,7 @@ fn isolate_cuts_the_container_off_survives_a_restart_and_lift_restores_it() {
         "{}",
         String::from_utf8_lossy(&lift.stderr)
     );
-    assert!(
-        connects_from(&container, addr),
-        "connects again once lifted"
-    );
+    assert!(container.connects_to(addr), "connects again once lifted");
     let (_, status) = agent.stop();
     assert!(status.success());
 }

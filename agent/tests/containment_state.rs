@@ -10,7 +10,7 @@
 mod support;
 
 use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     os::fd::AsRawFd,
     path::{Path, PathBuf},
     process::{Child, Stdio},
@@ -152,24 +152,6 @@ fn listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-/// Whether a process in `cgroup` completes a TCP connect to `addr` within a
-/// second. A dropped SYN is retried, not refused, so it would otherwise hang.
-fn connects_from(cgroup: &TestCgroup, addr: SocketAddr) -> bool {
-    let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
-    cgroup
-        .command("timeout")
-        .args(["1", "bash", "-c", &script])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run bash")
-        .success()
-}
-
-fn connects_from_here(addr: SocketAddr) -> bool {
-    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-}
-
 /// `BPF_CGROUP_INET_INGRESS` and `BPF_CGROUP_INET_EGRESS`.
 const INGRESS: u32 = 0;
 const EGRESS: u32 = 1;
@@ -277,7 +259,7 @@ fn an_isolated_cgroup_reaches_only_allow_listed_ports_until_lifted() {
     let cgroup = TestCgroup::new();
     let mut containment = Containment::open(&pins.path, &allow).expect("open");
     assert!(
-        connects_from(&cgroup, blocked_addr),
+        cgroup.connects_to(blocked_addr),
         "connects before isolation"
     );
 
@@ -285,15 +267,15 @@ fn an_isolated_cgroup_reaches_only_allow_listed_ports_until_lifted() {
         .isolate(&target(&cgroup, "Crypto miner"))
         .expect("isolate");
     assert!(
-        !connects_from(&cgroup, blocked_addr),
+        !cgroup.connects_to(blocked_addr),
         "an isolated process connected"
     );
     assert!(
-        connects_from_here(blocked_addr),
+        support::connects_from_here(blocked_addr),
         "a process outside the cgroup was cut too"
     );
     assert!(
-        connects_from(&cgroup, allowed_addr),
+        cgroup.connects_to(allowed_addr),
         "the allow-listed port was cut"
     );
     assert_eq!(attached_programs(&cgroup.path, INGRESS), 1);
@@ -311,10 +293,7 @@ fn an_isolated_cgroup_reaches_only_allow_listed_ports_until_lifted() {
     );
 
     containment.lift(cgroup.id).expect("lift");
-    assert!(
-        connects_from(&cgroup, blocked_addr),
-        "still cut after the lift"
-    );
+    assert!(cgroup.connects_to(blocked_addr), "still cut after the lift");
     assert_eq!(attached_programs(&cgroup.path, INGRESS), 0);
     assert_eq!(attached_programs(&cgroup.path, EGRESS), 0);
     assert!(containment.list().expect("list").is_empty());
@@ -356,17 +335,17 @@ fn containment_survives_the_handle_and_is_undone_after_reopening() {
     containment.thaw(cgroup.id).expect("thaw after reopening");
     assert!(counter.progresses(), "not thawed");
     assert!(
-        !connects_from(&cgroup, addr),
+        !cgroup.connects_to(addr),
         "the isolation did not survive the handle"
     );
     // The links attached before the reopen still read the one pinned
     // allow-list, which the reopen rewrote.
     assert!(
-        connects_from(&cgroup, allowed_addr),
+        cgroup.connects_to(allowed_addr),
         "the allow-list was lost across the reopen"
     );
     containment.lift(cgroup.id).expect("lift after reopening");
-    assert!(connects_from(&cgroup, addr), "still cut after the lift");
+    assert!(cgroup.connects_to(addr), "still cut after the lift");
     assert_eq!(attached_programs(&cgroup.path, INGRESS), 0);
     assert_eq!(attached_programs(&cgroup.path, EGRESS), 0);
     assert!(containment.list().expect("list").is_empty());

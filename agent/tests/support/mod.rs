@@ -283,6 +283,28 @@ impl TestCgroup {
     }
 }
 
+impl TestCgroup {
+    /// Whether a process in this cgroup completes a TCP connect to `addr`
+    /// within a second (bash's `/dev/tcp`). A dropped SYN is retried, not
+    /// refused, so without the limit it would hang.
+    pub fn connects_to(&self, addr: std::net::SocketAddr) -> bool {
+        let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
+        self.command("timeout")
+            .args(["1", "bash", "-c", &script])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run bash")
+            .success()
+    }
+}
+
+/// Whether this process, outside every test cgroup, completes a TCP connect
+/// to `addr` within a second.
+pub fn connects_from_here(addr: std::net::SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
 /// The helper of [`TestCgroup::fork_burst`].
 ///
 /// # Safety
