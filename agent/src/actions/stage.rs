@@ -401,7 +401,7 @@ impl ActionStage {
             } else if killed && matches!(action, Action::Kill | Action::DenyExec) {
                 report.outcome = Outcome::Skipped;
                 report.message = format!("did not {what}: the process is killed already");
-            } else if let Some(slot) = self.killed_in_kernel(violation, &v.rule) {
+            } else if self.killed_in_kernel(violation, &v.rule) {
                 // The kernel acted before the rules saw the event.
                 if matches!(action, Action::Kill | Action::DenyExec) {
                     killed = true;
@@ -417,7 +417,6 @@ impl ActionStage {
                             target.pid.unwrap_or_default()
                         ),
                     };
-                    let _ = slot;
                 } else {
                     self.act(action, violation, &v.rule, &target, &mut report, done);
                 }
@@ -444,11 +443,12 @@ impl ActionStage {
         reports
     }
 
-    /// The slot, when the kernel killed this violation's process at exec for
-    /// this rule.
-    fn killed_in_kernel(&self, violation: &Event, rule: &str) -> Option<u8> {
-        let slot = violation.kernel_kill.as_ref()?.slot;
-        (self.slots.get(usize::from(slot)).map(String::as_str) == Some(rule)).then_some(slot)
+    /// Whether the kernel killed this violation's process at exec for this
+    /// rule.
+    fn killed_in_kernel(&self, violation: &Event, rule: &str) -> bool {
+        violation.kernel_kill.as_ref().is_some_and(|kill| {
+            self.slots.get(usize::from(kill.slot)).map(String::as_str) == Some(rule)
+        })
     }
 
     /// Carries out one action in enforce mode and fills in the report.
