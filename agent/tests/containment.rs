@@ -250,6 +250,23 @@ fn in_monitor_mode_the_marker_runs_and_the_event_says_it_would_be_killed() {
             .is_some_and(|m| m.starts_with(&format!("would kill pid {pid}"))),
         "{kill}"
     );
+    // Every output has it: the gRPC stream too.
+    let streamed = guardrails(&agent, &["events", "--kind", "action", "--output", "json"]);
+    assert!(
+        streamed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&streamed.stderr)
+    );
+    let streamed: Vec<Value> = String::from_utf8_lossy(&streamed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        streamed
+            .iter()
+            .any(|e| e["process"]["pid"] == pid && e["action"]["outcome"] == "would_act"),
+        "{streamed:?}"
+    );
     let (events, status) = agent.stop();
     assert!(status.success());
     // One violation, one action event, right after it.

@@ -311,6 +311,7 @@ fn detail(event: &Value) -> String {
         "syscall" => syscall(event),
         "tcp_state" => tcp_state(event),
         "events_lost" => events_lost(event),
+        "action" => action(event),
         _ => String::new(),
     }
 }
@@ -509,6 +510,18 @@ fn tcp_state(event: &Value) -> String {
     line
 }
 
+/// `enforce done: killed pid 42 in the kernel at exec, before it ran`.
+fn action(event: &Value) -> String {
+    let at = |key: &str| str_at(event, &["action", key]).unwrap_or("-");
+    let mut text = format!("{} {}: {}", at("mode"), at("outcome"), at("message"));
+    if let Some(error) = str_at(event, &["action", "error"])
+        && !at("message").contains(error)
+    {
+        let _ = write!(text, " ({error})");
+    }
+    text
+}
+
 fn events_lost(event: &Value) -> String {
     let count = |key: &str| u64_at(event, &["lost", key]).unwrap_or(0);
     format!(
@@ -528,6 +541,7 @@ fn kind_color(kind: &str) -> &'static str {
         "tcp_state" => "\x1b[35m",
         "events_lost" => "\x1b[33m",
         "violation" => "\x1b[1;31m",
+        "action" => "\x1b[1;33m",
         _ => "",
     }
 }
@@ -654,6 +668,29 @@ mod tests {
             self.kind = kind;
             self
         }
+    }
+
+    #[test]
+    fn an_action_shows_its_mode_outcome_and_message() {
+        let mut action = exec().with_kind(EventKind::Action);
+        action.action = Some(Box::new(crate::events::action::ActionReport {
+            action: "kill".into(),
+            mode: crate::actions::Mode::Monitor,
+            mode_source: "default".into(),
+            outcome: crate::events::action::Outcome::WouldAct,
+            rule: Some("Curl in a pod".into()),
+            method: None,
+            message: "would kill pid 4242 (bash) (monitor mode)".into(),
+            target: crate::events::action::ActionTarget::default(),
+            error: None,
+        }));
+        assert!(
+            compact_line(&value(&action), false).ends_with(
+                "action       node-1 shop/web-7d9 bash[4242] monitor would_act: would kill pid 4242 (bash) (monitor mode)"
+            ),
+            "{}",
+            compact_line(&value(&action), false)
+        );
     }
 
     #[test]

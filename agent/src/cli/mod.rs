@@ -156,7 +156,7 @@ pub struct AgentArgs {
 }
 
 /// The event kinds, as in events' `kind`.
-pub const EVENT_KINDS: [&str; 7] = [
+pub const EVENT_KINDS: [&str; 8] = [
     "process_exec",
     "process_fork",
     "process_exit",
@@ -164,6 +164,7 @@ pub const EVENT_KINDS: [&str; 7] = [
     "tcp_state",
     "events_lost",
     "violation",
+    "action",
 ];
 
 /// `guardrails events`. Every filter is applied by the agent: a filter that
