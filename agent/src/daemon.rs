@@ -402,7 +402,7 @@ fn open_containment(config: &Config) -> Option<Containment> {
         }
         Err(e) => {
             tracing::warn!(
-                error = %crate::actions::error_chain(&e),
+                error = %crate::logging::error_chain(&e),
                 pin_dir = %settings.pin_dir.display(),
                 "freeze and isolate are unavailable"
             );

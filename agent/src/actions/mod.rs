@@ -25,15 +25,3 @@ pub mod ratelimit;
 pub mod stage;
 
 pub use action::{Action, Mode};
-
-/// An error and its sources on one line, for events and logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}

@@ -24,7 +24,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     Action, Mode,
     containment::{ContainError, Containment, Target},
-    error_chain,
     kernel_kill::{KernelMatch, KillMaps, kernel_match},
     label::{self, Marks, VIOLATION_ANNOTATION},
     ledger::Contained,
@@ -40,6 +39,7 @@ use crate::{
         action::{ActionReport, ActionTarget, Outcome},
         reader::Batch,
     },
+    logging::error_chain,
     rules::RuleSet,
 };
 

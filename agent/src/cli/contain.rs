@@ -87,7 +87,7 @@ pub fn cleanup(args: &CleanupArgs, out: &mut impl Write) -> anyhow::Result<()> {
         text.push_str(&format!("removed {}\n", args.pin_dir.display()));
     }
     for error in &report.errors {
-        text.push_str(&format!("error: {}\n", crate::actions::error_chain(error)));
+        text.push_str(&format!("error: {}\n", crate::logging::error_chain(error)));
     }
     out.write_all(text.as_bytes())?;
     out.flush()?;

@@ -25,6 +25,8 @@ pub mod resolve;
 
 use std::collections::BTreeMap;
 
+use crate::logging::error_chain;
+
 pub use identity::{CgroupDriver, Container, Identity, Qos, Runtime, parse_cgroup_path};
 pub use resolve::{
     CacheStats, CgroupPaths, CgroupVersion, DEFAULT_CAPACITY, DEFAULT_NEGATIVE_TTL,
@@ -173,32 +175,5 @@ impl ContainerResolver {
                 Identity::Unknown
             }
         }
-    }
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn an_error_is_logged_with_its_causes() {
-        let error = Outer(std::io::Error::other("inner"));
-        assert_eq!(error_chain(&error), "outer: inner");
     }
 }

@@ -29,7 +29,10 @@ use kube::Client;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{KubeMode, KubernetesConfig};
+use crate::{
+    config::{KubeMode, KubernetesConfig},
+    logging::error_chain,
+};
 
 /// Watch updates queued for the enrichment stage.
 const UPDATE_QUEUE: usize = 1024;
@@ -152,15 +155,4 @@ pub fn spawn(
         metrics,
     );
     tokio::spawn(blast::run(matched, completed, view));
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
