@@ -44,7 +44,7 @@ impl Action {
         }
     }
 
-    /// The verb for "would ..." and "...ed" messages.
+    /// The verb for "would ..." and "did not ..." messages.
     pub fn verb(self) -> &'static str {
         match self {
             Action::Kill => "kill",
@@ -52,6 +52,17 @@ impl Action {
             Action::Isolate => "isolate",
             Action::DenyExec => "deny the exec of",
             Action::Label => "label",
+        }
+    }
+
+    /// The verb for what was done: "killed pid 42 (nc)".
+    pub fn past(self) -> &'static str {
+        match self {
+            Action::Kill => "killed",
+            Action::Freeze => "froze",
+            Action::Isolate => "isolated",
+            Action::DenyExec => "denied the exec of",
+            Action::Label => "labelled",
         }
     }
 }

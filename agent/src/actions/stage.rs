@@ -392,7 +392,8 @@ impl ActionStage {
                 target: target.clone(),
                 error: None,
             };
-            let what = describe(action, violation, &target);
+            let aimed_at = object(action, violation, &target);
+            let what = format!("{} {aimed_at}", action.verb());
             if let Some(reason) = &protection {
                 report.outcome = Outcome::Skipped;
                 report.message = format!("did not {what}: {reason}");
@@ -418,7 +419,7 @@ impl ActionStage {
                         ),
                     };
                 } else {
-                    self.act(action, violation, &v.rule, &target, &mut report, done);
+                    self.act(action, violation, &aimed_at, &mut report, done);
                 }
             } else if !self
                 .limiter
@@ -434,7 +435,7 @@ impl ActionStage {
                 if matches!(action, Action::Kill | Action::DenyExec) {
                     killed = true;
                 }
-                self.act(action, violation, &v.rule, &target, &mut report, done);
+                self.act(action, violation, &aimed_at, &mut report, done);
             }
             self.metrics
                 .count(&report.action, report.mode, report.outcome);
@@ -451,23 +452,24 @@ impl ActionStage {
         })
     }
 
-    /// Carries out one action in enforce mode and fills in the report.
+    /// Carries out one action in enforce mode and fills in the report, which
+    /// already names the rule and the target; `aimed_at` says the target for
+    /// people.
     fn act(
         &mut self,
         action: Action,
         violation: &Event,
-        rule: &str,
-        target: &ActionTarget,
+        aimed_at: &str,
         report: &mut ActionReport,
         done: &mpsc::Sender<Event>,
     ) {
-        let what = describe(action, violation, target);
+        let what = format!("{} {aimed_at}", action.verb());
         let result: Result<&'static str, String> = match action {
             Action::Kill | Action::DenyExec => self.kill(violation),
-            Action::Freeze => self.contain(violation, rule, target, |c, t| c.freeze(t)),
-            Action::Isolate => self.contain(violation, rule, target, |c, t| c.isolate(t)),
+            Action::Freeze => self.contain(report, |c, t| c.freeze(t)),
+            Action::Isolate => self.contain(report, |c, t| c.isolate(t)),
             Action::Label => {
-                match self.label(violation, rule, target, report.clone(), done.clone()) {
+                match self.label(violation, report.clone(), done.clone()) {
                     // The result comes as an event of its own.
                     Ok(()) => {
                         report.outcome = Outcome::Done;
@@ -485,10 +487,10 @@ impl ActionStage {
                 report.method = Some(method.to_owned());
                 report.message = match action {
                     Action::DenyExec => format!(
-                        "{} (deny-exec: BPF LSM is unavailable, so the process was killed after its exec)",
-                        past(Action::Kill, violation, target)
+                        "{} {aimed_at} (deny-exec: BPF LSM is unavailable, so the process was killed after its exec)",
+                        Action::Kill.past()
                     ),
-                    _ => past(action, violation, target),
+                    _ => format!("{} {aimed_at}", action.past()),
                 };
             }
             Err(error) => {
@@ -509,17 +511,15 @@ impl ActionStage {
             .map_err(|e| e.to_string())
     }
 
+    /// Freezes or isolates the container `report` is aimed at.
     fn contain(
         &mut self,
-        violation: &Event,
-        rule: &str,
-        target: &ActionTarget,
+        report: &ActionReport,
         act: impl FnOnce(&mut Containment, &Target) -> Result<(), ContainError>,
     ) -> Result<&'static str, String> {
-        let cgroup_id = violation
-            .process
-            .as_ref()
-            .map(|p| p.cgroup_id)
+        let cgroup_id = report
+            .target
+            .cgroup_id
             .ok_or_else(|| "the event names no process".to_owned())?;
         let dir = self.cgroup_dir(cgroup_id)?;
         let containment = self.actors.containment.as_mut().ok_or_else(|| {
@@ -528,8 +528,8 @@ impl ActionStage {
         let t = Target {
             cgroup_id,
             cgroup_dir: dir,
-            container_id: target.container_id.clone().unwrap_or_default(),
-            rule: rule.to_owned(),
+            container_id: report.target.container_id.clone().unwrap_or_default(),
+            rule: report.rule.clone().unwrap_or_default(),
         };
         // A freeze waits for the kernel to stop every task (bounded); other
         // tasks keep running meanwhile.
@@ -552,11 +552,11 @@ impl ActionStage {
         Ok(paths.mount().join(relative.trim_start_matches('/')))
     }
 
+    /// Labels the pod `report` is aimed at; the result comes back through
+    /// `done` as an event of its own.
     fn label(
         &self,
         violation: &Event,
-        rule: &str,
-        target: &ActionTarget,
         report: ActionReport,
         done: mpsc::Sender<Event>,
     ) -> Result<(), String> {
@@ -565,12 +565,16 @@ impl ActionStage {
             .kube
             .clone()
             .ok_or_else(|| "no cluster: the agent runs without the kube API".to_owned())?;
+        let target = &report.target;
         let (Some(namespace), Some(pod)) = (target.namespace.clone(), target.pod.clone()) else {
             return Err("the process is in no known pod".to_owned());
         };
         let config = &self.policy.config().label;
         let mut annotations = config.annotations.clone();
-        annotations.insert(VIOLATION_ANNOTATION.to_owned(), rule.to_owned());
+        annotations.insert(
+            VIOLATION_ANNOTATION.to_owned(),
+            report.rule.clone().unwrap_or_default(),
+        );
         let marks = Marks {
             labels: config.labels.clone(),
             annotations,
@@ -726,41 +730,24 @@ fn target_of(event: &Event) -> ActionTarget {
     }
 }
 
-/// "kill pid 42 (nc)", "freeze container 3f2a…", "label pod shop/web-1".
-fn describe(action: Action, event: &Event, target: &ActionTarget) -> String {
-    let comm = event.process.as_ref().map_or("", |p| p.comm.as_str());
-    let container = target
-        .container_id
-        .as_deref()
-        .map_or("(none)", |id| id.get(..12).unwrap_or(id));
+/// What an action is aimed at, for messages: "pid 42 (nc)", "container
+/// 3f2a…", "pod shop/web-1".
+fn object(action: Action, event: &Event, target: &ActionTarget) -> String {
     match action {
         Action::Kill | Action::DenyExec => format!(
-            "{} pid {} ({comm})",
-            action.verb(),
-            target.pid.unwrap_or_default()
+            "pid {} ({})",
+            target.pid.unwrap_or_default(),
+            event.process.as_ref().map_or("", |p| p.comm.as_str())
         ),
-        Action::Freeze | Action::Isolate => format!("{} container {container}", action.verb()),
+        Action::Freeze | Action::Isolate => {
+            let id = target.container_id.as_deref().unwrap_or("(none)");
+            format!("container {}", id.get(..12).unwrap_or(id))
+        }
         Action::Label => match (&target.namespace, &target.pod) {
-            (Some(ns), Some(pod)) => format!("label pod {ns}/{pod}"),
-            _ => "label the pod".to_owned(),
+            (Some(ns), Some(pod)) => format!("pod {ns}/{pod}"),
+            _ => "the pod".to_owned(),
         },
     }
-}
-
-/// "killed pid 42 (nc)", "froze container 3f2a…".
-fn past(action: Action, event: &Event, target: &ActionTarget) -> String {
-    let text = describe(action, event, target);
-    for (now, then) in [
-        ("kill ", "killed "),
-        ("freeze ", "froze "),
-        ("isolate ", "isolated "),
-        ("label ", "labelled "),
-    ] {
-        if let Some(rest) = text.strip_prefix(now) {
-            return format!("{then}{rest}");
-        }
-    }
-    text
 }
 
 /// An `action` event: the violation's sections, with the report.
