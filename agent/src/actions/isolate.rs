@@ -30,7 +30,7 @@ use aya::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Direction, Drops, LEDGER_MAP, LEDGER_PIN, LedgerError, PinDir};
+use super::ledger::{Direction, Drops, LEDGER_MAP, LedgerError, PinDir};
 
 const EGRESS_PROGRAM: &str = "gr_isolate_egress";
 const INGRESS_PROGRAM: &str = "gr_isolate_ingress";
@@ -333,12 +333,7 @@ impl Isolation {
             size_of::<wire::Drops>(),
             wire::CONTAINED_MAX,
         )?;
-        pin.check_pinned_shape(
-            LEDGER_PIN,
-            size_of::<u64>(),
-            size_of::<wire::Contained>(),
-            wire::CONTAINED_MAX,
-        )?;
+        pin.check_ledger_shape()?;
 
         let mut ebpf = EbpfLoader::new()
             .map_pin_path(ALLOW_MAP, pin.map(ALLOW_PIN))

@@ -228,6 +228,16 @@ impl PinDir {
         }
     }
 
+    /// Fails if the ledger is pinned with another shape (another version's).
+    pub(crate) fn check_ledger_shape(&self) -> Result<(), LedgerError> {
+        self.check_pinned_shape(
+            LEDGER_PIN,
+            size_of::<u64>(),
+            size_of::<wire::Contained>(),
+            wire::CONTAINED_MAX,
+        )
+    }
+
     /// Fails if the map pinned as `pin` exists with another shape; a missing
     /// pin is fine (the loader creates it).
     pub(crate) fn check_pinned_shape(
@@ -330,12 +340,7 @@ impl Ledger {
     /// The pinned ledger alone, without loading any program.
     pub(crate) fn open_pinned(pin: &PinDir) -> Result<Self, LedgerError> {
         let path = pin.ledger();
-        pin.check_pinned_shape(
-            LEDGER_PIN,
-            size_of::<u64>(),
-            size_of::<wire::Contained>(),
-            wire::CONTAINED_MAX,
-        )?;
+        pin.check_ledger_shape()?;
         let map_error = |source| LedgerError::Map {
             path: path.clone(),
             source,
