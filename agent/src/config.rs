@@ -54,6 +54,12 @@
 //!   isolate: {allow: [{protocol: udp, port: 53}, {protocol: tcp, port: 53}]}
 //!   label: {labels: {guardrails.dev/quarantine: "true"}, annotations: {}}
 //!   pin_dir: /sys/fs/bpf/guardrails
+//! alerts:                        # see docs/alerts.md
+//!   team: {pod_label: team, namespace_label: team}
+//!   group_wait_ms: 2000          # a new incident's first alert waits this long
+//!   group_interval_ms: 30000     # then it is updated at most this often
+//!   resolve_after_ms: 300000     # and resolved once quiet this long
+//!   outputs: {}                  # by name: {type: alertmanager, url: http://am:9093, route: {...}}
 //! ```
 //!
 //! Unknown keys and bad values are rejected with the file, line and key named.
@@ -138,6 +144,9 @@ pub struct Config {
     /// What the agent does about violations.
     #[serde(default)]
     pub containment: crate::actions::config::ContainmentConfig,
+    /// On-call alerts.
+    #[serde(default)]
+    pub alerts: crate::alerts::config::AlertsConfig,
 }
 
 /// The gRPC API's transports and buffers.
@@ -363,6 +372,7 @@ impl Default for Config {
             kubernetes: KubernetesConfig::default(),
             api: ApiConfig::default(),
             containment: Default::default(),
+            alerts: Default::default(),
         }
     }
 }
@@ -564,6 +574,19 @@ mod tests {
     fn a_file_with_only_the_api_version_gives_the_defaults() {
         let config = parse("apiVersion: guardrails.dev/v1alpha1\n").expect("valid");
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_misconfigured_alert_output_is_named_with_its_file_and_line() {
+        let text = "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n    hook:\n      type: webhook\n      url: 127.0.0.1:8080/hook\n";
+        let err = parse(text).expect_err("a bad URL").to_string();
+        assert!(err.starts_with("/etc/guardrails/config.yaml:"), "{err}");
+        assert!(err.contains("output \"hook\""), "{err}");
+        assert!(err.contains("must start with http"), "{err}");
+        let text = "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n      severity: high\n";
+        let err = parse(text).expect_err("an unknown key").to_string();
+        assert!(err.contains("alerts.outputs.oncall"), "{err}");
+        assert!(err.contains("unknown field `severity`"), "{err}");
     }
 
     #[test]

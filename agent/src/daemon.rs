@@ -79,6 +79,9 @@ pub enum DaemonError {
     /// `kubernetes.mode` asks for a cluster that cannot be used.
     #[error("pod metadata")]
     Kube(#[from] KubeError),
+    /// The alert outputs could not be set up.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
     /// The gRPC API could not be served.
     #[error(transparent)]
     Api(#[from] crate::api::ApiError),
@@ -253,11 +256,17 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             .with_metrics(metrics.clone()),
         )
     });
+    let (alerts_input, alerts_task) =
+        match crate::alerts::spawn(&config.alerts, &node, metrics.alerts())? {
+            Some((input, task)) => (Some(input), Some(task)),
+            None => (None, None),
+        };
     let output_task = tokio::spawn(outputs::stdout::run(
         output_input,
         options.stdout,
         metrics.clone(),
         hub.clone(),
+        alerts_input,
     ));
     let (commands_tx, commands_rx) = mpsc::channel(16);
     tokio::spawn(
@@ -342,6 +351,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         Ok(Ok(delivered)) => tracing::info!(?delivered, "outputs flushed"),
         Ok(Err(e)) => tracing::error!(error = %e, "the output task failed"),
         Err(_) => tracing::error!("the outputs did not flush within {SHUTDOWN_GRACE:?}"),
+    }
+    if let Some(task) = alerts_task
+        && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err()
+    {
+        tracing::error!("alerting did not finish within {SHUTDOWN_GRACE:?}");
     }
     match tally {
         Some(t) => {

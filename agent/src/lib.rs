@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod actions;
+pub mod alerts;
 pub mod api;
 pub mod bpf;
 pub mod cgroup;

@@ -70,6 +70,7 @@ pub struct Metrics {
     rules: Mutex<RulesMetrics>,
     kube: Arc<crate::kube::metrics::KubeMetrics>,
     actions: Arc<crate::actions::metrics::ActionMetrics>,
+    alerts: Arc<crate::alerts::metrics::AlertMetrics>,
 }
 
 /// Totals since the start.
@@ -106,6 +107,11 @@ impl Metrics {
     /// The containment figures, for the actions step.
     pub fn actions(&self) -> Arc<crate::actions::metrics::ActionMetrics> {
         self.actions.clone()
+    }
+
+    /// The alerting figures, for the aggregator and the alert outputs.
+    pub fn alerts(&self) -> Arc<crate::alerts::metrics::AlertMetrics> {
+        self.alerts.clone()
     }
 
     /// Totals for the API's status.
@@ -348,6 +354,7 @@ impl Metrics {
         self.render_rules(&mut out);
         self.kube.render(&mut out);
         self.actions.render(&mut out);
+        self.alerts.render(&mut out);
         out
     }
 

@@ -7,7 +7,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::{api::hub::Hub, events::reader::Batch, metrics::Metrics};
+use crate::{alerts::AlertsInput, api::hub::Hub, events::reader::Batch, metrics::Metrics};
 
 /// Events that reached the end of the pipeline, by kind.
 pub type Delivered = BTreeMap<&'static str, u64>;
@@ -15,12 +15,14 @@ pub type Delivered = BTreeMap<&'static str, u64>;
 /// Consumes batches of events until the queue closes. With `print` they are
 /// written to stdout, flushed whenever the queue runs empty; without, only
 /// counted. Either way they count in `metrics` as handed to the outputs, and
-/// then go to the API's streams through `hub`.
+/// then go to the API's streams through `hub`, and their violations and
+/// action reports to alerting through `alerts`.
 pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     print: bool,
     metrics: Arc<Metrics>,
     hub: Option<Arc<Hub>>,
+    alerts: Option<AlertsInput>,
 ) -> Delivered {
     let mut out = BufWriter::new(tokio::io::stdout());
     let mut delivered = Delivered::new();
@@ -29,6 +31,9 @@ pub async fn run(
         for event in &batch {
             *delivered.entry(event.kind.as_str()).or_default() += 1;
             metrics.count_event(event.kind);
+        }
+        if let Some(alerts) = &alerts {
+            alerts.offer(&batch);
         }
         // The streams get the batch first, so that whatever is seen on
         // stdout can also be resumed from; both share one serialization.
