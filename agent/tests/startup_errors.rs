@@ -111,3 +111,28 @@ fn version_prints_the_versions_of_the_contracts() {
     );
     assert!(text.contains("event schema 1"), "{text}");
 }
+
+#[test]
+fn a_misconfigured_alert_output_is_named_and_stops_the_start() {
+    let dir = TempDir::new("startup");
+    let path = config_file(
+        &dir,
+        "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n    hook:\n      type: webhook\n      url: hooks.example.com/guardrails\n",
+    );
+    let line = one_error_line(&agent_with(&["agent", "--config", &path]));
+    assert!(line.contains(&format!("{path}:8:")), "{line}");
+    assert!(line.contains("alerts.outputs.hook:"), "{line}");
+    assert!(
+        line.contains("url \"hooks.example.com/guardrails\" must start with http:// or https://"),
+        "{line}"
+    );
+
+    let path = config_file(
+        &dir,
+        "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n      severity: page\n",
+    );
+    let line = one_error_line(&agent_with(&["agent", "--config", &path]));
+    assert!(line.contains(&format!("{path}:7:")), "{line}");
+    assert!(line.contains("alerts.outputs.oncall"), "{line}");
+    assert!(line.contains("unknown field `severity`"), "{line}");
+}

@@ -330,7 +330,9 @@ fn priority_name<'de, D: serde::Deserializer<'de>>(
 struct OutputSpec {
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default, deserialize_with = "url_field")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "labels_field")]
     labels: Option<BTreeMap<String, String>>,
     secret_env: Option<String>,
     secret_file: Option<PathBuf>,
@@ -401,11 +403,11 @@ impl TryFrom<OutputSpec> for OutputConfig {
         }
         let kind = match spec.kind.as_str() {
             "alertmanager" => OutputKind::Alertmanager {
-                url: http_url(spec.url)?,
-                labels: check_labels(spec.labels.unwrap_or_default())?,
+                url: spec.url.ok_or("this output needs `url`")?,
+                labels: spec.labels.unwrap_or_default(),
             },
             "webhook" | "slack" => OutputKind::Webhook {
-                url: http_url(spec.url)?,
+                url: spec.url.ok_or("this output needs `url`")?,
                 format: if spec.kind == "slack" {
                     WebhookFormat::Slack
                 } else {
@@ -453,9 +455,25 @@ impl TryFrom<OutputSpec> for OutputConfig {
     }
 }
 
+/// Checked where it stands, so that the error points at the line.
+fn url_field<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let url = String::deserialize(deserializer)?;
+    http_url(url).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn labels_field<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    let labels = BTreeMap::<String, String>::deserialize(deserializer)?;
+    check_labels(labels)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// An absolute `http` or `https` URL with a host.
-fn http_url(url: Option<String>) -> Result<String, String> {
-    let url = url.ok_or("this output needs `url`")?;
+fn http_url(url: String) -> Result<String, String> {
     if !url.contains("://") {
         return Err(format!("url \"{url}\" must start with http:// or https://"));
     }

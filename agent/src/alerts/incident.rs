@@ -324,6 +324,8 @@ impl Aggregator {
         for id in resolved {
             self.incidents.remove(&id);
         }
+        // Oldest first, so that a full queue keeps the newest.
+        out.sort_by(|a, b| (a.first_seen.0, &a.incident).cmp(&(b.first_seen.0, &b.incident)));
         out
     }
 }

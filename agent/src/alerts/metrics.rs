@@ -59,7 +59,12 @@ pub struct OutputEntry {
 }
 
 /// A per-output series: name, type, help and how to read it.
-type Family = (&'static str, &'static str, &'static str, fn(&OutputEntry) -> u64);
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&OutputEntry) -> u64,
+);
 
 /// Alerting's figures.
 #[derive(Debug, Default)]
