@@ -199,3 +199,63 @@ fn dispatch(alerts: Vec<alert::Alert>, routes: &Routes) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{config::OutputConfig, *};
+
+    fn output(yaml: &str) -> OutputConfig {
+        serde_yaml::from_str(yaml).expect("a valid output")
+    }
+
+    #[tokio::test]
+    async fn a_stalled_destination_delays_no_other_output() {
+        // Accepts connections (the kernel's backlog) and never answers.
+        let stalled = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = stalled.local_addr().expect("an address");
+        let dir = std::env::temp_dir().join(format!("guardrails-stalled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("alerts.jsonl");
+        let config = AlertsConfig {
+            group_wait_ms: 0,
+            outputs: BTreeMap::from([
+                (
+                    "stalled".to_owned(),
+                    output(&format!(
+                        "type: webhook\nurl: http://{address}/\ntimeout_ms: 30000\n"
+                    )),
+                ),
+                (
+                    "file".to_owned(),
+                    output(&format!("type: file\npath: {}\n", path.display())),
+                ),
+            ]),
+            ..AlertsConfig::default()
+        };
+        let metrics = Arc::new(AlertMetrics::default());
+        let (input, task) = spawn(&config, "node-1", metrics.clone())
+            .expect("alerting starts")
+            .expect("outputs are configured");
+        let started = Instant::now();
+        for n in 0..3 {
+            let mut event = incident::tests::violation("Shell", "shop", &format!("w{n}"), "p");
+            event.node = "node-1".into();
+            input.offer(&[event]);
+        }
+        while !(path.exists()
+            && std::fs::read_to_string(&path).is_ok_and(|t| t.lines().count() == 3))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the file output was held up by the stalled one"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(input);
+        // The stalled output is still on its first try; stopping cuts it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}

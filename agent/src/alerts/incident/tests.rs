@@ -55,7 +55,7 @@ fn config() -> AlertsConfig {
     }
 }
 
-fn violation(rule: &str, namespace: &str, workload: &str, pod: &str) -> Event {
+pub(crate) fn violation(rule: &str, namespace: &str, workload: &str, pod: &str) -> Event {
     let mut event = Event::new(
         EventKind::Violation,
         WallTime(SystemTime::now()),
