@@ -3,9 +3,9 @@
 //! - `deps`: install what building and testing need on this host (Debian
 //!   packages for the kernel programs) and mount tracefs when it is missing.
 //! - `run -- <agent args>`: `deps`, then build and run `guardrails agent`.
-//! - `test`: `deps`, then formatting, lints and the whole test suite, kernel
-//!   tests included (they need root), with `kube-apiserver`'s binaries for
-//!   the Kubernetes tests.
+//! - `test`: `deps` and the test packages (Alertmanager), then formatting,
+//!   lints and the whole test suite, kernel tests included (they need root),
+//!   with `kube-apiserver`'s binaries for the Kubernetes tests.
 //! - `kube-apiserver`: install etcd and build kube-apiserver once per machine
 //!   (cached outside the clone), then print its path; see `apiserver.rs`.
 //! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
@@ -31,6 +31,15 @@ use clap::{Parser, Subcommand};
 /// Debian packages the kernel programs build with.
 const BUILD_PACKAGES: &[&str] = &["clang-19", "libbpf-dev", "bpftool"];
 
+/// Debian packages only the tests use: Alertmanager for the alert outputs'
+/// tests. Its package may start a system service on ports 9093 and 9094;
+/// the tests start their own instances on free ports with their own storage
+/// and no cluster port, so such a service does not meet them.
+const TEST_PACKAGES: &[&str] = &["prometheus-alertmanager"];
+
+/// Where Debian's package puts the Alertmanager binary.
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
 #[derive(Parser)]
 #[command(name = "xtask")]
 struct Cli {
@@ -48,7 +57,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Check formatting and lints, then run every test.
+    /// Install the test packages, check formatting and lints, then run every
+    /// test.
     Test,
     /// Install etcd, build kube-apiserver for the tests once per machine and
     /// print its path.
@@ -78,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test => {
             deps()?;
+            install(TEST_PACKAGES)?;
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&[
                 "clippy",
@@ -95,7 +106,8 @@ fn main() -> anyhow::Result<()> {
                 .current_dir(workspace_root())
                 .env("GUARDRAILS_KUBE_APISERVER", &kube.apiserver)
                 .env("GUARDRAILS_ETCD", &kube.etcd)
-                .env("GUARDRAILS_GRPCURL", &grpcurl))
+                .env("GUARDRAILS_GRPCURL", &grpcurl)
+                .env("GUARDRAILS_ALERTMANAGER", ALERTMANAGER))
         }
         Task::KubeApiserver => {
             let kube = apiserver::ensure()?;

@@ -19,9 +19,6 @@
 
 use std::{
     ffi::OsString,
-    fs::File,
-    net::TcpListener,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -39,7 +36,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{TempDir, unique_hex};
+use super::{TempDir, free_port, in_path, spawn, tail, unique_hex};
 
 /// How long etcd and kube-apiserver get to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -405,56 +402,4 @@ fn prerequisites() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     }
     let openssl = in_path("openssl").ok_or("no openssl on PATH")?;
     Ok((apiserver, etcd, openssl))
-}
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A loopback TCP port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free loopback port")
-        .port()
-}
-
-/// Starts `command` with its output appended to `log`. The child is killed
-/// if the thread that started it ends first (a test runner killed midway).
-fn spawn(command: &mut Command, log: &Path) -> Child {
-    let file = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
-    let stderr = file.try_clone().expect("duplicate a log descriptor");
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(stderr)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()))
-}
-
-/// The last `lines` lines of a file, or why it could not be read.
-fn tail(path: &Path, lines: usize) -> String {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("({}: {e})", path.display()),
-    }
 }

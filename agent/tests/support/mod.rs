@@ -1,18 +1,25 @@
 //! The harness of the kernel tests: a real agent as a child process, a fresh
 //! cgroup per test, and real processes started in it. [`apiserver`] starts a
-//! real kube-apiserver for the Kubernetes tests.
+//! real kube-apiserver for the Kubernetes tests; [`alertmanager`] a real
+//! Alertmanager and [`webhook`] an HTTP server that records what it is sent,
+//! for the alert outputs' tests.
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 #![expect(
     clippy::print_stderr,
     reason = "the harness reports to the test runner"
 )]
 
+pub mod alertmanager;
 pub mod apiserver;
 pub mod cluster;
+pub mod http;
+pub mod webhook;
 
 use std::{
     ffi::CString,
+    fs::File,
     io::{BufRead, BufReader},
+    net::TcpListener,
     os::unix::{ffi::OsStrExt, fs::MetadataExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -803,5 +810,58 @@ impl MemfdExec {
             libc::waitpid(child, &mut status, 0);
             i32::from(status != 0)
         }
+    }
+}
+
+/// An executable named `name` on PATH.
+pub fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free loopback port")
+        .port()
+}
+
+/// Starts `command` with its output appended to `log`. The child is killed
+/// if the thread that started it ends first (a test runner killed midway).
+pub fn spawn(command: &mut Command, log: &Path) -> Child {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+    let stderr = file.try_clone().expect("duplicate a log descriptor");
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()))
+}
+
+/// The last `lines` lines of a file, or why it could not be read.
+pub fn tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("({}: {e})", path.display()),
     }
 }
