@@ -134,7 +134,7 @@ fn a_burst_in_a_deployment_is_one_alert_with_its_count_team_pods_and_blast_radiu
     let rules_text = std::fs::read_to_string(&rules_path).expect("read the rules");
     std::fs::write(&rules_path, format!("{rules_text}  actions: [kill]\n")).expect("add actions");
     let tail = format!(
-        "containment:\n  mode: warn\n  pin_dir: {:?}\nalerts:\n  group_wait_ms: 500\n  group_interval_ms: 1000\n  runbooks: {{url: \"https://runbooks.example/{{rule}}\"}}\n  outputs:\n    oncall:\n      type: alertmanager\n      url: {}\n      labels: {{cluster: test}}\n",
+        "containment:\n  mode: warn\n  pin_dir: {:?}\nalerts:\n  group_wait_ms: 500\n  group_interval_ms: 1000\n  resolve_after_ms: 8000\n  runbooks: {{url: \"https://runbooks.example/{{rule}}\"}}\n  outputs:\n    oncall:\n      type: alertmanager\n      url: {}\n      labels: {{cluster: test}}\n",
         dir.path.join("pins").display().to_string(),
         alertmanager.url()
     );
@@ -186,6 +186,10 @@ fn a_burst_in_a_deployment_is_one_alert_with_its_count_team_pods_and_blast_radiu
         ),
         0.0
     );
+    // Quiet for resolve_after_ms: the incident is resolved, and Alertmanager
+    // lists only alerts that have not ended.
+    alertmanager.wait_for_alerts(&filter, Duration::from_secs(30), <[Value]>::is_empty);
+    wait_for_metric(&agent, "guardrails_alert_incidents", |n| n == 0.0);
 }
 
 #[test]
