@@ -134,6 +134,19 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     };
     let metrics = Arc::new(Metrics::default());
     let started = std::time::Instant::now();
+    // Served from the start, so that /readyz says "not ready" while the
+    // programs load.
+    let metrics_stop = CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, probes = "/healthz, /readyz", "serving /metrics");
+        }
+        tokio::spawn(metrics::serve(
+            listener,
+            metrics.clone(),
+            metrics_stop.clone(),
+        ));
+    }
 
     // Rules are checked before the kernel is touched: a bad file fails the
     // start with every problem listed.
@@ -302,12 +315,6 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             }
         });
     }
-    if let Some(listener) = metrics_listener {
-        if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, "serving /metrics");
-        }
-        tokio::spawn(metrics::serve(listener, metrics, shutdown.clone()));
-    }
 
     tracing::info!(
         node,
@@ -317,6 +324,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         ring_buffer_bytes = load.ring_buffer_bytes,
         "sensors attached"
     );
+    metrics.set_attached(true);
 
     let reader_stopped_early = tokio::select! {
         _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); false }
@@ -325,8 +333,10 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     };
 
     sensors_loaded.detach();
+    metrics.set_attached(false);
     tracing::info!("sensors detached");
     shutdown.cancel();
+    metrics_stop.cancel();
     let tally = if reader_stopped_early {
         None
     } else {

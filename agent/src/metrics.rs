@@ -71,6 +71,7 @@ pub struct Metrics {
     kube: Arc<crate::kube::metrics::KubeMetrics>,
     actions: Arc<crate::actions::metrics::ActionMetrics>,
     alerts: Arc<crate::alerts::metrics::AlertMetrics>,
+    attached: std::sync::atomic::AtomicBool,
 }
 
 /// Totals since the start.
@@ -112,6 +113,23 @@ impl Metrics {
     /// The alerting figures, for the aggregator and the alert outputs.
     pub fn alerts(&self) -> Arc<crate::alerts::metrics::AlertMetrics> {
         self.alerts.clone()
+    }
+
+    /// The sensors are attached (true) or detached for shutdown (false).
+    pub fn set_attached(&self, attached: bool) {
+        self.attached.store(attached, Ordering::Relaxed);
+    }
+
+    /// Why the agent is not ready to be counted on: sensors not attached
+    /// yet (or detached), or, with a cluster, the pod cache not synced.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.attached.load(Ordering::Relaxed) {
+            return Some("the sensors are not attached");
+        }
+        if self.kube.enabled() && !self.kube.pods_synced() {
+            return Some("the pod cache has not synced with the API server");
+        }
+        None
     }
 
     /// Totals for the API's status.
@@ -452,6 +470,17 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
         (Some("GET"), Some("/metrics")) => {
             ("200 OK", metrics.render(), "text/plain; version=0.0.4")
         }
+        // Alive while it answers: the runtime that serves this also runs
+        // the pipeline.
+        (Some("GET"), Some("/healthz")) => ("200 OK", "ok\n".to_owned(), "text/plain"),
+        (Some("GET"), Some("/readyz")) => match metrics.not_ready() {
+            None => ("200 OK", "ready\n".to_owned(), "text/plain"),
+            Some(why) => (
+                "503 Service Unavailable",
+                format!("not ready: {why}\n"),
+                "text/plain",
+            ),
+        },
         (Some("GET"), Some(_)) => ("404 Not Found", "not found\n".to_owned(), "text/plain"),
         _ => (
             "405 Method Not Allowed",
@@ -471,6 +500,26 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ready_once_attached_and_with_a_cluster_once_pods_synced() {
+        let metrics = Metrics::default();
+        assert_eq!(metrics.not_ready(), Some("the sensors are not attached"));
+        metrics.set_attached(true);
+        assert_eq!(metrics.not_ready(), None);
+        metrics.kube().set_enabled();
+        assert!(
+            metrics
+                .not_ready()
+                .is_some_and(|why| why.contains("pod cache"))
+        );
+        metrics
+            .kube()
+            .set_synced(crate::kube::metrics::Watched::Pods);
+        assert_eq!(metrics.not_ready(), None);
+        metrics.set_attached(false);
+        assert!(metrics.not_ready().is_some());
+    }
 
     #[test]
     fn the_exposition_names_every_series_with_its_type() {

@@ -140,6 +140,20 @@ fn a_burst_in_a_deployment_is_one_alert_with_its_count_team_pods_and_blast_radiu
     );
     let agent = cluster.agent_with(&cgroup, Some(&rules_path), &tail);
 
+    // Probes: alive, and ready once the programs are attached and the pod
+    // cache has synced.
+    let probe = |path: &str| {
+        support::http::get(&format!("http://{}{path}", agent.metrics_address()))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    };
+    assert_eq!(probe("/healthz").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe("/readyz").status != 200 {
+        assert!(Instant::now() < deadline, "{}", probe("/readyz").text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(probe("/readyz").text(), "ready\n");
+
     // One violation, then a burst of 999 more from the same workload.
     let flag = dir.path.join("gr-alert-shadow");
     open_flag(&cgroup, &flag, 1);

@@ -66,6 +66,11 @@ impl KubeMetrics {
         self.enabled.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the agent runs with a cluster.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
     /// A watch delivered events (up) or failed (down). Returns whether it
     /// was up before, or had never failed.
     pub fn set_watch_up(&self, which: Watched, up: bool) -> bool {
