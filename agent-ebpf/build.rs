@@ -13,6 +13,7 @@ use std::{
 const SENSOR_SOURCES: &[&str] = &[
     "bpf/maps.bpf.c",
     "bpf/process/exec.bpf.c",
+    "bpf/process/deny.bpf.c",
     "bpf/process/fork.bpf.c",
     "bpf/process/exit.bpf.c",
     "bpf/syscalls/sys_exit.bpf.c",

@@ -77,6 +77,10 @@ pub mod exec_flags {
     /// The kernel sent the new program SIGKILL before it ran; the record's
     /// `kill_slot` says which kill slot matched.
     pub const KILLED: u32 = 1 << 7;
+    /// BPF LSM refused the exec: the record describes the program refused,
+    /// the process keeps running its old one, and the record's `kill_slot`
+    /// says which deny slot matched.
+    pub const DENIED: u32 = 1 << 8;
 }
 
 /// How the syscall sensor treats an argument (`enum gr_arg_kind`).
@@ -245,7 +249,8 @@ pub struct ExecEvent {
     pub exe_mtime_ns: i64,
     /// The executable's last status change, ns since the epoch.
     pub exe_ctime_ns: i64,
-    /// With [`exec_flags::KILLED`]: the kill slot that matched.
+    /// With [`exec_flags::KILLED`] or [`exec_flags::DENIED`]: the kill slot
+    /// that matched.
     pub kill_slot: u32,
     /// Padding, zero.
     pub _pad: u32,

@@ -17,7 +17,7 @@ use crate::{
     actions::{
         containment::Containment,
         policy::{Myself, Policy},
-        stage::{ActionStage, Actors},
+        stage::{ActionStage, Actors, DenyExec, binds_deny_exec},
     },
     api::{
         hub::{Hub, HubLimits},
@@ -181,8 +181,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         scope: scope.clone(),
         sensors: sensors.clone(),
     };
-    let (sensors_loaded, maps) = Sensors::load(&btf, &load)?;
+    let (mut sensors_loaded, maps) = Sensors::load(&btf, &load)?;
     let kill_maps = maps.kill;
+    let policy = Policy::new(config.containment.clone(), myself());
+    let wants_deny_exec = binds_deny_exec(&policy, &rules_rx.borrow());
+    let deny_exec = attach_deny_exec(&mut sensors_loaded, &btf, &kernel.lsm, wants_deny_exec);
     // The parsed kernel BTF is large and only needed to load.
     drop(btf);
 
@@ -246,12 +249,12 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     ));
     let (contain_tx, contain_rx) = mpsc::channel(16);
     let actions = ActionStage::new(
-        Policy::new(config.containment.clone(), myself()),
+        policy,
         Actors {
             kill_maps: Some(kill_maps),
             containment: open_containment(&config),
             kube: kube_for_actions,
-            lsm: matches!(kernel.lsm, features::Support::Available),
+            deny_exec,
         },
         node.as_str().into(),
         metrics.actions(),
@@ -468,6 +471,38 @@ fn scope_ids(config: &Config) -> Result<Vec<u64>, DaemonError> {
         .map(|path| cgroup::cgroup_id(&mount, path))
         .collect::<Result<_, _>>()?;
     Ok(ids)
+}
+
+/// Attaches the BPF LSM hook of `deny-exec` where the kernel accepts BPF LSM
+/// and a rule binds the action; anywhere else, or when it fails, deny-exec
+/// rules kill at exec, and the reason is kept for the warning each such rule
+/// gets.
+fn attach_deny_exec(
+    sensors: &mut Sensors,
+    btf: &Btf,
+    lsm: &features::Support,
+    wanted: bool,
+) -> DenyExec {
+    match lsm {
+        features::Support::Refused(why) => {
+            DenyExec::Unavailable(format!("this kernel refuses ({why})"))
+        }
+        features::Support::Available if !wanted => DenyExec::Unavailable(
+            "was not attached: no enabled rule bound deny-exec at start (restart the agent)"
+                .to_owned(),
+        ),
+        features::Support::Available => match sensors.attach_deny_exec(btf) {
+            Ok(()) => {
+                tracing::info!("deny-exec refuses execs in the kernel with BPF LSM");
+                DenyExec::Lsm
+            }
+            Err(e) => {
+                let error = crate::logging::error_chain(&e);
+                tracing::warn!(%error, "cannot attach the BPF LSM hook of deny-exec");
+                DenyExec::Unavailable(format!("failed to attach ({error})"))
+            }
+        },
+    }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones ignore it.

@@ -106,7 +106,9 @@ impl Enricher {
             return;
         };
         match event.kind {
-            EventKind::ProcessExec => {
+            // A refused exec changed nothing: the process runs its old
+            // program, which the tree keeps.
+            EventKind::ProcessExec if event.kernel_deny.is_none() => {
                 // The root is looked up now, while the new program most
                 // likely still runs; if it already exited, it had the root
                 // it had before the exec (exec does not change it).

@@ -723,8 +723,22 @@ fn the_agent_never_acts_on_its_own_container() {
     assert!(status.success());
 }
 
+/// The first action event of `action` for `rule`, whatever its pid.
+fn wait_for_rule_action(agent: &Agent, rule: &str, action: &str) -> Value {
+    let matches = |e: &Value| {
+        e["kind"] == "action" && e["action"]["action"] == action && e["action"]["rule"] == rule
+    };
+    agent
+        .wait_for_events(&format!("a {action} action for {rule}"), |events| {
+            events.iter().any(matches)
+        })
+        .into_iter()
+        .find(matches)
+        .expect("the action event")
+}
+
 #[test]
-fn deny_exec_where_bpf_lsm_is_refused_is_said_at_start_and_kills_at_exec() {
+fn deny_exec_refuses_the_exec_with_bpf_lsm_or_says_why_not_and_kills_at_exec() {
     let Some(_kernel) = kernel_test() else { return };
     let setup = Setup::new();
     let rules = RULES.replacen("actions: [kill]", "actions: [deny-exec]", 1);
@@ -734,23 +748,81 @@ fn deny_exec_where_bpf_lsm_is_refused_is_said_at_start_and_kills_at_exec() {
     let lsm_refused = agent.logs().iter().any(|l| l.contains("BPF LSM refused"));
     agent.wait_for_log("the agent to say how deny-exec works here", |line| {
         if lsm_refused {
-            line.contains("deny-exec needs BPF LSM") && line.contains("Marker started")
+            line.contains("deny-exec needs BPF LSM, which this kernel refuses")
+                && line.contains("Marker started")
         } else {
-            line.contains("rules kill in the kernel at exec")
+            line.contains("rules deny the exec in the kernel with BPF LSM")
+                && line.contains("Marker started")
         }
     });
+    if !lsm_refused {
+        let logs = agent.logs();
+        assert!(
+            !logs
+                .iter()
+                .any(|l| l.contains("rules kill in the kernel at exec")
+                    && l.contains("Marker started")),
+            "with BPF LSM the rule does not kill at exec as well: {logs:?}"
+        );
+    }
     let mut sleeper = arm(&agent, &container);
     let written = setup.file("denied");
-    let (pid, status) = setup.run_marker(&container, &written);
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let mut command = container.command(setup.file("gr-marker"));
+    command.arg(&written).stdin(Stdio::null());
+    let deny = if lsm_refused {
+        let mut child = command.spawn().expect("run the marker");
+        let pid = child.id();
+        let status = child.wait().expect("wait for the marker");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        let deny = wait_for_action(&agent, pid, "deny-exec");
+        assert_eq!(deny["action"]["method"], "kernel", "{deny}");
+        assert!(
+            deny["action"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("BPF LSM is unavailable")),
+            "{deny}"
+        );
+        let events = agent.wait_for_exec(pid);
+        let exec = events
+            .iter()
+            .find(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
+            .expect("the marker's exec");
+        assert!(exec.get("kernel_kill").is_some(), "{exec}");
+        assert!(exec.get("kernel_deny").is_none(), "{exec}");
+        deny
+    } else {
+        // The exec fails in the child that spawn forked: it never becomes
+        // the marker.
+        let error = command.spawn().expect_err("the exec is refused");
+        assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}");
+        let deny = wait_for_rule_action(&agent, "Marker started", "deny-exec");
+        assert_eq!(deny["action"]["method"], "bpf_lsm", "{deny}");
+        assert!(
+            deny["action"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("denied the exec of pid")),
+            "{deny}"
+        );
+        let events = agent.wait_for_events("the refused exec", |events| {
+            events
+                .iter()
+                .any(|e| e["kind"] == "process_exec" && e.get("kernel_deny").is_some())
+        });
+        let exec = events
+            .iter()
+            .find(|e| e["kind"] == "process_exec" && e.get("kernel_deny").is_some())
+            .expect("the refused exec");
+        assert_eq!(exec["process"]["comm"], "gr-marker", "{exec}");
+        deny
+    };
     assert!(!written.exists(), "the denied program never ran");
-    let deny = wait_for_action(&agent, pid, "deny-exec");
     assert_eq!(deny["action"]["outcome"], "done", "{deny}");
-    assert_eq!(deny["action"]["method"], "kernel", "{deny}");
+    assert_eq!(deny["action"]["rule"], "Marker started", "{deny}");
     let _ = sleeper.kill();
     let _ = sleeper.wait();
-    let (_, status) = agent.stop();
+    let (events, status) = agent.stop();
     assert!(status.success());
+    support::assert_schema_valid(&events);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use guardrails::{
     actions::Mode,
     events::{
         action::{ActionReport, ActionTarget, Outcome},
-        event::{Event, EventKind, Exit, Fork, KernelKill, Lost, Process, WallTime},
+        event::{Event, EventKind, Exit, Fork, KernelDeny, KernelKill, Lost, Process, WallTime},
     },
 };
 
@@ -49,8 +49,13 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
             ..event(EventKind::ProcessExec)
         },
         Event {
-            process: Some(exec_process),
+            process: Some(exec_process.clone()),
             kernel_kill: Some(KernelKill { slot: 63 }),
+            ..event(EventKind::ProcessExec)
+        },
+        Event {
+            process: Some(exec_process),
+            kernel_deny: Some(KernelDeny { slot: 2 }),
             ..event(EventKind::ProcessExec)
         },
         Event {

@@ -122,13 +122,16 @@ fn a_program_matched_by_path_in_an_armed_cgroup_is_killed_before_it_runs_and_els
     let (_sensors, mut maps) = load(&[&armed, &other]);
     let exe = marker.path.to_str().expect("a UTF-8 path").to_owned();
     maps.kill
-        .set_slots(&[(
-            5,
-            KernelMatch {
-                exes: vec![exe],
-                ..KernelMatch::default()
-            },
-        )])
+        .set_slots(
+            &[(
+                5,
+                KernelMatch {
+                    exes: vec![exe],
+                    ..KernelMatch::default()
+                },
+            )],
+            0,
+        )
         .expect("set the slot");
     maps.kill.arm(armed.id, 1 << 5).expect("arm the cgroup");
 
@@ -179,7 +182,7 @@ fn a_name_with_an_argument_prefix_kills_only_the_matching_arguments_until_disarm
         )
     };
     maps.kill
-        .set_slots(&[slot(&format!("-m {dir}/"))])
+        .set_slots(&[slot(&format!("-m {dir}/"))], 0)
         .expect("set the slot");
     maps.kill.arm(armed.id, 1 << 9).expect("arm the cgroup");
 
@@ -195,7 +198,7 @@ fn a_name_with_an_argument_prefix_kills_only_the_matching_arguments_until_disarm
 
     // A reload that changes the slot's prefix takes effect at once.
     maps.kill
-        .set_slots(&[slot(&format!("-a {dir}/"))])
+        .set_slots(&[slot(&format!("-a {dir}/"))], 0)
         .expect("replace the slot");
     let (_, status) = marker.run(&armed, &["-m", modified.to_str().expect("UTF-8")]);
     assert!(status.success(), "{status:?}");
@@ -215,4 +218,47 @@ fn a_name_with_an_argument_prefix_kills_only_the_matching_arguments_until_disarm
     assert_eq!(exec_of(&events, other_args).kernel_kill, None);
     let kills = events.iter().filter(|e| e.kernel_kill.is_some()).count();
     assert_eq!(kills, 1, "{events:#?}");
+}
+
+#[test]
+fn the_exec_hook_leaves_a_deny_slot_to_bpf_lsm_and_kills_again_once_it_is_not_one() {
+    let Some(_kernel) = support::kernel_test() else {
+        return;
+    };
+    let armed = TestCgroup::new();
+    let marker = Marker::new();
+    let (_sensors, mut maps) = load(&[&armed]);
+    let slot = [(
+        2,
+        KernelMatch {
+            names: vec![Marker::NAME.into()],
+            ..KernelMatch::default()
+        },
+    )];
+    maps.kill.set_slots(&slot, 1 << 2).expect("set a deny slot");
+    maps.kill.arm(armed.id, 1 << 2).expect("arm the cgroup");
+
+    // The BPF LSM hook is not attached here: a deny slot is left to it, so
+    // nothing stops the marker.
+    let ran_file = marker.file("left-to-lsm");
+    let (ran, status) = marker.run(&armed, &[ran_file.to_str().expect("UTF-8")]);
+    assert!(status.success(), "{status:?}");
+    assert!(ran_file.exists());
+
+    maps.kill.set_slots(&slot, 0).expect("make it a kill slot");
+    let killed_file = marker.file("killed");
+    let (killed, status) = marker.run(&armed, &[killed_file.to_str().expect("UTF-8")]);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(!killed_file.exists());
+
+    let events = drain(&mut maps.events);
+    assert_eq!(exec_of(&events, ran).kernel_kill, None);
+    assert_eq!(
+        exec_of(&events, killed).kernel_kill,
+        Some(KernelKill { slot: 2 })
+    );
+    assert!(
+        events.iter().all(|e| e.kernel_deny.is_none()),
+        "{events:#?}"
+    );
 }

@@ -130,6 +130,14 @@ struct gr_kill_args_map {
 	__type(value, struct gr_kill_args);
 };
 
+/* The deny slots (see wire.h), as one bit mask. */
+struct gr_kill_deny_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
 /* maps.bpf.c defines GR_DEFINE_MAPS to turn these declarations into the
  * definitions. */
 #ifdef GR_DEFINE_MAPS
@@ -173,5 +181,6 @@ GR_MAP struct gr_kill_cgroups_map gr_kill_cgroups SEC(".maps");
 GR_MAP struct gr_kill_exes_map gr_kill_exes SEC(".maps");
 GR_MAP struct gr_kill_names_map gr_kill_names SEC(".maps");
 GR_MAP struct gr_kill_args_map gr_kill_args SEC(".maps");
+GR_MAP struct gr_kill_deny_map gr_kill_deny SEC(".maps");
 
 #endif /* GUARDRAILS_MAPS_H */

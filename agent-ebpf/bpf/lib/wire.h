@@ -49,6 +49,10 @@ enum gr_exec_flags {
 	/* The kernel sent the new program SIGKILL before it ran (a kill slot
 	 * matched); `kill_slot` says which. */
 	GR_EXEC_KILLED = 1 << 7,
+	/* BPF LSM refused the exec (a deny slot matched in bprm_check_security):
+	 * the record describes the program that was refused, the process keeps
+	 * running its old one, and `kill_slot` says which slot matched. */
+	GR_EXEC_DENIED = 1 << 8,
 };
 
 /* Indexes into the per-CPU `gr_counters` array map. */
@@ -115,7 +119,7 @@ struct gr_exec_event {
 	__u64 exe_ino;       /* the executable's inode number */
 	__s64 exe_mtime_ns;  /* its last modification, ns since the epoch */
 	__s64 exe_ctime_ns;  /* its last status change, ns since the epoch */
-	__u32 kill_slot;     /* with GR_EXEC_KILLED: the slot that matched */
+	__u32 kill_slot;     /* with GR_EXEC_KILLED or _DENIED: the slot that matched */
 	__u32 _pad;
 };
 
@@ -270,7 +274,10 @@ struct gr_sock_owner {
  * GR_KILL_PATH_MAX bytes), of each command name (`gr_kill_names`, keyed by
  * the comm zero-padded to GR_COMM_LEN) and those armed in each cgroup
  * (`gr_kill_cgroups`, by cgroup v2 id); `gr_kill_args` holds each slot's
- * argument prefix.
+ * argument prefix. `gr_kill_deny` (one entry) is the mask of deny slots: the
+ * BPF LSM hook refuses their execs, and the exec hook leaves them alone. The
+ * agent sets it only while that hook is attached, and never for a slot with an
+ * argument prefix (argv is not readable when the hook runs).
  */
 #define GR_KILL_SLOTS 64
 #define GR_KILL_PATH_MAX 256 /* a longer executable path is never matched */

@@ -12,101 +12,8 @@
 #include "lib/events.h"
 #include "lib/path.h"
 #include "lib/task.h"
+#include "exe.h"
 #include "kill.h"
-
-/* Appends the path that `path` resolves to, returning its length. */
-static __always_inline __u32 append_path(struct gr_exec_scratch *s, __u32 off, const struct path *path,
-					 const struct path *root, __u32 *flags, __u32 truncated_flag)
-{
-	bool truncated = false;
-	__u32 start = gr_resolve_path(path, root, s->path, &truncated);
-	__u32 len = GR_PATH_MAX - start;
-	char *data = s->data;
-
-	if (truncated)
-		*flags |= truncated_flag;
-	if (off > GR_FILENAME_MAX + GR_PATH_MAX)
-		return 0;
-	if (bpf_probe_read_kernel(&data[off], len & (GR_PATH_MAX - 1),
-				  &s->path[start & (GR_PATH_MAX - 1)]))
-		return 0;
-	return len & (GR_PATH_MAX - 1);
-}
-
-#define GR_OVERLAYFS_SUPER_MAGIC 0x794c7630
-#define GR_TMPFS_MAGIC 0x01021994
-#define GR_HUGETLBFS_MAGIC 0x958458f6
-
-/* Where the executable comes from: a memfd, or an overlay's upper layer. */
-static __always_inline __u32 exe_origin(struct file *file)
-{
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	unsigned long magic = BPF_CORE_READ(inode, i_sb, s_magic);
-	char name[6] = {};
-
-	if (magic == GR_OVERLAYFS_SUPER_MAGIC) {
-		struct ovl_inode *oi = (struct ovl_inode *)((char *)inode -
-							    bpf_core_field_offset(struct ovl_inode, vfs_inode));
-		return BPF_CORE_READ(oi, __upperdentry) ? GR_EXEC_EXE_UPPER_LAYER : 0;
-	}
-	if (magic != GR_TMPFS_MAGIC && magic != GR_HUGETLBFS_MAGIC)
-		return 0;
-	/* memfd_create names its file "memfd:<name>" on the internal shm mount. */
-	bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
-	if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' &&
-	    name[5] == ':')
-		return GR_EXEC_EXE_MEMFD;
-	return 0;
-}
-
-/* The names inode times had before 6.11 split them into seconds and
- * nanoseconds: i_mtime and i_ctime until 6.5, __i_ctime from 6.6, __i_mtime
- * from 6.7. CO-RE keeps whichever the running kernel has. */
-struct inode___timespec {
-	struct timespec64 i_mtime;
-	struct timespec64 i_ctime;
-	struct timespec64 __i_mtime;
-	struct timespec64 __i_ctime;
-} __attribute__((preserve_access_index));
-
-#define GR_NSEC_PER_SEC 1000000000LL
-
-/* Since 6.13 the kernel keeps a flag in bit 31 of i_ctime_nsec (the time was
- * queried: multigrain timestamps); a real nanosecond count never sets it. */
-#define GR_NSEC_MASK 0x7fffffffLL
-
-static __always_inline __s64 gr_timespec_ns(__s64 sec, __s64 nsec)
-{
-	return sec * GR_NSEC_PER_SEC + (nsec & GR_NSEC_MASK);
-}
-
-/* The executable's inode number and its modification and change times, for
- * telling one build of a program from another at the same path. */
-static __always_inline void exe_identity(struct gr_exec_event *ev, struct file *file)
-{
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	struct inode___timespec *old = (void *)inode;
-
-	ev->exe_ino = BPF_CORE_READ(inode, i_ino);
-	if (bpf_core_field_exists(inode->i_mtime_sec))
-		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(inode, i_mtime_sec),
-						  BPF_CORE_READ(inode, i_mtime_nsec));
-	else if (bpf_core_field_exists(old->__i_mtime))
-		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(old, __i_mtime.tv_sec),
-						  BPF_CORE_READ(old, __i_mtime.tv_nsec));
-	else
-		ev->exe_mtime_ns = gr_timespec_ns(BPF_CORE_READ(old, i_mtime.tv_sec),
-						  BPF_CORE_READ(old, i_mtime.tv_nsec));
-	if (bpf_core_field_exists(inode->i_ctime_sec))
-		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(inode, i_ctime_sec),
-						  BPF_CORE_READ(inode, i_ctime_nsec));
-	else if (bpf_core_field_exists(old->__i_ctime))
-		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(old, __i_ctime.tv_sec),
-						  BPF_CORE_READ(old, __i_ctime.tv_nsec));
-	else
-		ev->exe_ctime_ns = gr_timespec_ns(BPF_CORE_READ(old, i_ctime.tv_sec),
-						  BPF_CORE_READ(old, i_ctime.tv_nsec));
-}
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -120,7 +27,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	unsigned long arg_start, arg_end, args_len;
 	__u32 zero = 0, off, len, exe_off, args_off;
 	__u32 flags = 0;
-	__u64 cgroup_id, *armed;
+	__u64 cgroup_id, *armed, kill_mask = 0;
 	bool report;
 	char *data;
 	long n;
@@ -132,8 +39,12 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	 * outside the scope: it must never go unseen. */
 	cgroup_id = bpf_get_current_cgroup_id();
 	armed = bpf_map_lookup_elem(&gr_kill_cgroups, &cgroup_id);
+	/* Deny slots are the BPF LSM hook's: it refused their execs before
+	 * this point, on a superset of what would match here. */
+	if (armed)
+		kill_mask = *armed & ~gr_deny_slots();
 	report = gr_current_in_scope(cfg);
-	if (!report && !armed)
+	if (!report && !kill_mask)
 		return 0;
 	s = bpf_map_lookup_elem(&gr_scratch, &zero);
 	if (!s)
@@ -194,8 +105,8 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	ev->_pad = 0;
 
 	/* Never the agent itself, whatever a rule says. */
-	if (armed && ev->proc.pid != cfg->agent_pid) {
-		__s32 slot = gr_kill_slot(s, *armed, exe_off, args_off, args_len);
+	if (kill_mask && ev->proc.pid != cfg->agent_pid) {
+		__s32 slot = gr_kill_slot(s, kill_mask, exe_off, args_off, args_len);
 
 		if (slot >= 0 && !bpf_send_signal(GR_SIGKILL)) {
 			ev->flags |= GR_EXEC_KILLED;

@@ -14,6 +14,15 @@
 
 #define GR_SIGKILL 9
 
+/* The deny slots (lib/wire.h); none while the BPF LSM hook is not attached. */
+static __always_inline __u64 gr_deny_slots(void)
+{
+	__u32 zero = 0;
+	__u64 *deny = bpf_map_lookup_elem(&gr_kill_deny, &zero);
+
+	return deny ? *deny : 0;
+}
+
 struct gr_kill_match {
 	const char *rest; /* the first bytes of the arguments after argv[0] */
 	__u64 candidates; /* slots whose program matched, armed here */

@@ -16,6 +16,11 @@
 //! [`kernel_match`] says whether a compiled rule is in that subset, and why
 //! not; [`KillMaps`] writes the slots (one per rule, at most
 //! [`KILL_SLOTS`]) and arms or disarms cgroups.
+//!
+//! Where the BPF LSM hook is attached, a slot can be a deny slot instead
+//! (`deny-exec`): the hook refuses the exec in `bprm_check_security`, before
+//! the program is mapped, and the exec hook leaves the slot alone. A deny
+//! slot never has an argument prefix: argv is not readable from that hook.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -109,6 +114,12 @@ pub enum NotExpressible {
         /// The longest value the kernel compares.
         max: usize,
     },
+    /// An argument prefix, which BPF LSM cannot compare.
+    #[error(
+        "proc.args is not readable when BPF LSM decides an exec: the arguments are already in \
+         the new program's memory"
+    )]
+    ArgsAtDeny,
     /// A value the kernel would compare differently.
     #[error("{field} value \"{value}\" {why}")]
     Value {
@@ -310,6 +321,15 @@ fn check_values(m: &KernelMatch) -> Result<(), NotExpressible> {
     Ok(())
 }
 
+/// Whether the BPF LSM hook can decide `m` on its own: it sees the program,
+/// not its arguments.
+pub fn deny_match(m: &KernelMatch) -> Result<(), NotExpressible> {
+    match m.args_prefix {
+        Some(_) => Err(NotExpressible::ArgsAtDeny),
+        None => Ok(()),
+    }
+}
+
 /// Why the kill maps could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum KillMapsError {
@@ -325,6 +345,18 @@ pub enum KillMapsError {
     /// One slot given two rules.
     #[error("kill slot {0} is given twice")]
     DuplicateSlot(u8),
+    /// A deny slot that is not among the slots given.
+    #[error("deny slot {0} is not a kill slot")]
+    DenyNotASlot(u8),
+    /// A deny slot whose match BPF LSM cannot decide.
+    #[error("kill slot {slot} cannot be a deny slot")]
+    Deny {
+        /// The slot.
+        slot: u8,
+        /// Why.
+        #[source]
+        source: NotExpressible,
+    },
     /// A slot's match that the kernel cannot compare.
     #[error("kill slot {slot}")]
     Slot {
@@ -365,8 +397,11 @@ pub struct KillMaps {
     exes: BpfHashMap<MapData, PathKey, u64>,
     names: BpfHashMap<MapData, NameKey, u64>,
     args: Array<MapData, KillArgs>,
+    deny: Array<MapData, u64>,
     /// The slots that the maps hold in full.
     slots: BTreeMap<u8, KernelMatch>,
+    /// The deny slots the map holds.
+    deny_bits: u64,
     exe_bits: HashMap<PathKey, u64>,
     name_bits: HashMap<NameKey, u64>,
     armed: HashMap<u64, u64>,
@@ -376,6 +411,7 @@ impl std::fmt::Debug for KillMaps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KillMaps")
             .field("slots", &self.slots)
+            .field("deny", &format_args!("{:#x}", self.deny_bits))
             .field("armed", &self.armed)
             .finish_non_exhaustive()
     }
@@ -388,13 +424,16 @@ impl KillMaps {
         exes: BpfHashMap<MapData, PathKey, u64>,
         names: BpfHashMap<MapData, NameKey, u64>,
         args: Array<MapData, KillArgs>,
+        deny: Array<MapData, u64>,
     ) -> Self {
         Self {
             cgroups,
             exes,
             names,
             args,
+            deny,
             slots: BTreeMap::new(),
+            deny_bits: 0,
             exe_bits: HashMap::new(),
             name_bits: HashMap::new(),
             armed: HashMap::new(),
@@ -402,10 +441,16 @@ impl KillMaps {
     }
 
     /// Replaces every slot with `slots` (slot number, match), as on a rules
-    /// reload. A slot whose match changes is withdrawn from every map before
-    /// its new match is written, so that no exec is killed under a mix of
-    /// the old and new rule; unchanged slots keep killing throughout.
-    pub fn set_slots(&mut self, slots: &[(u8, KernelMatch)]) -> Result<(), KillMapsError> {
+    /// reload, and makes `deny` (bit n for slot n) the deny slots. A slot
+    /// whose match changes is withdrawn from every map before its new match
+    /// is written, so that no exec is killed under a mix of the old and new
+    /// rule; unchanged slots keep killing throughout. Set deny slots only
+    /// while the BPF LSM hook is attached: the exec hook leaves them to it.
+    pub fn set_slots(
+        &mut self,
+        slots: &[(u8, KernelMatch)],
+        deny: u64,
+    ) -> Result<(), KillMapsError> {
         if slots.len() > KILL_SLOTS {
             return Err(KillMapsError::TooManySlots { count: slots.len() });
         }
@@ -422,6 +467,7 @@ impl KillMaps {
                 return Err(KillMapsError::DuplicateSlot(*slot));
             }
         }
+        check_deny(&wanted, deny)?;
         let exe_bits = bits_by_key(&wanted, |m| &m.exes, path_key);
         let name_bits = bits_by_key(&wanted, |m| &m.names, name_key);
         for (what, count) in [
@@ -435,9 +481,10 @@ impl KillMaps {
         let changed = (0..KILL_SLOTS as u8)
             .filter(|s| self.slots.get(s) != wanted.get(s))
             .fold(0u64, |bits, s| bits | 1 << s);
-        if changed == 0 {
+        if changed == 0 && deny == self.deny_bits {
             return Ok(());
         }
+        self.write_deny(deny_before(self.deny_bits, deny, changed))?;
 
         withdraw(
             &mut self.exes,
@@ -474,6 +521,16 @@ impl KillMaps {
             hooks::KILL_NAMES_MAP,
         )?;
         self.slots = wanted;
+        self.write_deny(deny)
+    }
+
+    fn write_deny(&mut self, deny: u64) -> Result<(), KillMapsError> {
+        if deny != self.deny_bits {
+            self.deny
+                .set(0, deny, 0)
+                .map_err(map_error(hooks::KILL_DENY_MAP))?;
+            self.deny_bits = deny;
+        }
         Ok(())
     }
 
@@ -504,6 +561,25 @@ impl KillMaps {
         self.armed.remove(&cgroup_id);
         Ok(())
     }
+}
+
+/// Whether every slot in `deny` is one of `slots` and can be decided
+/// without the arguments.
+fn check_deny(slots: &BTreeMap<u8, KernelMatch>, deny: u64) -> Result<(), KillMapsError> {
+    for slot in (0..KILL_SLOTS as u8).filter(|s| deny & 1 << s != 0) {
+        let m = slots.get(&slot).ok_or(KillMapsError::DenyNotASlot(slot))?;
+        deny_match(m).map_err(|source| KillMapsError::Deny { slot, source })?;
+    }
+    Ok(())
+}
+
+/// The deny slots to keep while the maps change from `old` to `new`: those
+/// that stay deny slots under an unchanged match. A slot that stops being
+/// one, or whose match changes, goes back to the exec hook before its keys
+/// move, and a new deny slot is handed to the BPF LSM hook only once its
+/// keys are in place.
+fn deny_before(old: u64, new: u64, changed: u64) -> u64 {
+    old & new & !changed
 }
 
 fn map_error(map: &'static str) -> impl Fn(MapError) -> KillMapsError {

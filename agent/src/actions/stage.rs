@@ -11,6 +11,10 @@
 //! kill rules are in enforce mode there, and writes that into the kernel.
 //! A container is never armed before the agent has seen it, so its first
 //! exec is killed from userspace (pidfd), not in the kernel.
+//!
+//! Where the BPF LSM hook is attached ([`DenyExec::Lsm`]), the slots of
+//! `deny-exec` rules are deny slots: the same arming decides where the
+//! kernel refuses their execs instead of killing them.
 
 use std::{
     collections::HashMap,
@@ -24,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     Action, Mode,
     containment::{ContainError, Containment, Target},
-    kernel_kill::{KernelMatch, KillMaps, kernel_match},
+    kernel_kill::{KernelMatch, KillMaps, deny_match, kernel_match},
     label::{self, Marks, VIOLATION_ANNOTATION},
     ledger::Contained,
     metrics::ActionMetrics,
@@ -97,8 +101,30 @@ pub struct Actors {
     pub containment: Option<Containment>,
     /// The kube API, for `label`.
     pub kube: Option<kube::Client>,
-    /// Whether BPF LSM programs load (for `deny-exec`).
-    pub lsm: bool,
+    /// How `deny-exec` is carried out in the kernel.
+    pub deny_exec: DenyExec,
+}
+
+/// Whether `deny-exec` refuses execs with BPF LSM on this node; decided at
+/// start (the hook is attached then or never).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DenyExec {
+    /// The BPF LSM hook is attached: deny-exec rules the kernel can decide
+    /// without the arguments refuse the exec.
+    Lsm,
+    /// It is not, and deny-exec rules kill at exec instead; why, as the end
+    /// of "deny-exec needs BPF LSM, which …".
+    Unavailable(String),
+}
+
+/// Whether an enabled rule of `rules` binds `deny-exec`, by its own actions
+/// or through `policy`; the BPF LSM hook is attached only then.
+pub fn binds_deny_exec(policy: &Policy, rules: &RuleSet) -> bool {
+    rules.rules().iter().filter(|r| r.enabled).any(|r| {
+        policy
+            .actions(&r.name, &r.tags, &r.actions)
+            .contains(&Action::DenyExec)
+    })
 }
 
 impl std::fmt::Debug for Actors {
@@ -107,7 +133,7 @@ impl std::fmt::Debug for Actors {
             .field("kill_maps", &self.kill_maps.is_some())
             .field("containment", &self.containment)
             .field("kube", &self.kube.is_some())
-            .field("lsm", &self.lsm)
+            .field("deny_exec", &self.deny_exec)
             .finish()
     }
 }
@@ -122,6 +148,8 @@ pub struct ActionStage {
     rule_actions: HashMap<String, (Vec<Action>, Vec<String>)>,
     /// The rule of each in-kernel kill slot.
     slots: Vec<String>,
+    /// The deny slots among them (bit n for slot n).
+    deny: u64,
     /// Per container cgroup: the slots armed there and when that was decided.
     armed: HashMap<u64, (u64, Instant)>,
     limiter: RateLimiter,
@@ -154,6 +182,7 @@ impl ActionStage {
             metrics,
             rule_actions: HashMap::new(),
             slots: Vec::new(),
+            deny: 0,
             armed: HashMap::new(),
             limiter: RateLimiter::new(
                 limit.actions,
@@ -226,20 +255,31 @@ impl ActionStage {
             .collect();
         let mut slots: Vec<(u8, KernelMatch)> = Vec::new();
         let mut names = Vec::new();
+        let mut deny = 0u64;
         for rule in set.rules().iter().filter(|r| r.enabled) {
             let actions = self.policy.actions(&rule.name, &rule.tags, &rule.actions);
-            if !actions.contains(&Action::Kill) && !actions.contains(&Action::DenyExec) {
+            let denies = actions.contains(&Action::DenyExec);
+            if !actions.contains(&Action::Kill) && !denies {
                 continue;
             }
-            if actions.contains(&Action::DenyExec) && !self.actors.lsm {
+            if denies && let DenyExec::Unavailable(why) = &self.actors.deny_exec {
                 tracing::warn!(
                     rule = %rule.name,
-                    "deny-exec needs BPF LSM, which this kernel refuses; the rule kills at exec instead"
+                    "deny-exec needs BPF LSM, which {why}; the rule kills at exec instead"
                 );
             }
             match kernel_match(rule) {
                 Ok(matched) if slots.len() < KERNEL_SLOTS => {
                     let slot = u8::try_from(slots.len()).unwrap_or(u8::MAX);
+                    if denies && self.actors.deny_exec == DenyExec::Lsm {
+                        match deny_match(&matched) {
+                            Ok(()) => deny |= 1 << slot,
+                            Err(why) => tracing::warn!(
+                                rule = %rule.name,
+                                "deny-exec: {why}; the rule kills at exec instead"
+                            ),
+                        }
+                    }
                     slots.push((slot, matched));
                     names.push(rule.name.clone());
                 }
@@ -255,16 +295,22 @@ impl ActionStage {
             }
         }
         if let Some(maps) = self.actors.kill_maps.as_mut() {
-            match maps.set_slots(&slots) {
+            match maps.set_slots(&slots, deny) {
                 Ok(()) => {
-                    if !names.is_empty() {
-                        tracing::info!(rules = ?names, "rules kill in the kernel at exec");
+                    let (denying, killing) = split_by_mask(&names, deny);
+                    if !killing.is_empty() {
+                        tracing::info!(rules = ?killing, "rules kill in the kernel at exec");
+                    }
+                    if !denying.is_empty() {
+                        tracing::info!(rules = ?denying, "rules deny the exec in the kernel with BPF LSM");
                     }
                     self.slots = names;
+                    self.deny = deny;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the in-kernel kill rules; kills are from userspace");
                     self.slots.clear();
+                    self.deny = 0;
                 }
             }
             // Every container is decided again for the new slots.
@@ -352,6 +398,7 @@ impl ActionStage {
                     cgroup_id,
                     container = event.container.as_ref().and_then(|c| c.id.as_deref()),
                     rules = mask.count_ones(),
+                    deny = (mask & self.deny).count_ones(),
                     "in-kernel kill armed for the container"
                 ),
                 Ok(()) => {}
@@ -399,6 +446,27 @@ impl ActionStage {
                 report.message = format!("did not {what}: {reason}");
             } else if mode < Mode::Enforce {
                 report.message = format!("would {what} ({mode} mode)");
+            } else if let Some(deny) = violation
+                .kernel_deny
+                .filter(|_| matches!(action, Action::Kill | Action::DenyExec))
+            {
+                // The kernel refused the exec before the rules saw the
+                // event: the program never ran, and the process that asked
+                // for it is not the one the rule is about.
+                killed = true;
+                if action == Action::DenyExec && self.slot_rule(deny.slot) == Some(v.rule.as_str())
+                {
+                    report.outcome = Outcome::Done;
+                    report.method = Some("bpf_lsm".to_owned());
+                    report.message = format!(
+                        "{} {aimed_at} in the kernel with BPF LSM, before it ran",
+                        action.past()
+                    );
+                } else {
+                    report.outcome = Outcome::Skipped;
+                    report.message =
+                        format!("did not {what}: the kernel denied the exec, so it never ran");
+                }
             } else if killed && matches!(action, Action::Kill | Action::DenyExec) {
                 report.outcome = Outcome::Skipped;
                 report.message = format!("did not {what}: the process is killed already");
@@ -410,8 +478,9 @@ impl ActionStage {
                     report.method = Some("kernel".to_owned());
                     report.message = match action {
                         Action::DenyExec => format!(
-                            "killed pid {} in the kernel at exec, before it ran (deny-exec: BPF LSM is unavailable)",
-                            target.pid.unwrap_or_default()
+                            "killed pid {} in the kernel at exec, before it ran (deny-exec: {})",
+                            target.pid.unwrap_or_default(),
+                            self.no_deny_reason()
                         ),
                         _ => format!(
                             "killed pid {} in the kernel at exec, before it ran",
@@ -447,9 +516,23 @@ impl ActionStage {
     /// Whether the kernel killed this violation's process at exec for this
     /// rule.
     fn killed_in_kernel(&self, violation: &Event, rule: &str) -> bool {
-        violation.kernel_kill.as_ref().is_some_and(|kill| {
-            self.slots.get(usize::from(kill.slot)).map(String::as_str) == Some(rule)
-        })
+        violation
+            .kernel_kill
+            .as_ref()
+            .is_some_and(|kill| self.slot_rule(kill.slot) == Some(rule))
+    }
+
+    /// The rule of an in-kernel kill slot.
+    fn slot_rule(&self, slot: u8) -> Option<&str> {
+        self.slots.get(usize::from(slot)).map(String::as_str)
+    }
+
+    /// Why a deny-exec rule kills instead of refusing the exec.
+    fn no_deny_reason(&self) -> &'static str {
+        match self.actors.deny_exec {
+            DenyExec::Lsm => "BPF LSM cannot decide this rule",
+            DenyExec::Unavailable(_) => "BPF LSM is unavailable",
+        }
     }
 
     /// Carries out one action in enforce mode and fills in the report, which
@@ -487,8 +570,9 @@ impl ActionStage {
                 report.method = Some(method.to_owned());
                 report.message = match action {
                     Action::DenyExec => format!(
-                        "{} {aimed_at} (deny-exec: BPF LSM is unavailable, so the process was killed after its exec)",
-                        Action::Kill.past()
+                        "{} {aimed_at} (deny-exec: {}, so the process was killed after its exec)",
+                        Action::Kill.past(),
+                        self.no_deny_reason()
                     ),
                     _ => format!("{} {aimed_at}", action.past()),
                 };
@@ -706,6 +790,21 @@ impl ActionStage {
     }
 }
 
+/// The rules of the slots in `mask` and those of the others, each in slot
+/// order; `rules[n]` is slot n's.
+fn split_by_mask(rules: &[String], mask: u64) -> (Vec<&str>, Vec<&str>) {
+    let mut inside = Vec::new();
+    let mut outside = Vec::new();
+    for (slot, rule) in rules.iter().enumerate() {
+        if slot < 64 && mask & 1 << slot != 0 {
+            inside.push(rule.as_str());
+        } else {
+            outside.push(rule.as_str());
+        }
+    }
+    (inside, outside)
+}
+
 /// The namespace of an event's pod and that namespace's labels.
 fn namespace_of(
     event: &Event,
@@ -763,4 +862,21 @@ fn action_event(violation: &Event, report: ActionReport) -> Event {
     event.kubernetes = violation.kubernetes.clone();
     event.action = Some(Box::new(report));
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_by_mask;
+
+    #[test]
+    fn the_rules_of_deny_slots_are_told_apart_from_those_that_kill() {
+        let rules: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(split_by_mask(&rules, 0b101), (vec!["a", "c"], vec!["b"]));
+        assert_eq!(split_by_mask(&rules, 0), (vec![], vec!["a", "b", "c"]));
+        // A bit past the rules names none.
+        assert_eq!(
+            split_by_mask(&rules, 1 << 40),
+            (vec![], vec!["a", "b", "c"])
+        );
+    }
 }

@@ -22,6 +22,15 @@ pub const KILL_EXES_MAP: &str = "gr_kill_exes";
 pub const KILL_NAMES_MAP: &str = "gr_kill_names";
 /// Each kill slot's argument prefix (indexed by slot).
 pub const KILL_ARGS_MAP: &str = "gr_kill_args";
+/// The deny slots, as one bit mask (a single entry).
+pub const KILL_DENY_MAP: &str = "gr_kill_deny";
+
+/// The BPF LSM program that refuses the execs of deny slots (`deny-exec`).
+/// Not among [`HOOKS`]: it is attached only where the kernel accepts BPF LSM
+/// and a rule asks for it.
+pub const DENY_EXEC_PROGRAM: &str = "gr_deny_exec";
+/// The LSM hook it attaches to.
+pub const DENY_EXEC_HOOK: &str = "bprm_check_security";
 
 /// A sensor: what the config turns on or off as one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, ProgramError},
+    programs::{BtfTracePoint, Lsm, ProgramError},
 };
 
 use super::{
@@ -40,6 +40,17 @@ pub enum BpfError {
         program: &'static str,
         /// Where it attaches.
         tracepoint: &'static str,
+        /// What aya said, with the verifier's log when it refused the program.
+        #[source]
+        source: ProgramError,
+    },
+    /// The kernel refused to load or attach the BPF LSM program.
+    #[error("program {program} on lsm/{hook}")]
+    Lsm {
+        /// The program's name.
+        program: &'static str,
+        /// The LSM hook.
+        hook: &'static str,
         /// What aya said, with the verifier's log when it refused the program.
         #[source]
         source: ProgramError,
@@ -103,6 +114,7 @@ impl Sensors {
             take_map(&mut ebpf, hooks::KILL_EXES_MAP, HashMap::try_from)?,
             take_map(&mut ebpf, hooks::KILL_NAMES_MAP, HashMap::try_from)?,
             take_map(&mut ebpf, hooks::KILL_ARGS_MAP, Array::try_from)?,
+            take_map(&mut ebpf, hooks::KILL_DENY_MAP, Array::try_from)?,
         );
 
         let mut attached = Vec::new();
@@ -137,6 +149,28 @@ impl Sensors {
     /// The tracepoints that hooks are attached to.
     pub fn attached(&self) -> &[&'static str] {
         &self.attached
+    }
+
+    /// Loads and attaches the BPF LSM program that refuses the execs of
+    /// deny slots. Until [`KillMaps::set_slots`] marks a slot as a deny slot
+    /// it refuses nothing; only then does the exec hook leave that slot to
+    /// it. Call it only where the kernel accepts BPF LSM
+    /// ([`super::features`]): elsewhere the load fails.
+    pub fn attach_deny_exec(&mut self, btf: &Btf) -> Result<(), BpfError> {
+        let error = |source| BpfError::Lsm {
+            program: hooks::DENY_EXEC_PROGRAM,
+            hook: hooks::DENY_EXEC_HOOK,
+            source,
+        };
+        let program: &mut Lsm = self
+            .ebpf
+            .program_mut(hooks::DENY_EXEC_PROGRAM)
+            .ok_or(BpfError::MissingProgram(hooks::DENY_EXEC_PROGRAM))?
+            .try_into()
+            .map_err(error)?;
+        program.load(hooks::DENY_EXEC_HOOK, btf).map_err(error)?;
+        program.attach().map_err(error)?;
+        Ok(())
     }
 
     /// Detaches every hook; the maps handed out stay readable.

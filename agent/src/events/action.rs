@@ -23,7 +23,8 @@ pub struct ActionReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// How it was carried out: `kernel` (at exec, before the program ran),
-    /// `pidfd`, `cgroup.freeze`, `cgroup_skb`, `kube_api`.
+    /// `bpf_lsm` (the exec was refused), `pidfd`, `cgroup.freeze`,
+    /// `cgroup_skb`, `kube_api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// One line for people: "killed pid 42 (nc) in the kernel at exec",

@@ -10,7 +10,10 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
     clock::BootClock,
-    event::{Event, EventKind, Exit, Fork, KernelKill, Process, SocketOwner, TcpState, WallTime},
+    event::{
+        Event, EventKind, Exit, Fork, KernelDeny, KernelKill, Process, SocketOwner, TcpState,
+        WallTime,
+    },
     syscall::{self, SyscallDecodeError},
 };
 
@@ -66,6 +69,7 @@ impl Decoder {
             Record::Exec(ev, data) => {
                 event.process = Some(exec_process(&ev, data)?);
                 event.kernel_kill = kernel_kill(&ev);
+                event.kernel_deny = kernel_deny(&ev);
             }
             Record::Fork(ev) => {
                 event.process = Some(process(&ev.parent));
@@ -180,6 +184,14 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
 /// a newer program) still says that the kernel killed, as slot 255.
 fn kernel_kill(ev: &ExecEvent) -> Option<KernelKill> {
     (ev.flags & exec_flags::KILLED != 0).then(|| KernelKill {
+        slot: u8::try_from(ev.kill_slot).unwrap_or(u8::MAX),
+    })
+}
+
+/// The exec that BPF LSM refused, if it was one; a slot past the last
+/// reads as slot 255, as for a kill.
+fn kernel_deny(ev: &ExecEvent) -> Option<KernelDeny> {
+    (ev.flags & exec_flags::DENIED != 0).then(|| KernelDeny {
         slot: u8::try_from(ev.kill_slot).unwrap_or(u8::MAX),
     })
 }
@@ -309,6 +321,24 @@ mod tests {
         assert_eq!(event.kernel_kill, Some(KernelKill { slot: 5 }));
         let json = serde_json::to_value(&event).expect("serializes");
         assert_eq!(json["kernel_kill"], serde_json::json!({"slot": 5}));
+    }
+
+    #[test]
+    fn an_exec_bpf_lsm_refused_names_its_slot_and_says_argv_was_not_read() {
+        let flags = exec_flags::DENIED | exec_flags::ARGS_UNREADABLE;
+        let mut bytes = exec_record("/tmp/x", "/tmp/x", "/", b"", flags);
+        let slot = std::mem::offset_of!(ExecEvent, kill_slot);
+        bytes[slot..slot + 4].copy_from_slice(&7u32.to_ne_bytes());
+        let event = decoder().decode(&bytes).expect("decodes");
+        assert_eq!(event.kind, EventKind::ProcessExec);
+        assert_eq!(event.kernel_deny, Some(KernelDeny { slot: 7 }));
+        assert_eq!(event.kernel_kill, None);
+        let p = event.process.as_ref().expect("a process");
+        assert_eq!(p.truncated, vec!["args_unreadable".to_owned()]);
+        assert_eq!(p.args.as_ref().map(Args::len), Some(0));
+        let json = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(json["kernel_deny"], serde_json::json!({"slot": 7}));
+        assert!(json.get("kernel_kill").is_none(), "{json}");
     }
 
     #[test]

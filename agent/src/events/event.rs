@@ -63,6 +63,11 @@ pub struct Event {
     /// for the rule in this kill slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_kill: Option<KernelKill>,
+    /// For `process_exec`: BPF LSM refused this exec, for the rule in this
+    /// kill slot. The process keeps running its old program; the event
+    /// describes the one it asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_deny: Option<KernelDeny>,
     /// For `violation`: the rule that matched. The other sections are those
     /// of the event that matched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +98,7 @@ impl Event {
             syscall: None,
             tcp_state: None,
             kernel_kill: None,
+            kernel_deny: None,
             violation: None,
             action: None,
         }
@@ -507,6 +513,15 @@ pub struct Syscall {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelKill {
+    /// The kill slot whose rule matched.
+    pub slot: u8,
+}
+
+/// An exec refused in the kernel by BPF LSM (`deny-exec`): the program was
+/// never mapped and the exec failed with `EPERM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelDeny {
     /// The kill slot whose rule matched.
     pub slot: u8,
 }

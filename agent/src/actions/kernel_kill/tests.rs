@@ -190,3 +190,49 @@ fn a_path_key_is_zero_padded_and_an_argument_prefix_keeps_its_length() {
     assert_eq!(args.len, 7);
     assert_eq!(&args.prefix[..7], b"-e /bin");
 }
+
+fn slots(entries: &[(u8, KernelMatch)]) -> BTreeMap<u8, KernelMatch> {
+    entries.iter().cloned().collect()
+}
+
+#[test]
+fn a_deny_slot_must_be_a_slot_and_must_not_compare_arguments() {
+    let with_args = KernelMatch {
+        args_prefix: Some("-e".into()),
+        ..names(&["nc"])
+    };
+    let set = slots(&[(0, names(&["xmrig"])), (3, with_args.clone())]);
+    assert!(check_deny(&set, 0).is_ok());
+    assert!(check_deny(&set, 1 << 0).is_ok());
+    assert!(matches!(
+        check_deny(&set, 1 << 1),
+        Err(KillMapsError::DenyNotASlot(1))
+    ));
+    assert!(matches!(
+        check_deny(&set, 1 << 0 | 1 << 3),
+        Err(KillMapsError::Deny {
+            slot: 3,
+            source: NotExpressible::ArgsAtDeny
+        })
+    ));
+    assert!(matches!(
+        check_deny(&set, 1 << 63),
+        Err(KillMapsError::DenyNotASlot(63))
+    ));
+    assert_eq!(deny_match(&with_args), Err(NotExpressible::ArgsAtDeny));
+    assert_eq!(deny_match(&names(&["nc"])), Ok(()));
+}
+
+#[test]
+fn a_deny_slot_whose_match_changes_goes_back_to_the_exec_hook_until_its_keys_are_written() {
+    // Slot 0 stays a deny slot with its match; slot 1 stays one but its
+    // match changes; slot 2 stops being one; slot 3 becomes one.
+    let old = 0b0111;
+    let new = 0b1011;
+    let changed = 0b0010;
+    assert_eq!(deny_before(old, new, changed), 0b0001);
+    // Nothing changes: every deny slot stays throughout.
+    assert_eq!(deny_before(old, old, 0), old);
+    // Nothing was denied before: nothing is while the keys move.
+    assert_eq!(deny_before(0, new, changed), 0);
+}
