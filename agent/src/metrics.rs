@@ -360,7 +360,7 @@ impl Metrics {
             ),
             (
                 "guardrails_api_last_sequence",
-                "counter",
+                "gauge",
                 "The sequence number of the last event numbered for the API.",
                 &self.api_last_sequence,
             ),

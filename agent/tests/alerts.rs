@@ -81,6 +81,42 @@ fn wait_for_metric(agent: &Agent, series: &str, done: impl Fn(f64) -> bool) {
     }
 }
 
+/// `promtool check metrics` on the agent's `/metrics`.
+fn promtool_accepts(agent: &Agent) {
+    use std::io::Write;
+    let Some(promtool) = support::in_path("promtool") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool (Debian package prometheus) is missing in CI"
+        );
+        support::skipped("no promtool on PATH");
+        return;
+    };
+    let exposition = support::http::get(&format!("http://{}/metrics", agent.metrics_address()))
+        .expect("GET /metrics");
+    assert_eq!(exposition.status, 200);
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    check
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(&exposition.body)
+        .expect("feed promtool");
+    let verdict = check.wait_with_output().expect("promtool ends");
+    assert!(
+        verdict.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+}
+
 #[test]
 fn a_burst_in_a_deployment_is_one_alert_with_its_count_team_pods_and_blast_radius() {
     let Some(_kernel) = kernel_test() else {
@@ -200,6 +236,10 @@ fn a_burst_in_a_deployment_is_one_alert_with_its_count_team_pods_and_blast_radiu
         ),
         0.0
     );
+    // The exposition, with kube, containment and alert series in it, is
+    // what Prometheus's own linter accepts.
+    promtool_accepts(&agent);
+
     // Quiet for resolve_after_ms: the incident is resolved, and Alertmanager
     // lists only alerts that have not ended.
     alertmanager.wait_for_alerts(&filter, Duration::from_secs(30), <[Value]>::is_empty);

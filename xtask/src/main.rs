@@ -32,10 +32,11 @@ use clap::{Parser, Subcommand};
 const BUILD_PACKAGES: &[&str] = &["clang-19", "libbpf-dev", "bpftool"];
 
 /// Debian packages only the tests use: Alertmanager for the alert outputs'
-/// tests. Its package may start a system service on ports 9093 and 9094;
+/// tests, and Prometheus for `promtool check metrics` on `/metrics`. The
+/// Alertmanager package may start a system service on ports 9093 and 9094;
 /// the tests start their own instances on free ports with their own storage
 /// and no cluster port, so such a service does not meet them.
-const TEST_PACKAGES: &[&str] = &["prometheus-alertmanager"];
+const TEST_PACKAGES: &[&str] = &["prometheus-alertmanager", "prometheus"];
 
 /// Where Debian's package puts the Alertmanager binary.
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
