@@ -183,6 +183,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     };
     let (mut sensors_loaded, maps) = Sensors::load(&btf, &load)?;
     let kill_maps = maps.kill;
+    metrics.set_ring_size(u64::from(load.ring_buffer_bytes));
     let policy = Policy::new(config.containment.clone(), myself());
     let wants_deny_exec = binds_deny_exec(&policy, &rules_rx.borrow());
     let deny_exec = attach_deny_exec(&mut sensors_loaded, &btf, &kernel.lsm, wants_deny_exec);

@@ -72,6 +72,8 @@ pub struct Metrics {
     actions: Arc<crate::actions::metrics::ActionMetrics>,
     alerts: Arc<crate::alerts::metrics::AlertMetrics>,
     attached: std::sync::atomic::AtomicBool,
+    ring_bytes: AtomicU64,
+    ring_backlog: AtomicU64,
 }
 
 /// Totals since the start.
@@ -113,6 +115,17 @@ impl Metrics {
     /// The alerting figures, for the aggregator and the alert outputs.
     pub fn alerts(&self) -> Arc<crate::alerts::metrics::AlertMetrics> {
         self.alerts.clone()
+    }
+
+    /// The ring buffer's size, for its fill ratio.
+    pub fn set_ring_size(&self, bytes: u64) {
+        self.ring_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The bytes the reader found waiting in the ring buffer at its last
+    /// drain.
+    pub fn set_ring_backlog(&self, bytes: u64) {
+        self.ring_backlog.store(bytes, Ordering::Relaxed);
     }
 
     /// The sensors are attached (true) or detached for shutdown (false).
@@ -345,7 +358,28 @@ impl Metrics {
             "guardrails_user_names_cache_evictions_total {}",
             get(&self.name_cache_evictions)
         );
+        let ring_bytes = get(&self.ring_bytes);
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_ring_buffer_fill_ratio How full the kernel's ring buffer was when the reader last drained it (0 to 1); near 1, events are about to be lost."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_ring_buffer_fill_ratio gauge");
+        let _ = writeln!(
+            out,
+            "guardrails_ring_buffer_fill_ratio {}",
+            if ring_bytes == 0 {
+                0.0
+            } else {
+                (get(&self.ring_backlog) as f64 / ring_bytes as f64).min(1.0)
+            }
+        );
         for (name, kind, help, value) in [
+            (
+                "guardrails_ring_buffer_bytes",
+                "gauge",
+                "The kernel ring buffer's size.",
+                &self.ring_bytes,
+            ),
             (
                 "guardrails_api_streams",
                 "gauge",
@@ -529,6 +563,8 @@ mod tests {
         metrics.set_lost(&[3, 4], 1, 2);
         metrics.set_process_tree(10, 5, 0);
         metrics.set_name_cache(12, 3);
+        metrics.set_ring_size(4096);
+        metrics.set_ring_backlog(1024);
         let text = metrics.render();
         for line in [
             "guardrails_events_total{kind=\"process_exec\"} 2",
@@ -540,6 +576,8 @@ mod tests {
             "guardrails_process_tree_evictions_total{reason=\"after_grace\"} 5",
             "guardrails_user_names_cache_entries 12",
             "guardrails_user_names_cache_evictions_total 3",
+            "guardrails_ring_buffer_fill_ratio 0.25",
+            "guardrails_ring_buffer_bytes 4096",
             "# TYPE guardrails_events_total counter",
         ] {
             assert!(

@@ -53,6 +53,9 @@ struct Pipeline {
     batch: Batch,
     /// A batch the full queue could not take yet.
     pending: Option<Batch>,
+    /// Ring-buffer bytes read since the drain began: the backlog the
+    /// reader found, which is how full the buffer was.
+    drained_bytes: u64,
 }
 
 impl std::fmt::Debug for Reader {
@@ -114,6 +117,7 @@ impl Reader {
                 tally: Tally::default(),
                 batch: Vec::with_capacity(BATCH_EVENTS),
                 pending: None,
+                drained_bytes: 0,
             },
         })
     }
@@ -177,11 +181,18 @@ impl Reader {
     /// shutdown, which waits for the outputs to take everything.
     async fn drain_all(&mut self, last: bool) {
         let pipeline = &mut self.pipeline;
+        pipeline.drained_bytes = 0;
         loop {
             match pipeline.drain(self.ring.get_mut()) {
-                Drained::Empty => return,
+                Drained::Empty => {
+                    self.metrics.set_ring_backlog(pipeline.drained_bytes);
+                    return;
+                }
                 Drained::More => tokio::task::yield_now().await,
-                Drained::QueueFull if !last => return,
+                Drained::QueueFull if !last => {
+                    self.metrics.set_ring_backlog(pipeline.drained_bytes);
+                    return;
+                }
                 Drained::QueueFull => {
                     let Some(batch) = pipeline.pending.take() else {
                         continue;
@@ -290,6 +301,8 @@ impl Pipeline {
                 };
             };
             self.tally.records += 1;
+            // Each record takes an 8-byte header and is padded to 8 bytes.
+            self.drained_bytes += (record.len() as u64 + 8 + 7) & !7;
             let mut event = match self.decoder.decode(&record) {
                 Ok(event) => event,
                 Err(e) => {
