@@ -8,7 +8,9 @@
 //!   flood;
 //! - `grpc`: events over the gRPC API's Unix socket: what one client
 //!   receives, what ten clients with different filters and a stalled client
-//!   cost, and the replay buffer sent to one client.
+//!   cost, and the replay buffer sent to one client;
+//! - `start`: the agent's start (exec to programs attached) and stop, which
+//!   bound how long a rolling update leaves a node without its programs.
 //!
 //! Loops run in child processes (this binary re-executed with a hidden
 //! target), never in the xtask process.
@@ -17,6 +19,7 @@ mod common;
 mod grpc;
 mod rules;
 mod sensors;
+mod start;
 
 use std::path::PathBuf;
 
@@ -46,6 +49,9 @@ pub enum BenchTarget {
         #[arg(long, default_value_t = 2)]
         rounds: u32,
     },
+    /// The agent's start and stop times, which bound a rolling update's gap
+    /// (root; builds the agent in release mode).
+    Start,
     /// Internal: join a cgroup, pin to a CPU, time loops of getppid(2) and
     /// print `best_ns_per_call total_ns total_calls`.
     #[command(hide = true)]
@@ -117,6 +123,7 @@ pub fn run(target: BenchTarget) -> anyhow::Result<()> {
         BenchTarget::Sensors => sensors::sensors(),
         BenchTarget::Rules { save_events } => rules::rules(save_events.as_deref()),
         BenchTarget::Grpc { rounds } => grpc::grpc(rounds),
+        BenchTarget::Start => start::start(),
         BenchTarget::GetppidLoop {
             cgroup,
             cpu,

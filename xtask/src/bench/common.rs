@@ -229,6 +229,8 @@ pub(super) struct Agent {
     lines: Receiver<String>,
     log: Vec<String>,
     config: PathBuf,
+    /// From the spawn to its `sensors attached` line.
+    pub(super) attached_after: Duration,
 }
 
 impl Agent {
@@ -277,6 +279,7 @@ impl Agent {
                 });
             }
         }
+        let spawned_at = Instant::now();
         let spawned = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()));
@@ -303,8 +306,10 @@ impl Agent {
             lines,
             log: Vec::new(),
             config: path,
+            attached_after: Duration::ZERO,
         };
         agent.wait_for("sensors attached", Duration::from_secs(120))?;
+        agent.attached_after = spawned_at.elapsed();
         std::thread::sleep(SETTLE);
         Ok(agent)
     }
