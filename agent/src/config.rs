@@ -580,9 +580,17 @@ mod tests {
     fn a_misconfigured_alert_output_is_named_with_its_file_and_line() {
         let text = "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n    hook:\n      type: webhook\n      url: 127.0.0.1:8080/hook\n";
         let err = parse(text).expect_err("a bad URL").to_string();
-        assert!(err.starts_with("/etc/guardrails/config.yaml:"), "{err}");
-        assert!(err.contains("output \"hook\""), "{err}");
+        assert!(err.starts_with("/etc/guardrails/config.yaml:8:"), "{err}");
+        assert!(err.contains("alerts.outputs.hook:"), "{err}");
         assert!(err.contains("must start with http"), "{err}");
+        // A check across an output's keys is named after the output.
+        let text = "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    archive:\n      type: file\n      path: /var/log/alerts.jsonl\n      url: http://127.0.0.1:9093\n";
+        let err = parse(text).expect_err("a key of another type").to_string();
+        assert!(err.starts_with("/etc/guardrails/config.yaml:"), "{err}");
+        assert!(
+            err.contains("output \"archive\": `url` is not a key of file outputs"),
+            "{err}"
+        );
         let text = "apiVersion: guardrails.dev/v1alpha1\nalerts:\n  outputs:\n    oncall:\n      type: alertmanager\n      url: http://127.0.0.1:9093\n      severity: high\n";
         let err = parse(text).expect_err("an unknown key").to_string();
         assert!(err.contains("alerts.outputs.oncall"), "{err}");
