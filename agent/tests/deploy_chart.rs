@@ -235,6 +235,16 @@ fn the_chart_lints_renders_valid_objects_grants_the_agents_role_and_matches_the_
         role_file.display()
     );
 
+    // The uninstall hook's cleanup runs with the capabilities that
+    // chart_capabilities.rs runs `guardrails cleanup` with.
+    let hook: Value = serde_yaml::from_str(&cleanup_daemonset(&docs)).expect("a DaemonSet");
+    let cleanup = &hook["spec"]["template"]["spec"]["initContainers"][0]["securityContext"];
+    assert_eq!(
+        cleanup["capabilities"]["add"],
+        serde_yaml::from_str::<Value>("[BPF]").expect("YAML"),
+        "{cleanup:?}"
+    );
+
     // The agent's config files in the ConfigMaps are ones it accepts.
     for render in [&full, &options] {
         let docs = documents(render);
