@@ -5,7 +5,10 @@
 //! - `run -- <agent args>`: `deps`, then build and run `guardrails agent`.
 //! - `test`: `deps` and the test packages (Alertmanager), then formatting,
 //!   lints and the whole test suite, kernel tests included (they need root),
-//!   with `kube-apiserver`'s binaries for the Kubernetes tests.
+//!   with `kube-apiserver`'s binaries for the Kubernetes tests and
+//!   `chart-tools` for the chart's.
+//! - `chart-tools`: install helm and kubernetes-validate for the chart's
+//!   tests into `target/tools` and print their paths; see `tools.rs`.
 //! - `kube-apiserver`: install etcd and build kube-apiserver once per machine
 //!   (cached outside the clone), then print its path; see `apiserver.rs`.
 //! - `vmlinux`: regenerate the committed `vmlinux_x86.h` from this kernel.
@@ -19,6 +22,7 @@
 
 mod apiserver;
 mod bench;
+mod tools;
 
 use std::{
     path::{Path, PathBuf},
@@ -61,6 +65,9 @@ enum Task {
     /// Install the test packages, check formatting and lints, then run every
     /// test.
     Test,
+    /// Install helm and kubernetes-validate for the chart's tests into
+    /// target/tools and print their paths.
+    ChartTools,
     /// Install etcd, build kube-apiserver for the tests once per machine and
     /// print its path.
     KubeApiserver,
@@ -101,6 +108,8 @@ fn main() -> anyhow::Result<()> {
             ])?;
             let kube = apiserver::ensure()?;
             let grpcurl = grpcurl()?;
+            let helm = tools::helm()?;
+            let kubernetes_validate = tools::kubernetes_validate()?;
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             run(Command::new(cargo)
                 .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
@@ -108,7 +117,22 @@ fn main() -> anyhow::Result<()> {
                 .env("GUARDRAILS_KUBE_APISERVER", &kube.apiserver)
                 .env("GUARDRAILS_ETCD", &kube.etcd)
                 .env("GUARDRAILS_GRPCURL", &grpcurl)
+                .env("GUARDRAILS_HELM", &helm)
+                .env("GUARDRAILS_KUBERNETES_VALIDATE", &kubernetes_validate)
                 .env("GUARDRAILS_ALERTMANAGER", ALERTMANAGER))
+        }
+        Task::ChartTools => {
+            let helm = tools::helm()?;
+            let kubernetes_validate = tools::kubernetes_validate()?;
+            #[expect(clippy::print_stdout, reason = "the paths are the task's output")]
+            {
+                println!("GUARDRAILS_HELM={}", helm.display());
+                println!(
+                    "GUARDRAILS_KUBERNETES_VALIDATE={}",
+                    kubernetes_validate.display()
+                );
+            }
+            Ok(())
         }
         Task::KubeApiserver => {
             let kube = apiserver::ensure()?;

@@ -137,6 +137,9 @@ impl ApiServer {
             flag("service-account-signing-key-file", &signing_key),
             flag("service-account-key-file", &signing_key),
             "--disable-admission-plugins=ServiceAccount".into(),
+            // As in clusters whose kubelets run privileged pods (the
+            // default), so that such pod specs are accepted.
+            "--allow-privileged=true".into(),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
             "--profiling=false".into(),
         ];

@@ -406,7 +406,24 @@ impl Agent {
         Self::launch(config, &[], Some(cgroup))
     }
 
+    /// Starts the agent as the last argument of `wrapper` (a program and
+    /// its arguments that execute the rest of their command line, such as
+    /// `setpriv`), and waits until its sensors are attached; `Err` with its
+    /// logs when it exits first.
+    pub fn try_start_wrapped(config: &str, wrapper: &[&str]) -> Result<Self, String> {
+        Self::try_launch(config, &[], None, wrapper)
+    }
+
     fn launch(config: &str, env: &[(&str, Option<&str>)], cgroup: Option<&TestCgroup>) -> Self {
+        Self::try_launch(config, env, cgroup, &[]).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    fn try_launch(
+        config: &str,
+        env: &[(&str, Option<&str>)],
+        cgroup: Option<&TestCgroup>,
+        wrapper: &[&str],
+    ) -> Result<Self, String> {
         let config_dir = TempDir::new("config");
         let config_path = config_dir.path.join("config.yaml");
         // Each agent gets its own API socket, so that no test meets another's.
@@ -430,9 +447,20 @@ impl Agent {
         };
         let config = serde_yaml::to_string(&parsed).expect("serialize the config");
         std::fs::write(&config_path, config).expect("write the config");
-        let mut command = match cgroup {
-            Some(cgroup) => cgroup.command(env!("CARGO_BIN_EXE_guardrails")),
-            None => Command::new(env!("CARGO_BIN_EXE_guardrails")),
+        let binary = env!("CARGO_BIN_EXE_guardrails");
+        let mut command = match (cgroup, wrapper.split_first()) {
+            (Some(cgroup), None) => cgroup.command(binary),
+            (Some(cgroup), Some((program, args))) => {
+                let mut command = cgroup.command(program);
+                command.args(args).arg(binary);
+                command
+            }
+            (None, None) => Command::new(binary),
+            (None, Some((program, args))) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
         };
         for (key, value) in env {
             match value {
@@ -488,15 +516,30 @@ impl Agent {
             socket,
             _config_dir: config_dir,
         };
-        agent.wait_until(
+        agent.try_wait_until(
             Duration::from_secs(60),
             |o| o.logs.iter().any(|l| l.contains("sensors attached")),
             "the agent to attach its sensors",
-        );
-        agent
+        )?;
+        Ok(agent)
+    }
+
+    /// The agent's process id (the wrapper's, which became the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait_until(&self, timeout: Duration, done: impl Fn(&Output) -> bool, what: &str) {
+        self.try_wait_until(timeout, done, what)
+            .unwrap_or_else(|why| panic!("{why}"));
+    }
+
+    fn try_wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Output) -> bool,
+        what: &str,
+    ) -> Result<(), String> {
         // `done` may scan every event so far while holding the lock; run on
         // every printed line, that is quadratic and starves the reader of a
         // busy agent, so checks are paced instead.
@@ -508,18 +551,20 @@ impl Agent {
             {
                 let output = lock.lock().expect("lock");
                 if done(&output) {
-                    return;
+                    return Ok(());
                 }
-                assert!(
-                    checked < deadline,
-                    "timed out waiting for {what}; logs:\n{}",
-                    output.logs.join("\n")
-                );
-                assert!(
-                    !output.stdout_closed,
-                    "the agent exited while waiting for {what}; logs:\n{}",
-                    output.logs.join("\n")
-                );
+                if checked >= deadline {
+                    return Err(format!(
+                        "timed out waiting for {what}; logs:\n{}",
+                        output.logs.join("\n")
+                    ));
+                }
+                if output.stdout_closed {
+                    return Err(format!(
+                        "the agent exited while waiting for {what}; logs:\n{}",
+                        output.logs.join("\n")
+                    ));
+                }
                 drop(cond.wait_timeout(output, deadline - checked).expect("lock"));
             }
             let next_check = (checked + CHECK_INTERVAL).min(deadline);
