@@ -139,6 +139,39 @@ pub fn cgroup_id(mount: &Path, path: &Path) -> Result<u64, CgroupError> {
     Ok(metadata.ino())
 }
 
+/// Directories searched at most by [`find_process`]; a node has a few
+/// hundred to a few thousand cgroups.
+const SEARCH_LIMIT: usize = 100_000;
+
+/// The cgroup v2 directory below `mount` (relative to it) whose
+/// `cgroup.procs` lists `pid`, searched breadth first.
+pub fn find_process(mount: &Path, pid: u32) -> Option<PathBuf> {
+    let wanted = pid.to_string();
+    let mut queue = std::collections::VecDeque::from([PathBuf::new()]);
+    let mut seen = 0;
+    while let Some(relative) = queue.pop_front() {
+        seen += 1;
+        if seen > SEARCH_LIMIT {
+            return None;
+        }
+        let dir = mount.join(&relative);
+        if std::fs::read_to_string(dir.join("cgroup.procs"))
+            .is_ok_and(|procs| procs.lines().any(|line| line == wanted))
+        {
+            return Some(relative);
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                queue.push_back(relative.join(entry.file_name()));
+            }
+        }
+    }
+    None
+}
+
 /// The filesystem magic of `path` (`statfs(2)`'s `f_type`).
 pub(crate) fn fs_magic(path: &Path) -> io::Result<i64> {
     use std::os::unix::ffi::OsStrExt;
@@ -157,6 +190,21 @@ pub(crate) fn fs_magic(path: &Path) -> io::Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_found_in_the_cgroup_proc_names() {
+        let Ok(mount) = cgroup2_mount() else {
+            return;
+        };
+        let text = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+        let path = text
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .expect("a cgroup v2 line");
+        let found = find_process(&mount, std::process::id()).expect("this test's cgroup");
+        assert_eq!(Path::new("/").join(found), Path::new(path));
+        assert_eq!(find_process(&mount, u32::MAX), None);
+    }
 
     #[test]
     fn an_escaped_mount_point_is_read_back_as_written() {

@@ -441,23 +441,35 @@ fn open_containment(config: &Config) -> Option<Containment> {
 
 /// The agent's own pid and cgroup, never acted on.
 fn myself() -> Myself {
-    let cgroup_id = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("0::").map(str::to_owned))
-        })
-        .and_then(|path| {
-            let mount = cgroup::cgroup2_mount().ok()?;
-            // The path is from the cgroup v2 root, not the file system's.
-            let relative = path.trim_start_matches('/');
-            cgroup::cgroup_id(&mount, std::path::Path::new(relative)).ok()
-        })
-        .unwrap_or(0);
-    Myself {
-        pid: std::process::id(),
-        cgroup_id,
+    let pid = std::process::id();
+    let cgroup_id = own_cgroup(pid).unwrap_or_else(|| {
+        tracing::warn!(
+            "cannot find the agent's own cgroup; only its pid is protected from actions"
+        );
+        0
+    });
+    Myself { pid, cgroup_id }
+}
+
+/// The agent's cgroup v2 id. `/proc/self/cgroup` names it from the root of
+/// the agent's cgroup namespace; in a container with a namespace of its own
+/// that root is the container itself ("/"), so the directory is found
+/// instead by which one lists the agent among its processes.
+fn own_cgroup(pid: u32) -> Option<u64> {
+    let mount = cgroup::cgroup2_mount().ok()?;
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = text.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let relative = std::path::Path::new(path.trim_start_matches('/'));
+    let own_namespace = std::fs::read_link("/proc/self/ns/cgroup").ok();
+    let host_namespace = std::fs::read_link("/proc/1/ns/cgroup").ok();
+    if own_namespace.is_some()
+        && own_namespace != host_namespace
+        && let Some(found) = cgroup::find_process(&mount, pid)
+    {
+        tracing::info!(cgroup = %found.display(), "the agent runs in a cgroup namespace of its own; found its cgroup");
+        return cgroup::cgroup_id(&mount, &found).ok();
     }
+    cgroup::cgroup_id(&mount, relative).ok()
 }
 
 fn scope_ids(config: &Config) -> Result<Vec<u64>, DaemonError> {

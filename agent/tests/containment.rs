@@ -690,13 +690,29 @@ fn a_namespace_raises_itself_to_enforce_its_pod_is_labelled_and_kube_system_is_n
 #[test]
 fn the_agent_never_acts_on_its_own_container() {
     let Some(_kernel) = kernel_test() else { return };
+    never_acts_on_its_own_container(&[]);
+    // As in a pod: the container is the root of the agent's cgroup namespace,
+    // so /proc/self/cgroup says "/".
+    never_acts_on_its_own_container(&["unshare", "--cgroup"]);
+}
+
+fn never_acts_on_its_own_container(wrapper: &[&str]) {
     let setup = Setup::new();
     let container = TestCgroup::with_layout(Layout::Containerd);
     // The agent runs in the container it watches, in enforce mode.
-    let agent = Agent::start_in(
+    let agent = Agent::start_in_wrapped(
         &setup.config(&[&container], "  mode: enforce\n"),
         &container,
+        wrapper,
     );
+    if !wrapper.is_empty() {
+        assert!(
+            agent.logs().iter().any(|l| l.contains("found its cgroup")
+                && l.contains(container.container_id.as_deref().unwrap_or("?"))),
+            "{:#?}",
+            agent.logs()
+        );
+    }
     let written = setup.file("beside-the-agent");
     let (pid, status) = setup.run_marker(&container, &written);
     assert!(

@@ -414,6 +414,12 @@ impl Agent {
         Self::try_launch(config, &[], None, wrapper)
     }
 
+    /// As [`Self::start_in`], the agent run by `wrapper` (such as `unshare
+    /// --cgroup`), which is started in `cgroup`.
+    pub fn start_in_wrapped(config: &str, cgroup: &TestCgroup, wrapper: &[&str]) -> Self {
+        Self::try_launch(config, &[], Some(cgroup), wrapper).unwrap_or_else(|why| panic!("{why}"))
+    }
+
     fn launch(config: &str, env: &[(&str, Option<&str>)], cgroup: Option<&TestCgroup>) -> Self {
         Self::try_launch(config, env, cgroup, &[]).unwrap_or_else(|why| panic!("{why}"))
     }
