@@ -354,52 +354,31 @@ impl TryFrom<OutputSpec> for OutputConfig {
     type Error = String;
 
     fn try_from(spec: OutputSpec) -> Result<Self, String> {
-        let http = matches!(spec.kind.as_str(), "alertmanager" | "webhook" | "slack");
-        let mut stray = Vec::new();
-        for (key, set) in [
-            ("url", spec.url.is_some()),
-            ("headers", spec.headers.is_some()),
-            ("timeout_ms", spec.timeout_ms.is_some()),
-        ] {
-            if set && !http {
-                stray.push(key);
-            }
-        }
-        for (key, set, on) in [
-            ("labels", spec.labels.is_some(), spec.kind == "alertmanager"),
-            (
-                "secret_env",
-                spec.secret_env.is_some(),
-                spec.kind == "webhook" || spec.kind == "slack",
-            ),
-            (
-                "secret_file",
-                spec.secret_file.is_some(),
-                spec.kind == "webhook" || spec.kind == "slack",
-            ),
-            ("path", spec.path.is_some(), spec.kind == "file"),
-            ("max_bytes", spec.max_bytes.is_some(), spec.kind == "file"),
-            ("keep", spec.keep.is_some(), spec.kind == "file"),
-        ] {
-            if set && !on {
-                stray.push(key);
-            }
-        }
-        if spec.kind == "alertmanager" && spec.headers.is_some() {
-            stray.push("headers");
-        }
-        if let Some(key) = stray.first() {
+        const HTTP: &[&str] = &["alertmanager", "webhook", "slack"];
+        const HOOKS: &[&str] = &["webhook", "slack"];
+        const FILE: &[&str] = &["file"];
+        if !["alertmanager", "webhook", "slack", "file"].contains(&spec.kind.as_str()) {
             return Err(format!(
-                "`{key}` is not a key of {} outputs",
-                if matches!(
-                    spec.kind.as_str(),
-                    "alertmanager" | "webhook" | "slack" | "file"
-                ) {
-                    spec.kind.as_str()
-                } else {
-                    "these"
-                }
+                "unknown output type \"{}\"; the types are {OUTPUT_TYPES}",
+                spec.kind
             ));
+        }
+        // The keys that only some types take, and which.
+        let stray = [
+            ("url", spec.url.is_some(), HTTP),
+            ("timeout_ms", spec.timeout_ms.is_some(), HTTP),
+            ("labels", spec.labels.is_some(), &["alertmanager"][..]),
+            ("headers", spec.headers.is_some(), HOOKS),
+            ("secret_env", spec.secret_env.is_some(), HOOKS),
+            ("secret_file", spec.secret_file.is_some(), HOOKS),
+            ("path", spec.path.is_some(), FILE),
+            ("max_bytes", spec.max_bytes.is_some(), FILE),
+            ("keep", spec.keep.is_some(), FILE),
+        ]
+        .into_iter()
+        .find(|(_, set, types)| *set && !types.contains(&spec.kind.as_str()));
+        if let Some((key, _, _)) = stray {
+            return Err(format!("`{key}` is not a key of {} outputs", spec.kind));
         }
         let kind = match spec.kind.as_str() {
             "alertmanager" => OutputKind::Alertmanager {
@@ -416,7 +395,8 @@ impl TryFrom<OutputSpec> for OutputConfig {
                 secret: secret(spec.secret_env, spec.secret_file)?,
                 headers: spec.headers.unwrap_or_default(),
             },
-            "file" => {
+            // "file": the type was checked above.
+            _ => {
                 let path = spec.path.ok_or("a file output needs `path`")?;
                 if !path.is_absolute() {
                     return Err(format!("path {:?} must be absolute", path.display()));
@@ -426,11 +406,6 @@ impl TryFrom<OutputSpec> for OutputConfig {
                     max_bytes: spec.max_bytes.unwrap_or(64 << 20).max(4096),
                     keep: spec.keep.unwrap_or(5),
                 }
-            }
-            other => {
-                return Err(format!(
-                    "unknown output type \"{other}\"; the types are {OUTPUT_TYPES}"
-                ));
             }
         };
         let backoff_ms = spec.backoff_ms.unwrap_or(500).max(10);
