@@ -136,16 +136,12 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let started = std::time::Instant::now();
     // Served from the start, so that /readyz says "not ready" while the
     // programs load.
-    let metrics_stop = CancellationToken::new();
+    let shutdown = CancellationToken::new();
     if let Some(listener) = metrics_listener {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, probes = "/healthz, /readyz", "serving /metrics");
         }
-        tokio::spawn(metrics::serve(
-            listener,
-            metrics.clone(),
-            metrics_stop.clone(),
-        ));
+        tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
 
     // Rules are checked before the kernel is touched: a bad file fails the
@@ -210,7 +206,6 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     )
     .map_err(io("polling the events ring buffer"))?;
 
-    let shutdown = CancellationToken::new();
     let mut reader_task = tokio::spawn(reader.run(shutdown.clone()));
     let batches = (capacity / BATCH_EVENTS).max(1);
     // decode → (pods) → rules → (blast radius) → outputs
@@ -340,7 +335,6 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     metrics.set_attached(false);
     tracing::info!("sensors detached");
     shutdown.cancel();
-    metrics_stop.cancel();
     let tally = if reader_stopped_early {
         None
     } else {
