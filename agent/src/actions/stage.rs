@@ -41,6 +41,7 @@ use crate::{
     events::{
         Event, EventKind,
         action::{ActionReport, ActionTarget, Outcome},
+        kubernetes::PodStatus,
         reader::Batch,
     },
     logging::error_chain,
@@ -50,6 +51,9 @@ use crate::{
 /// How often a container's armed kill rules are decided again (a namespace
 /// label may have changed its mode).
 pub const REARM_INTERVAL: Duration = Duration::from_secs(30);
+/// How soon a container whose pod the kube API has not named yet is decided
+/// again: its namespace may raise its mode once the pod is known.
+const REARM_UNRESOLVED: Duration = Duration::from_secs(2);
 /// Containers remembered as armed; the kernel map holds as many.
 const MAX_ARMED: usize = 16_384;
 /// How long a `label` waits for the API server.
@@ -150,7 +154,7 @@ pub struct ActionStage {
     slots: Vec<String>,
     /// The deny slots among them (bit n for slot n).
     deny: u64,
-    /// Per container cgroup: the slots armed there and when that was decided.
+    /// Per container cgroup: the slots armed there and when to decide again.
     armed: HashMap<u64, (u64, Instant)>,
     limiter: RateLimiter,
     cgroups: Option<CgroupPaths>,
@@ -351,8 +355,8 @@ impl ActionStage {
         };
         let cgroup_id = process.cgroup_id;
         let now = Instant::now();
-        if let Some((_, decided)) = self.armed.get(&cgroup_id)
-            && now.duration_since(*decided) < REARM_INTERVAL
+        if let Some((_, next)) = self.armed.get(&cgroup_id)
+            && now < *next
         {
             return;
         }
@@ -386,7 +390,17 @@ impl ActionStage {
                 let _ = maps.disarm(stalest);
             }
         }
-        let previous = self.armed.insert(cgroup_id, (mask, now)).map(|(m, _)| m);
+        let unresolved = event
+            .kubernetes
+            .as_deref()
+            .is_some_and(|k| k.status == PodStatus::Unresolved);
+        let next = now
+            + if unresolved {
+                REARM_UNRESOLVED
+            } else {
+                REARM_INTERVAL
+            };
+        let previous = self.armed.insert(cgroup_id, (mask, next)).map(|(m, _)| m);
         if previous != Some(mask) {
             let result = if mask == 0 {
                 maps.disarm(cgroup_id)

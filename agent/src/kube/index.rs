@@ -50,7 +50,9 @@ struct Slot {
 pub enum Lookup {
     /// The pod and the container are known.
     Found(Arc<Kubernetes>),
-    /// The pod is known, the container not yet (its status lags its start).
+    /// The pod is known, but not yet its container (whose status lags its
+    /// start) or its namespace's labels (whose watch has not listed yet):
+    /// worth waiting for, since the mode and the team come from them.
     PodOnly(Arc<Kubernetes>),
     /// The pod is not known.
     Missing,
@@ -80,6 +82,9 @@ pub struct PodIndex {
     relisting: Option<HashSet<String>>,
     /// Namespaces listed since the namespace watch (re)started.
     relisting_namespaces: Option<HashSet<String>>,
+    /// Whether the namespace watch has listed once: before, a namespace
+    /// missing from the table may merely not have arrived yet.
+    namespaces_listed: bool,
     overflows: u64,
 }
 
@@ -93,6 +98,7 @@ impl PodIndex {
             namespaces: HashMap::new(),
             relisting: None,
             relisting_namespaces: None,
+            namespaces_listed: false,
             overflows: 0,
         }
     }
@@ -186,6 +192,7 @@ impl PodIndex {
     /// The namespace list is complete.
     pub fn finish_namespace_relist(&mut self) {
         if let Some(listed) = self.relisting_namespaces.take() {
+            self.namespaces_listed = true;
             let gone: Vec<String> = self
                 .namespaces
                 .keys()
@@ -228,6 +235,8 @@ impl PodIndex {
         };
         let known = slot.entry.meta.container(container_id).is_some();
         let key = if known { container_id } else { "" };
+        let namespace_known =
+            self.namespaces_listed || self.namespaces.contains_key(&slot.entry.meta.namespace);
         let section = match slot.sections.get(key) {
             Some(section) => section.clone(),
             None => {
@@ -241,7 +250,7 @@ impl PodIndex {
                 section
             }
         };
-        if known {
+        if known && namespace_known {
             Lookup::Found(section)
         } else {
             Lookup::PodOnly(section)
@@ -362,6 +371,14 @@ mod tests {
         deleted_grace: Duration::from_secs(10),
     };
 
+    /// An index whose namespace watch has listed (no namespace).
+    fn listed_index() -> PodIndex {
+        let mut index = PodIndex::new(LIMITS);
+        index.begin_namespace_relist();
+        index.finish_namespace_relist();
+        index
+    }
+
     fn found(lookup: Lookup) -> Arc<Kubernetes> {
         match lookup {
             Lookup::Found(section) => section,
@@ -371,7 +388,7 @@ mod tests {
 
     #[test]
     fn should_resolve_a_container_once_the_status_names_it() {
-        let mut index = PodIndex::new(LIMITS);
+        let mut index = listed_index();
         index.apply(test_entry("u1", None));
         assert!(matches!(index.lookup("c1", "u1"), Lookup::PodOnly(_)));
         index.apply(test_entry("u1", Some("c1")));
@@ -389,7 +406,7 @@ mod tests {
 
     #[test]
     fn should_keep_a_deleted_pod_for_the_grace_period_only() {
-        let mut index = PodIndex::new(LIMITS);
+        let mut index = listed_index();
         let t0 = Instant::now();
         index.apply(test_entry("u1", Some("c1")));
         index.delete("u1", t0);
@@ -402,7 +419,7 @@ mod tests {
 
     #[test]
     fn should_treat_pods_missing_from_a_relist_as_deleted() {
-        let mut index = PodIndex::new(LIMITS);
+        let mut index = listed_index();
         let t0 = Instant::now();
         index.apply(test_entry("u1", Some("c1")));
         index.apply(test_entry("u2", Some("c2")));
@@ -417,7 +434,7 @@ mod tests {
 
     #[test]
     fn should_refresh_sections_when_namespace_labels_change() {
-        let mut index = PodIndex::new(LIMITS);
+        let mut index = listed_index();
         index.apply(test_entry("u1", Some("c1")));
         index.set_namespace("shop".into(), BTreeMap::from([("team".into(), "a".into())]));
         assert_eq!(
@@ -432,8 +449,34 @@ mod tests {
     }
 
     #[test]
-    fn should_count_pods_beyond_its_capacity() {
+    fn should_wait_for_the_namespace_labels_until_the_namespace_watch_has_listed() {
         let mut index = PodIndex::new(LIMITS);
+        index.apply(test_entry("u1", Some("c1")));
+        index.apply(test_entry("u2", Some("c2")));
+        index.begin_namespace_relist();
+        assert!(
+            matches!(index.lookup("c1", "u1"), Lookup::PodOnly(_)),
+            "the pod is known, its namespace's labels not yet"
+        );
+        index.set_namespace("shop".into(), BTreeMap::from([("team".into(), "a".into())]));
+        assert_eq!(
+            found(index.lookup("c1", "u1")).namespace_labels["team"],
+            "a"
+        );
+        let mut other = test_entry("u3", Some("c3"));
+        Arc::make_mut(&mut other.meta).namespace = "empty".into();
+        index.apply(other);
+        assert!(matches!(index.lookup("c3", "u3"), Lookup::PodOnly(_)));
+        index.finish_namespace_relist();
+        assert!(
+            found(index.lookup("c3", "u3")).namespace_labels.is_empty(),
+            "a namespace the list did not name has no labels"
+        );
+    }
+
+    #[test]
+    fn should_count_pods_beyond_its_capacity() {
+        let mut index = listed_index();
         for uid in ["u1", "u2", "u3", "u4"] {
             index.apply(test_entry(uid, None));
         }

@@ -318,6 +318,9 @@ mod tests {
             },
             metrics.clone(),
         ));
+        for update in [Update::NamespacesRelisting, Update::NamespacesListed] {
+            updates_tx.send(update).await.expect("stage runs");
+        }
         let host = Event::new(
             EventKind::ProcessExec,
             WallTime(std::time::SystemTime::UNIX_EPOCH),
