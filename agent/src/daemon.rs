@@ -37,7 +37,12 @@ use crate::{
     metrics::{self, Metrics},
     outputs,
     process::TreeLimits,
-    rules::{RuleSet, reload::RulesTask, stage},
+    rules::{
+        RuleSet,
+        reload::{ResourceLink, RulesTask},
+        resources::PlatformModes,
+        stage,
+    },
 };
 
 /// How long the outputs get to flush after the reader has stopped.
@@ -210,6 +215,18 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let batches = (capacity / BATCH_EVENTS).max(1);
     // decode → (pods) → rules → (blast radius) → outputs
     let kube_for_actions = kube_client.clone();
+    let rule_resources = kube_client.as_ref().map(|client| {
+        let (seen, verdicts) =
+            crate::kube::rulesets::spawn(client.clone(), metrics.kube(), shutdown.clone());
+        ResourceLink {
+            seen,
+            verdicts,
+            platform: PlatformModes {
+                default: config.containment.mode,
+                namespaces: config.containment.namespaces.clone(),
+            },
+        }
+    });
     let (rules_input, output_input, matched_tx) = match kube_client {
         Some(client) => {
             let (enriched_tx, enriched_rx) = mpsc::channel(batches);
@@ -289,6 +306,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             tx: rules_tx,
             commands: commands_rx,
             metrics: metrics.clone(),
+            resources: rule_resources,
         }
         .run(shutdown.clone()),
     );

@@ -46,6 +46,14 @@ fn main() -> ExitCode {
             });
         }
         Command::Cleanup(args) => contain::cleanup(&args, &mut std::io::stdout().lock()),
+        Command::Crds => guardrails::kube::crd::definitions()
+            .context("rendering the CustomResourceDefinitions")
+            .and_then(|text| {
+                std::io::stdout()
+                    .lock()
+                    .write_all(text.as_bytes())
+                    .context("writing to stdout")
+            }),
         Command::Version => {
             version();
             Ok(())

@@ -67,6 +67,8 @@ pub struct Metrics {
     api_streams: AtomicU64,
     api_stream_lost: AtomicU64,
     api_last_sequence: AtomicU64,
+    /// Each open stream: client id, peer, events lost to it.
+    api_clients: Mutex<Vec<(u64, String, u64)>>,
     rules: Mutex<RulesMetrics>,
     kube: Arc<crate::kube::metrics::KubeMetrics>,
     actions: Arc<crate::actions::metrics::ActionMetrics>,
@@ -171,6 +173,13 @@ impl Metrics {
         self.api_stream_lost.store(lost, Ordering::Relaxed);
         self.api_last_sequence
             .store(last_sequence, Ordering::Relaxed);
+    }
+
+    /// Publishes each open stream's client id, peer and events lost to it.
+    pub fn set_api_clients(&self, clients: Vec<(u64, String, u64)>) {
+        if let Ok(mut current) = self.api_clients.lock() {
+            *current = clients;
+        }
     }
 
     /// Counts one event handed to the outputs.
@@ -402,6 +411,23 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", get(value));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_api_client_events_lost_total Events dropped for each open API stream that read too slowly, since it connected."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE guardrails_api_client_events_lost_total counter"
+        );
+        if let Ok(clients) = self.api_clients.lock() {
+            for (id, peer, lost) in clients.iter() {
+                let _ = writeln!(
+                    out,
+                    "guardrails_api_client_events_lost_total{{client=\"{id}\",peer=\"{}\"}} {lost}",
+                    escape_label(peer)
+                );
+            }
         }
         self.render_rules(&mut out);
         self.kube.render(&mut out);

@@ -255,8 +255,11 @@ fn the_chart_lints_renders_valid_objects_grants_the_agents_role_and_matches_the_
             .unwrap_or_else(|e| panic!("the chart's config is refused: {e}\n{config}"));
     }
 
-    // The plain manifests are this render, without the hooks.
-    let manifests = format!("{MANIFESTS_HEADER}{}", render(&helm, &["--no-hooks"]));
+    // The plain manifests are this render, without the hooks, with the CRDs.
+    let manifests = format!(
+        "{MANIFESTS_HEADER}{}",
+        render(&helm, &["--no-hooks", "--include-crds"])
+    );
     let committed = workspace().join("deploy/manifests/guardrails.yaml");
     if std::env::var("GUARDRAILS_BLESS").as_deref() == Ok("1") {
         std::fs::write(&committed, &manifests).expect("write the manifests");
@@ -275,8 +278,14 @@ fn a_kube_apiserver_1_20_accepts_every_object_of_the_chart() {
     let Some(helm) = tool("GUARDRAILS_HELM", "helm") else {
         return;
     };
-    let full = render(&helm, &[]);
+    let full = render(&helm, &["--include-crds"]);
     let mut docs = documents(&full);
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "CustomResourceDefinition"
+                && d["spec"]["names"]["kind"] == "RuleSet"),
+        "the chart carries the CRDs"
+    );
     docs.extend(documents(&cleanup_daemonset(&docs)));
     let every_option = TempDir::new("chart-values");
     let values = every_option.path.join("values.yaml");
@@ -323,4 +332,43 @@ fn a_kube_apiserver_1_20_accepts_every_object_of_the_chart() {
                 .unwrap_or_else(|e| panic!("kube-apiserver refused {kind} {name}: {e}"));
         }
     });
+}
+
+#[test]
+fn the_charts_crds_are_the_ones_the_agent_defines() {
+    let output = Command::new(env!("CARGO_BIN_EXE_guardrails"))
+        .arg("crds")
+        .output()
+        .expect("run guardrails crds");
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).expect("UTF-8");
+    let committed = chart().join("crds/rulesets.yaml");
+    if std::env::var("GUARDRAILS_BLESS").as_deref() == Ok("1") {
+        std::fs::write(&committed, &printed).expect("write the CRDs");
+    }
+    let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
+    assert!(
+        on_disk == printed,
+        "{} is not what `guardrails crds` prints; run GUARDRAILS_BLESS=1 cargo test -p agent --test deploy_chart",
+        committed.display()
+    );
+    let kinds: Vec<(String, String)> = documents(&printed)
+        .iter()
+        .map(|d| {
+            (
+                d["spec"]["names"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                d["spec"]["scope"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ClusterRuleSet".to_owned(), "Cluster".to_owned()),
+            ("RuleSet".to_owned(), "Namespaced".to_owned())
+        ]
+    );
 }

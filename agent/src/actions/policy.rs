@@ -8,7 +8,8 @@
 //! | 3 | a binding's `mode`, selecting by name     | platform   | replaces 1 and 2                  |
 //! | 4 | `containment.namespaces.<namespace>`      | platform   | replaces 1 to 3 in that namespace |
 //! | 5 | the namespace label `guardrails.dev/mode` | namespace  | raises the result, never lowers   |
-//! | 6 | protected namespaces, host, the agent     | platform   | nothing is done, whatever the mode|
+//! | 6 | a `RuleSet`'s `spec.mode` in the namespace | team       | raises the result, never lowers   |
+//! | 7 | protected namespaces, host, the agent     | platform   | nothing is done, whatever the mode|
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,8 @@ pub enum ModeSource {
     Namespace,
     /// The namespace's own label.
     NamespaceLabel,
+    /// A team's `RuleSet` in the namespace.
+    RuleSet,
 }
 
 impl ModeSource {
@@ -36,6 +39,7 @@ impl ModeSource {
             ModeSource::Binding => "binding",
             ModeSource::Namespace => "namespace",
             ModeSource::NamespaceLabel => "namespace_label",
+            ModeSource::RuleSet => "ruleset",
         }
     }
 }
@@ -54,12 +58,23 @@ pub struct Myself {
 pub struct Policy {
     config: ContainmentConfig,
     myself: Myself,
+    /// The modes teams' RuleSets raise their namespaces to.
+    raised: BTreeMap<String, Mode>,
 }
 
 impl Policy {
     /// The policy of `config`; `myself` is never acted on.
     pub fn new(config: ContainmentConfig, myself: Myself) -> Self {
-        Self { config, myself }
+        Self {
+            config,
+            myself,
+            raised: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the modes teams' RuleSets raise their namespaces to.
+    pub fn set_raised(&mut self, raised: BTreeMap<String, Mode>) {
+        self.raised = raised;
     }
 
     /// The settings.
@@ -120,6 +135,11 @@ impl Policy {
             && m > mode.0
         {
             mode = (m, ModeSource::NamespaceLabel);
+        }
+        if let Some(&m) = namespace.and_then(|ns| self.raised.get(ns))
+            && m > mode.0
+        {
+            mode = (m, ModeSource::RuleSet);
         }
         mode
     }

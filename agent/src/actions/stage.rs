@@ -152,6 +152,8 @@ pub struct ActionStage {
     rule_actions: HashMap<String, (Vec<Action>, Vec<String>)>,
     /// The rule of each in-kernel kill slot.
     slots: Vec<String>,
+    /// For each slot, the only namespace its rule applies in (a team's).
+    slot_namespaces: Vec<Option<String>>,
     /// The deny slots among them (bit n for slot n).
     deny: u64,
     /// Per container cgroup: the slots armed there and when to decide again.
@@ -186,6 +188,7 @@ impl ActionStage {
             metrics,
             rule_actions: HashMap::new(),
             slots: Vec::new(),
+            slot_namespaces: Vec::new(),
             deny: 0,
             armed: HashMap::new(),
             limiter: RateLimiter::new(
@@ -252,6 +255,7 @@ impl ActionStage {
     /// Takes in a new rule set: each rule's own actions, and the slots of
     /// the in-kernel kill.
     fn apply_rules(&mut self, set: &RuleSet) {
+        self.policy.set_raised(set.namespace_modes().clone());
         self.rule_actions = set
             .rules()
             .iter()
@@ -259,6 +263,7 @@ impl ActionStage {
             .collect();
         let mut slots: Vec<(u8, KernelMatch)> = Vec::new();
         let mut names = Vec::new();
+        let mut namespaces = Vec::new();
         let mut deny = 0u64;
         for rule in set.rules().iter().filter(|r| r.enabled) {
             let actions = self.policy.actions(&rule.name, &rule.tags, &rule.actions);
@@ -286,6 +291,7 @@ impl ActionStage {
                     }
                     slots.push((slot, matched));
                     names.push(rule.name.clone());
+                    namespaces.push(rule.namespace.clone());
                 }
                 Ok(_) => tracing::warn!(
                     rule = %rule.name,
@@ -308,12 +314,29 @@ impl ActionStage {
                     if !denying.is_empty() {
                         tracing::info!(rules = ?denying, "rules deny the exec in the kernel with BPF LSM");
                     }
+                    let same_slots = self.slots == names
+                        && self.slot_namespaces == namespaces
+                        && self.deny == deny;
                     self.slots = names;
+                    self.slot_namespaces = namespaces;
                     self.deny = deny;
+                    if same_slots {
+                        // Each slot holds the same rule: what is armed stays
+                        // so (no exec slips through meanwhile), and every
+                        // container is decided again when next seen, for
+                        // modes that may have changed.
+                        let now = Instant::now();
+                        for (_, next) in self.armed.values_mut() {
+                            *next = now;
+                        }
+                        self.metrics.set_kernel(self.armed.len(), self.slots.len());
+                        return;
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write the in-kernel kill rules; kills are from userspace");
                     self.slots.clear();
+                    self.slot_namespaces.clear();
                     self.deny = 0;
                 }
             }
@@ -366,7 +389,11 @@ impl ActionStage {
         let mut mask = 0u64;
         if self.policy.protection(event).is_none() {
             let (namespace, labels) = namespace_of(event);
-            for (slot, rule) in self.slots.iter().enumerate() {
+            for (slot, (rule, only_in)) in self.slots.iter().zip(&self.slot_namespaces).enumerate()
+            {
+                if only_in.is_some() && only_in.as_deref() != namespace {
+                    continue;
+                }
                 let tags = self
                     .rule_actions
                     .get(rule)

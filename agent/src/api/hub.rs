@@ -223,6 +223,19 @@ impl Hub {
                 self.lost_to_clients.load(Ordering::Relaxed),
                 state.last_sequence,
             );
+            metrics.set_api_clients(
+                state
+                    .subscribers
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.stats.id,
+                            s.stats.peer.clone(),
+                            s.stats.lost.load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect(),
+            );
         }
         published
     }
@@ -372,7 +385,8 @@ mod tests {
 
     #[test]
     fn should_drop_and_count_for_a_full_queue_without_blocking() {
-        let hub = hub(0, 2);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let hub = hub(0, 2).with_metrics(metrics.clone());
         let mut slow = hub.subscribe(Filter::default(), &Start::Live, "slow".into());
         let mut fast = hub.subscribe(Filter::default(), &Start::Live, "fast".into());
         hub.publish(events(2));
@@ -383,6 +397,14 @@ mod tests {
         assert_eq!(fast.stats.lost.load(Ordering::Relaxed), 1, "2 of 3 fit");
         assert_eq!(slow.queue.try_recv().map(|e| e.sequence).ok(), Some(1));
         assert_eq!(hub.lost_to_clients(), 4);
+        let text = metrics.render();
+        for series in [
+            "guardrails_api_client_events_lost_total{client=\"1\",peer=\"slow\"} 3",
+            "guardrails_api_client_events_lost_total{client=\"2\",peer=\"fast\"} 1",
+            "guardrails_api_stream_events_lost_total 4",
+        ] {
+            assert!(text.lines().any(|l| l == series), "{series} in\n{text}");
+        }
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub enum Command {
     /// stopped: thaw frozen containers, detach and unpin the isolation
     /// programs, remove the pin directory.
     Cleanup(CleanupArgs),
+    /// Print the CustomResourceDefinitions of the rules resources
+    /// (ClusterRuleSet, RuleSet) as YAML, for `kubectl apply -f -`.
+    Crds,
     /// Print the version, the event schema version and the kernel wire version.
     Version,
 }

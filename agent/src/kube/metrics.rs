@@ -17,6 +17,20 @@ pub enum Watched {
     Pods,
     /// Namespaces (labels only).
     Namespaces,
+    /// The platform's `ClusterRuleSet`s.
+    ClusterRuleSets,
+    /// Teams' `RuleSet`s.
+    RuleSets,
+}
+
+impl Watched {
+    /// Every watch, in the order `/metrics` shows them.
+    const ALL: [Watched; 4] = [
+        Watched::Pods,
+        Watched::Namespaces,
+        Watched::ClusterRuleSets,
+        Watched::RuleSets,
+    ];
 }
 
 impl Watched {
@@ -24,6 +38,8 @@ impl Watched {
         match self {
             Self::Pods => "pods",
             Self::Namespaces => "namespaces",
+            Self::ClusterRuleSets => "clusterrulesets",
+            Self::RuleSets => "rulesets",
         }
     }
 }
@@ -42,6 +58,8 @@ pub struct KubeMetrics {
     enabled: AtomicBool,
     pods: WatchState,
     namespaces: WatchState,
+    cluster_rule_sets: WatchState,
+    rule_sets: WatchState,
     requests: Mutex<BTreeMap<&'static str, u64>>,
     index_pods: AtomicU64,
     index_deleted: AtomicU64,
@@ -58,6 +76,8 @@ impl KubeMetrics {
         match which {
             Watched::Pods => &self.pods,
             Watched::Namespaces => &self.namespaces,
+            Watched::ClusterRuleSets => &self.cluster_rule_sets,
+            Watched::RuleSets => &self.rule_sets,
         }
     }
 
@@ -221,7 +241,7 @@ impl KubeMetrics {
             let kind = if field >= 2 { "counter" } else { "gauge" };
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            for which in [Watched::Pods, Watched::Namespaces] {
+            for which in Watched::ALL {
                 let state = self.watch(which);
                 let value = match field {
                     0 => flag(&state.up).into(),

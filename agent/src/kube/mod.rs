@@ -16,10 +16,12 @@
 //! made per node and the RBAC they need.
 
 pub mod blast;
+pub mod crd;
 pub mod index;
 pub mod metrics;
 pub mod owners;
 pub mod pod;
+pub mod rulesets;
 pub mod stage;
 pub mod watch;
 

@@ -50,6 +50,8 @@ pub struct CompiledRule {
     pub condition_fields: Vec<(String, Accessor)>,
     /// Where it was defined.
     pub position: Position,
+    /// The only namespace whose events it is tested against (a team's rule).
+    pub namespace: Option<String>,
 }
 
 /// The result of a successful compilation.
@@ -122,6 +124,7 @@ pub fn compile(defs: &Definitions) -> Result<Compiled, RulesError> {
             output,
             event_types: types,
             position: rule.position.clone(),
+            namespace: rule.namespace.clone(),
         });
     }
     for m in &defs.macros {

@@ -156,6 +156,9 @@ pub struct RuleDef {
     /// Where its definition is: a redefinition moves it (the rule keeps its
     /// place in the order), an append, override or `enabled` toggle does not.
     pub position: Position,
+    /// The only namespace whose events it is tested against: set for a
+    /// team's rules (a namespaced `RuleSet`), never by a file.
+    pub namespace: Option<String>,
 }
 
 /// One exception of a rule.

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod output;
 pub mod parser;
 pub mod reload;
+pub mod resources;
 pub mod ruleset;
 pub mod stage;
 

@@ -6,8 +6,16 @@
 //!
 //! Rules switched through the API stay so across reloads, until the agent
 //! restarts.
+//!
+//! With a cluster, the rules of `ClusterRuleSet` and `RuleSet` resources
+//! join the files' ([`super::resources`]): each change of either is
+//! compiled, and what became of each resource goes to the status writer.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +24,8 @@ use super::{
     RuleSet, Selection, Sources,
     diag::{RulesError, Severity},
     loader::{RulesFile, read_files},
+    resources::{self, Assembled, PlatformModes, ResourceKey, ResourceRules, Verdict},
+    ruleset::{DEFAULT_RULES, DEFAULT_RULES_NAME},
 };
 use crate::metrics::Metrics;
 
@@ -66,6 +76,27 @@ pub struct RulesTask {
     pub commands: mpsc::Receiver<RulesCommand>,
     /// Reload counters.
     pub metrics: Arc<Metrics>,
+    /// The rules resources, when the agent runs with a cluster.
+    pub resources: Option<ResourceLink>,
+}
+
+/// The rules task's link to the rules resources' watch.
+#[derive(Debug)]
+pub struct ResourceLink {
+    /// Every resource as last seen.
+    pub seen: watch::Receiver<Vec<ResourceRules>>,
+    /// What became of each, for their status.
+    pub verdicts: watch::Sender<Vec<Verdict>>,
+    /// The modes below which a team's RuleSet cannot go.
+    pub platform: PlatformModes,
+}
+
+/// The inputs of the rules in force besides the files.
+#[derive(Debug, Default)]
+struct Extra {
+    overrides: BTreeMap<String, bool>,
+    resources: Vec<ResourceRules>,
+    in_force: HashMap<ResourceKey, ResourceRules>,
 }
 
 impl RulesTask {
@@ -75,11 +106,12 @@ impl RulesTask {
         // read (which differs after a rejected change).
         let mut in_force: Vec<RulesFile> = read_files(&self.sources.files).0;
         let mut last: Snapshot = read_files(&self.sources.files);
-        let mut overrides: BTreeMap<String, bool> = BTreeMap::new();
+        let mut extra = Extra::default();
         let poll = self.interval.filter(|_| !self.sources.files.is_empty());
         let mut ticker = tokio::time::interval(poll.unwrap_or(Duration::from_secs(3600)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        let mut seen = self.resources.as_ref().map(|link| link.seen.clone());
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -91,20 +123,20 @@ impl RulesTask {
                     last = now.clone();
                     let (files, unreadable) = now;
                     let result = if unreadable.is_empty() {
-                        self.compile(files.clone(), &overrides).await
+                        self.compile(files.clone(), &extra.overrides, &extra).await
                     } else {
                         Err(RulesError(unreadable))
                     };
                     match result {
-                        Ok(set) => {
+                        Ok(assembled) => {
                             tracing::info!(
-                                rules = set.rules().len(),
-                                enabled = set.enabled(),
+                                rules = assembled.set.rules().len(),
+                                enabled = assembled.set.enabled(),
                                 "rules changed on disk; the new rules are in force"
                             );
                             in_force = files;
-                            self.metrics.rules_reloaded(true, set.enabled());
-                            self.tx.send_replace(Arc::new(set));
+                            self.metrics.rules_reloaded(true, assembled.set.enabled());
+                            self.publish(assembled, &mut extra);
                         }
                         Err(e) => {
                             for diagnostic in e.0.iter().filter(|d| d.severity == Severity::Error) {
@@ -115,6 +147,31 @@ impl RulesTask {
                         }
                     }
                 }
+                Ok(()) = changed(&mut seen) => {
+                    extra.resources = seen
+                        .as_mut()
+                        .map(|s| s.borrow_and_update().clone())
+                        .unwrap_or_default();
+                    match self.compile(in_force.clone(), &extra.overrides, &extra).await {
+                        Ok(assembled) => {
+                            for verdict in &assembled.verdicts {
+                                log_verdict(verdict);
+                            }
+                            tracing::info!(
+                                rules = assembled.set.rules().len(),
+                                enabled = assembled.set.enabled(),
+                                resources = extra.resources.len(),
+                                "rules resources changed; the new rules are in force"
+                            );
+                            self.metrics.rules_reloaded(true, assembled.set.enabled());
+                            self.publish(assembled, &mut extra);
+                        }
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "the rules files in force no longer compile; the resources' change waits"
+                        ),
+                    }
+                }
                 Some(command) = self.commands.recv() => match command {
                     RulesCommand::SetEnabled { name, enabled, reply } => {
                         let known = self.tx.borrow().rules().iter().any(|r| r.name == name);
@@ -122,14 +179,14 @@ impl RulesTask {
                             let _ = reply.send(Err(SetEnabledError::NotFound(name)));
                             continue;
                         }
-                        let mut wanted = overrides.clone();
+                        let mut wanted = extra.overrides.clone();
                         wanted.insert(name.clone(), enabled);
-                        match self.compile(in_force.clone(), &wanted).await {
-                            Ok(set) => {
-                                overrides = wanted;
+                        match self.compile(in_force.clone(), &wanted, &extra).await {
+                            Ok(assembled) => {
+                                extra.overrides = wanted;
                                 tracing::info!(rule = name, enabled, "rule switched through the API");
-                                self.metrics.set_rules_enabled(set.enabled());
-                                self.tx.send_replace(Arc::new(set));
+                                self.metrics.set_rules_enabled(assembled.set.enabled());
+                                self.publish(assembled, &mut extra);
                                 let _ = reply.send(Ok(()));
                             }
                             Err(e) => {
@@ -142,22 +199,73 @@ impl RulesTask {
         }
     }
 
-    /// Compiles `files` with the configured selection and then `overrides`,
-    /// off the async threads.
+    /// Puts the rules in force and says what became of each resource.
+    fn publish(&self, assembled: Assembled, extra: &mut Extra) {
+        extra.in_force = assembled.in_force;
+        if let Some(link) = &self.resources {
+            link.verdicts.send_replace(assembled.verdicts);
+        }
+        self.tx.send_replace(Arc::new(assembled.set));
+    }
+
+    /// Compiles `files` (after the defaults, when configured) with the
+    /// resources, the configured selection and then `overrides`, off the
+    /// async threads.
     async fn compile(
         &self,
-        files: Vec<RulesFile>,
+        mut files: Vec<RulesFile>,
         overrides: &BTreeMap<String, bool>,
-    ) -> Result<RuleSet, RulesError> {
-        let mut sources = self.sources.clone();
-        sources.selection = with_overrides(&sources.selection, overrides);
-        match tokio::task::spawn_blocking(move || RuleSet::compile(&sources, files)).await {
+        extra: &Extra,
+    ) -> Result<Assembled, RulesError> {
+        if self.sources.defaults {
+            files.insert(0, (DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
+        }
+        let selection = with_overrides(&self.sources.selection, overrides);
+        let mode = self.sources.mode;
+        let resources = extra.resources.clone();
+        let previous = extra.in_force.clone();
+        let platform = self
+            .resources
+            .as_ref()
+            .map(|link| link.platform.clone())
+            .unwrap_or_default();
+        let work =
+            move || resources::assemble(&files, &resources, &previous, &platform, &selection, mode);
+        match tokio::task::spawn_blocking(work).await {
             Ok(result) => result,
             Err(e) => {
                 tracing::error!(error = %e, "compiling rules failed");
                 Err(RulesError(Vec::new()))
             }
         }
+    }
+}
+
+/// Waits for the resources to change; never, without a cluster.
+async fn changed(
+    seen: &mut Option<watch::Receiver<Vec<ResourceRules>>>,
+) -> Result<(), watch::error::RecvError> {
+    match seen {
+        Some(seen) => seen.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_verdict(verdict: &Verdict) {
+    match &verdict.outcome {
+        resources::Outcome::Accepted { rules } => tracing::info!(
+            resource = %verdict.key,
+            generation = verdict.generation,
+            rules,
+            "rules resource accepted"
+        ),
+        refused => tracing::warn!(
+            resource = %verdict.key,
+            generation = verdict.generation,
+            reason = refused.reason(),
+            "rules resource not accepted: {}",
+            refused.message()
+        ),
     }
 }
 

@@ -2,7 +2,7 @@
 //! evaluation: an event is tested only against the enabled rules that can
 //! match its type.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use super::{
     compile::{self, CompiledRule},
@@ -11,7 +11,10 @@ use super::{
     index::event_type_names,
     loader,
 };
-use crate::events::event::{Event, EventKind, Violation};
+use crate::{
+    actions::Mode,
+    events::event::{Event, EventKind, Violation},
+};
 
 /// Our default rules, shipped in the binary and loaded before the files the
 /// operator names.
@@ -71,6 +74,8 @@ pub struct RuleSet {
     warnings: Vec<Diagnostic>,
     macros: usize,
     lists: usize,
+    /// Modes that teams' RuleSets raise their namespaces to.
+    namespace_modes: BTreeMap<String, Mode>,
 }
 
 impl RuleSet {
@@ -102,7 +107,16 @@ impl RuleSet {
         mode: MatchMode,
     ) -> Result<Self, RulesError> {
         let definitions = loader::load(files)?;
-        let compiled = compile::compile(&definitions)?;
+        Self::from_definitions(&definitions, selection, mode)
+    }
+
+    /// Compiles loaded definitions.
+    pub fn from_definitions(
+        definitions: &loader::Definitions,
+        selection: &Selection,
+        mode: MatchMode,
+    ) -> Result<Self, RulesError> {
+        let compiled = compile::compile(definitions)?;
         let mut set = Self {
             rules: compiled.rules,
             by_type: Vec::new(),
@@ -111,9 +125,20 @@ impl RuleSet {
             warnings: compiled.warnings,
             macros: definitions.macros.len(),
             lists: definitions.lists.len(),
+            namespace_modes: BTreeMap::new(),
         };
         set.select(selection);
         Ok(set)
+    }
+
+    /// The modes teams' RuleSets raise their namespaces to.
+    pub fn namespace_modes(&self) -> &BTreeMap<String, Mode> {
+        &self.namespace_modes
+    }
+
+    /// Sets the modes teams' RuleSets raise their namespaces to.
+    pub fn set_namespace_modes(&mut self, modes: BTreeMap<String, Mode>) {
+        self.namespace_modes = modes;
     }
 
     /// Applies a selection and rebuilds the index.
@@ -208,6 +233,15 @@ impl RuleSet {
             let Some(rule) = self.rules.get(i as usize) else {
                 continue;
             };
+            if let Some(namespace) = &rule.namespace
+                && event
+                    .kubernetes
+                    .as_deref()
+                    .and_then(|k| k.namespace.as_deref())
+                    != Some(namespace.as_str())
+            {
+                continue;
+            }
             if !rule.condition.eval(&view) {
                 continue;
             }

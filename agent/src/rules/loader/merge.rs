@@ -192,6 +192,7 @@ impl Merge {
             actions: rule.actions,
             source: rule.source,
             position: rule.position,
+            namespace: None,
         };
         define(
             &mut self.definitions.rules,
