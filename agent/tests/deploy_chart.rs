@@ -235,6 +235,22 @@ fn the_chart_lints_renders_valid_objects_grants_the_agents_role_and_matches_the_
         role_file.display()
     );
 
+    // A namespace's editors manage its RuleSets, its viewers read them, and
+    // nobody gets ClusterRuleSets through the built-in roles.
+    let edit = find(&docs, "ClusterRole", &format!("{RELEASE}-rulesets-edit"));
+    assert_eq!(
+        edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    let yaml = |text: &str| serde_yaml::from_str::<Value>(text).expect("YAML");
+    assert_eq!(edit["rules"][0]["resources"], yaml("[rulesets]"));
+    let view = find(&docs, "ClusterRole", &format!("{RELEASE}-rulesets-view"));
+    assert_eq!(
+        view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    assert_eq!(view["rules"][0]["verbs"], yaml("[get, list, watch]"));
+
     // The uninstall hook's cleanup runs with the capabilities that
     // chart_capabilities.rs runs `guardrails cleanup` with.
     let hook: Value = serde_yaml::from_str(&cleanup_daemonset(&docs)).expect("a DaemonSet");

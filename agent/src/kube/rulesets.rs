@@ -6,7 +6,10 @@
 //! reads the status first and patches only what differs, so a change costs
 //! one write, not one per node.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use futures::TryStreamExt;
 use kube::{
@@ -29,6 +32,8 @@ use crate::{
 
 /// The condition the agent keeps on each resource.
 const ACCEPTED: &str = "Accepted";
+/// How soon a status that could not be written is tried again.
+const STATUS_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts the watches and the status writer. The rules task reads what the
 /// watches saw from the returned receiver and answers on the sender.
@@ -189,13 +194,23 @@ async fn write_status(
     mut verdicts: watch::Receiver<Vec<Verdict>>,
     shutdown: CancellationToken,
 ) {
+    // What each resource's status already says, so that a rules change
+    // elsewhere does not make every agent read every resource again.
+    let mut written: HashMap<ResourceKey, Verdict> = HashMap::new();
+    let mut failed = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             changed = verdicts.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(STATUS_RETRY), if failed => {}
         }
+        failed = false;
         let batch = verdicts.borrow_and_update().clone();
+        written.retain(|key, _| batch.iter().any(|v| v.key == *key));
         for verdict in &batch {
+            if written.get(&verdict.key) == Some(verdict) {
+                continue;
+            }
             let result = match &verdict.key.namespace {
                 Some(namespace) => {
                     let api = Api::<RuleSet>::namespaced(client.clone(), namespace);
@@ -206,12 +221,19 @@ async fn write_status(
                     update(&api, verdict, |r: &ClusterRuleSet| r.status.clone()).await
                 }
             };
-            if let Err(e) = result {
-                tracing::warn!(
-                    resource = %verdict.key,
-                    error = %error_chain(&e),
-                    "cannot write the rules resource's status"
-                );
+            match result {
+                Ok(()) => {
+                    written.insert(verdict.key.clone(), verdict.clone());
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(
+                        resource = %verdict.key,
+                        error = %error_chain(&e),
+                        retry_in = ?STATUS_RETRY,
+                        "cannot write the rules resource's status"
+                    );
+                }
             }
         }
     }

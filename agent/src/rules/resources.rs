@@ -189,12 +189,19 @@ pub fn assemble(
     let mut namespace_modes: BTreeMap<String, Mode> = BTreeMap::new();
     for resource in sorted.iter().filter(|r| r.key.namespace.is_some()) {
         let check = |candidate: &ResourceRules| {
-            team_rules_of(candidate, &good, &platform_rules, platform, selection, mode).map(
-                |rules| {
-                    let count = rules.len();
-                    (rules, count)
-                },
-            )
+            let rules =
+                team_rules_of(candidate, &good, &platform_rules, platform, selection, mode)?;
+            if let Some(taken) = rules
+                .iter()
+                .find(|r| team_rules.iter().any(|t| t.name == r.name))
+            {
+                return Err(Outcome::Refused(format!(
+                    "{}: rule \"{}\" is already defined by another RuleSet in this namespace",
+                    taken.position, taken.name
+                )));
+            }
+            let count = rules.len();
+            Ok((rules, count))
         };
         let (kept, verdict) = judge(resource, previous, check);
         verdicts.push(verdict);

@@ -198,6 +198,35 @@ fn an_invalid_generation_names_its_line_and_the_previous_one_stays_in_force() {
 }
 
 #[test]
+fn two_rule_sets_of_a_namespace_cannot_define_the_same_rule() {
+    let first = resource(Some("shop"), 1, &team_rule("Miner", "xmrig"));
+    let second = ResourceRules {
+        key: ResourceKey {
+            namespace: Some("shop".into()),
+            name: "s".into(),
+        },
+        ..resource(Some("shop"), 1, &team_rule("Miner", "minerd"))
+    };
+    let assembled = run(&[second, first], &HashMap::new(), &PlatformModes::default());
+    assert_eq!(
+        assembled.verdicts[0].outcome,
+        Outcome::Accepted { rules: 1 }
+    );
+    match &assembled.verdicts[1].outcome {
+        Outcome::Refused(m) => assert!(
+            m.contains("rule \"shop/Miner\" is already defined by another RuleSet"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        fired(&assembled.set, &exec_in("shop", "xmrig")),
+        ["shop/Miner"]
+    );
+    assert!(fired(&assembled.set, &exec_in("shop", "minerd")).is_empty());
+}
+
+#[test]
 fn a_mode_can_be_raised_but_not_lowered_below_the_platforms() {
     let platform = PlatformModes {
         default: Mode::Monitor,
