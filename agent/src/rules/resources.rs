@@ -150,7 +150,11 @@ pub fn assemble(
 ) -> Result<Assembled, RulesError> {
     let mut good: Vec<RulesFile> = files.to_vec();
     let mut definitions = loader::load(&good)?;
-    RuleSet::from_definitions(&definitions, selection, mode)?;
+    if !resources.is_empty() {
+        // Files that do not compile would make every resource look invalid;
+        // without resources the compile below says so, once.
+        RuleSet::from_definitions(&definitions, selection, mode)?;
+    }
     let mut sorted: Vec<&ResourceRules> = resources.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut verdicts = Vec::with_capacity(sorted.len());

@@ -204,6 +204,16 @@ impl RuleSet {
         &self.warnings
     }
 
+    /// The names of the rules `event` breaks, in order.
+    #[cfg(test)]
+    pub(crate) fn fired(&self, event: &Event) -> Vec<String> {
+        let mut out = Vec::new();
+        self.evaluate(event, 1, &mut out);
+        out.iter()
+            .filter_map(|v| v.violation.as_ref().map(|v| v.rule.clone()))
+            .collect()
+    }
+
     /// The enabled rules that can match an event of this type.
     #[cfg(test)]
     fn candidates(&self, event_type: &str) -> &[u32] {
@@ -349,11 +359,7 @@ mod tests {
     }
 
     fn fired(set: &RuleSet, event: &Event) -> Vec<String> {
-        let mut out = Vec::new();
-        set.evaluate(event, 1, &mut out);
-        out.iter()
-            .filter_map(|v| v.violation.as_ref().map(|v| v.rule.clone()))
-            .collect()
+        set.fired(event)
     }
 
     const RULE: &str = "- rule: {name}\n  desc: d\n  condition: {cond}\n  output: \"o %proc.name %k8s.pod.name\"\n  priority: INFO\n  tags: [{tag}]\n";

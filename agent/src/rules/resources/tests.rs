@@ -77,11 +77,7 @@ fn exec_in(namespace: &str, comm: &str) -> Event {
 }
 
 fn fired(set: &RuleSet, event: &Event) -> Vec<String> {
-    let mut out = Vec::new();
-    set.evaluate(event, 1, &mut out);
-    out.iter()
-        .filter_map(|v| v.violation.as_ref().map(|v| v.rule.clone()))
-        .collect()
+    set.fired(event)
 }
 
 #[test]
