@@ -397,14 +397,7 @@ fn lost(reason: v1::lost::Reason, count: u64) -> v1::StreamEventsResponse {
 }
 
 fn event_message(item: &Sequenced, mask: &Mask, run_id: &str) -> v1::StreamEventsResponse {
-    let json = if mask.is_empty() {
-        item.json().to_string()
-    } else {
-        match serde_json::to_value(&item.event) {
-            Ok(value) => mask.apply(&value).to_string(),
-            Err(_) => "{}".to_owned(),
-        }
-    };
+    let json = mask.apply(&item.json());
     v1::StreamEventsResponse {
         message: Some(Message::Event(v1::Event {
             cursor: Some(v1::Cursor {

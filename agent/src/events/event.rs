@@ -315,7 +315,7 @@ impl Serialize for Ancestor {
         map.serialize_entry("start_ns", &self.start_ns)?;
         map.serialize_entry("comm", self.image.comm())?;
         map.serialize_entry("exe", self.image.exe())?;
-        map.serialize_entry("args", &self.image.args().iter().collect::<Vec<_>>())?;
+        map.serialize_entry("args", self.image.args())?;
         map.end()
     }
 }

@@ -4,7 +4,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 /// The uid of a process whose fork was seen but whose parent was not known.
@@ -36,14 +36,29 @@ impl Default for TreeLimits {
 }
 
 /// A process's arguments, argv\[0\] first, in one allocation for the text and
-/// one for the offsets (rather than one per argument), shared: every event
-/// of the process carries them without copying. In JSON, an array of strings.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Args {
-    text: Arc<str>,
+/// the offsets (rather than one per argument), shared: every event of the
+/// process carries them without copying. In JSON, an array of strings,
+/// written once and reused by every event that carries them (a long command
+/// line with quotes to escape would otherwise be escaped again for each).
+#[derive(Clone, Default)]
+pub struct Args(Arc<ArgsInner>);
+
+#[derive(Default)]
+struct ArgsInner {
+    text: Box<str>,
     /// Where each argument ends in `text`.
-    ends: Arc<[u32]>,
+    ends: Box<[u32]>,
+    json: OnceLock<Box<serde_json::value::RawValue>>,
 }
+
+impl PartialEq for Args {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.text == other.0.text && self.0.ends == other.0.ends)
+    }
+}
+
+impl Eq for Args {}
 
 impl<S: AsRef<str>> FromIterator<S> for Args {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
@@ -53,7 +68,10 @@ impl<S: AsRef<str>> FromIterator<S> for Args {
 
 impl serde::Serialize for Args {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        match self.json() {
+            Some(json) => json.serialize(serializer),
+            None => serializer.collect_seq(self.iter()),
+        }
     }
 }
 
@@ -81,30 +99,31 @@ impl Args {
             text.push_str(arg);
             ends.push(end);
         }
-        Self {
+        Self(Arc::new(ArgsInner {
             text: text.into(),
             ends: ends.into(),
-        }
+            json: OnceLock::new(),
+        }))
     }
 
     /// The number of arguments.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.0.ends.len()
     }
 
     /// Whether there are none (kernel threads have none).
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.0.ends.is_empty()
     }
 
     /// The `index`th argument.
     pub fn get(&self, index: usize) -> Option<&str> {
-        let end = usize::try_from(*self.ends.get(index)?).ok()?;
+        let end = usize::try_from(*self.0.ends.get(index)?).ok()?;
         let start = match index.checked_sub(1) {
-            Some(before) => usize::try_from(*self.ends.get(before)?).ok()?,
+            Some(before) => usize::try_from(*self.0.ends.get(before)?).ok()?,
             None => 0,
         };
-        self.text.get(start..end)
+        self.0.text.get(start..end)
     }
 
     /// The arguments in order.
@@ -117,9 +136,21 @@ impl Args {
         self.iter().map(str::to_owned).collect()
     }
 
-    /// Bytes held on the heap.
+    /// The arguments as a JSON array, written on first use.
+    fn json(&self) -> Option<&serde_json::value::RawValue> {
+        if let Some(json) = self.0.json.get() {
+            return Some(json);
+        }
+        let text = serde_json::to_string(&self.iter().collect::<Vec<_>>()).ok()?;
+        let json = serde_json::value::RawValue::from_string(text).ok()?;
+        Some(self.0.json.get_or_init(|| json))
+    }
+
+    /// Bytes held on the heap, the JSON written for them included.
     pub fn heap_bytes(&self) -> usize {
-        self.text.len() + self.ends.len() * size_of::<u32>()
+        self.0.text.len()
+            + self.0.ends.len() * size_of::<u32>()
+            + self.0.json.get().map_or(0, |j| j.get().len())
     }
 }
 
