@@ -13,6 +13,7 @@ pub mod filter;
 pub mod hub;
 pub mod mask;
 pub mod service;
+pub mod stream;
 
 use std::{
     os::unix::fs::PermissionsExt,

@@ -2,15 +2,15 @@
 
 use std::{sync::Arc, time::Instant};
 
-use proto::v1::{self, agent_service_server::AgentService, stream_events_response::Message};
+use proto::v1::{self, agent_service_server::AgentService};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{
     filter::{Filter, priority_number},
-    hub::{Hub, Sequenced, Start, Subscription},
+    hub::{Hub, Start},
     mask::Mask,
+    stream::EventStream,
 };
 use crate::{
     actions::{
@@ -23,13 +23,6 @@ use crate::{
         reload::{RulesCommand, SetEnabledError},
     },
 };
-
-/// Responses buffered between a stream's task and the transport; the
-/// stream's real queue is in the hub.
-const TRANSPORT_BUFFER: usize = 64;
-
-/// How soon a stream learns of losses when no event follows them.
-const LOSS_REPORT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What GetStatus reports that does not change.
 #[derive(Clone, Debug)]
@@ -63,7 +56,7 @@ pub struct AgentApi {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
-    type StreamEventsStream = ReceiverStream<Result<v1::StreamEventsResponse, Status>>;
+    type StreamEventsStream = EventStream;
 
     async fn stream_events(
         &self,
@@ -100,10 +93,12 @@ impl AgentService for AgentApi {
             replay = subscription.replay.len(),
             "event stream opened"
         );
-        let (tx, rx) = mpsc::channel(TRANSPORT_BUFFER);
-        let run_id = self.hub.run_id().to_owned();
-        tokio::spawn(forward(subscription, mask, request.replay_only, run_id, tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(EventStream::new(
+            subscription,
+            mask,
+            request.replay_only,
+            self.hub.run_id().into(),
+        )))
     }
 
     async fn get_status(
@@ -307,109 +302,6 @@ fn rule_message(rule: &crate::rules::compile::CompiledRule) -> v1::Rule {
     }
 }
 
-/// Sends a stream's events to its client: what it missed that is gone, the
-/// replay, then live events, each preceded by a `lost` message when events
-/// were dropped for it since the last one it got.
-async fn forward(
-    subscription: Subscription,
-    mask: Mask,
-    replay_only: bool,
-    run_id: String,
-    tx: mpsc::Sender<Result<v1::StreamEventsResponse, Status>>,
-) {
-    let Subscription {
-        missed,
-        replay,
-        mut queue,
-        stats,
-    } = subscription;
-    let id = stats.id;
-    let send_event = |item: &Arc<Sequenced>| event_message(item, &mask, &run_id);
-    if let Some(missed) = missed {
-        let reason = if missed.run_changed {
-            v1::lost::Reason::RunChanged
-        } else {
-            v1::lost::Reason::ReplayExpired
-        };
-        if tx.send(Ok(lost(reason, missed.count))).await.is_err() {
-            return;
-        }
-    }
-    let last_replayed = replay.last().map_or(0, |e| e.sequence);
-    for item in &replay {
-        if tx.send(Ok(send_event(item))).await.is_err() {
-            return;
-        }
-        stats
-            .sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    if replay_only {
-        return;
-    }
-    // Losses are reported before the next event, or within a moment when
-    // none follows (the end of a burst).
-    let mut report = tokio::time::interval(LOSS_REPORT);
-    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let item = tokio::select! {
-            item = queue.recv() => match item {
-                Some(item) => Some(item),
-                None => break,
-            },
-            _ = report.tick() => None,
-            () = tx.closed() => break,
-        };
-        let dropped = stats
-            .unreported
-            .swap(0, std::sync::atomic::Ordering::Relaxed);
-        if dropped > 0
-            && tx
-                .send(Ok(lost(v1::lost::Reason::ClientTooSlow, dropped)))
-                .await
-                .is_err()
-        {
-            break;
-        }
-        let Some(item) = item else {
-            continue;
-        };
-        if item.sequence <= last_replayed {
-            continue;
-        }
-        if tx.send(Ok(send_event(&item))).await.is_err() {
-            break;
-        }
-        stats
-            .sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    tracing::info!(client = id, "event stream closed");
-}
-
-fn lost(reason: v1::lost::Reason, count: u64) -> v1::StreamEventsResponse {
-    v1::StreamEventsResponse {
-        message: Some(Message::Lost(v1::Lost {
-            reason: reason.into(),
-            count,
-        })),
-    }
-}
-
-fn event_message(item: &Sequenced, mask: &Mask, run_id: &str) -> v1::StreamEventsResponse {
-    let json = mask.apply(&item.json());
-    v1::StreamEventsResponse {
-        message: Some(Message::Event(v1::Event {
-            cursor: Some(v1::Cursor {
-                run_id: run_id.to_owned(),
-                sequence: item.sequence,
-            }),
-            kind: item.event.kind.as_str().to_owned(),
-            json,
-        })),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -417,10 +309,13 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::events::{
-        Event, EventKind,
-        event::{ContainerInfo, Process, Violation, WallTime},
-        kubernetes::{Kubernetes, ObjectRef, PodStatus},
+    use crate::{
+        api::{hub::Sequenced, stream::event_message},
+        events::{
+            Event, EventKind,
+            event::{ContainerInfo, Process, Violation, WallTime},
+            kubernetes::{Kubernetes, ObjectRef, PodStatus},
+        },
     };
 
     fn rich_event() -> Event {
@@ -473,7 +368,7 @@ mod tests {
         let item = Sequenced::new(42, original.clone());
         let bytes = event_message(&item, &Mask::default(), "run-1").encode_to_vec();
         let decoded = v1::StreamEventsResponse::decode(bytes.as_slice()).expect("decodes");
-        let Some(Message::Event(message)) = decoded.message else {
+        let Some(v1::stream_events_response::Message::Event(message)) = decoded.message else {
             panic!("an event message");
         };
         assert_eq!(message.kind, "violation");
