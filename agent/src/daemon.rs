@@ -325,12 +325,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             max_clients: usize::try_from(config.api.max_clients.0).unwrap_or(usize::MAX),
             containment: contain_tx,
         };
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listeners, api, stop).await {
-                tracing::error!(error = %e, "the gRPC API stopped");
-            }
-        });
+        crate::api::spawn(listeners, api, shutdown.clone())?;
     }
 
     tracing::info!(

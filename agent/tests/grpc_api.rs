@@ -581,6 +581,18 @@ fn a_stalled_client_blocks_neither_the_agent_nor_other_clients_and_learns_its_lo
         });
         assert!(started.elapsed() < Duration::from_secs(60));
         assert!(!printed.is_empty());
+        // The streams are served by threads that yield the CPU to the
+        // pipeline's.
+        let api_threads = nice_of_threads(agent.pid(), "guardrails-api");
+        assert!(
+            !api_threads.is_empty() && api_threads.iter().all(|&nice| nice == 10),
+            "the API's threads run at nice 10: {api_threads:?}"
+        );
+        let pipeline = nice_of_threads(agent.pid(), "tokio-runtime-w");
+        assert!(
+            pipeline.iter().all(|&nice| nice == 0),
+            "the pipeline's threads keep their priority: {pipeline:?}"
+        );
 
         let status = client
             .get_status(v1::GetStatusRequest {})
@@ -912,4 +924,23 @@ fn the_events_status_and_rules_commands_work_against_the_running_agent() {
         .cloned()
         .expect("the rule is listed");
     assert_eq!(rule["enabled"], false, "{list}");
+}
+
+/// The nice values of a process's threads with command name `comm`.
+fn nice_of_threads(pid: u32, comm: &str) -> Vec<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the agent's threads");
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // `pid (comm) state ...`: the comm may hold spaces, so split
+            // after its closing parenthesis; nice is field 19.
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1;
+            if name != comm {
+                return None;
+            }
+            rest.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
 }

@@ -73,6 +73,9 @@ pub enum ApiError {
     /// Reflection could not read the descriptors.
     #[error("setting up server reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The API's runtime or its listeners could not be set up.
+    #[error("starting the API's threads")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The bound listeners, ready to serve.
@@ -161,8 +164,89 @@ fn tls_config(config: &ApiConfig) -> Result<ServerTlsConfig, ApiError> {
         .client_ca_root(Certificate::from_pem(read(ca)?)))
 }
 
+/// The nice value of the API's threads.
+const API_NICE: libc::c_int = 10;
+
+/// Threads that serve the API.
+const API_THREADS: usize = 2;
+
+/// Serves the API on `listeners` until `shutdown`, on threads of its own
+/// that run at a lower scheduling priority (nice 10) than the pipeline's:
+/// when CPU is short, the streams fall behind, and each client is told what
+/// it lost, before the pipeline falls behind the kernel, whose losses no
+/// rule and no client would see.
+pub fn spawn(
+    listeners: Listeners,
+    api: service::AgentApi,
+    shutdown: CancellationToken,
+) -> Result<std::thread::JoinHandle<()>, ApiError> {
+    let unix = match listeners.unix {
+        Some((listener, path)) => Some((listener.into_std().map_err(ApiError::Runtime)?, path)),
+        None => None,
+    };
+    let tcp = match listeners.tcp {
+        Some((listener, tls)) => Some((listener.into_std().map_err(ApiError::Runtime)?, tls)),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_THREADS)
+        .thread_name("guardrails-api")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+        .map_err(ApiError::Runtime)?;
+    std::thread::Builder::new()
+        .name("guardrails-api".into())
+        .spawn(move || {
+            lower_priority();
+            runtime.block_on(async move {
+                let listeners = match rebind(unix, tcp) {
+                    Ok(listeners) => listeners,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the gRPC API cannot listen");
+                        return;
+                    }
+                };
+                if let Err(e) = serve(listeners, api, shutdown).await {
+                    tracing::error!(error = %e, "the gRPC API stopped");
+                }
+            });
+        })
+        .map_err(ApiError::Runtime)
+}
+
+/// Hands the listeners to the runtime the API runs on.
+fn rebind(
+    unix: Option<(std::os::unix::net::UnixListener, PathBuf)>,
+    tcp: Option<(std::net::TcpListener, Option<ServerTlsConfig>)>,
+) -> std::io::Result<Listeners> {
+    Ok(Listeners {
+        unix: match unix {
+            Some((listener, path)) => Some((UnixListener::from_std(listener)?, path)),
+            None => None,
+        },
+        tcp: match tcp {
+            Some((listener, tls)) => Some((TcpListener::from_std(listener)?, tls)),
+            None => None,
+        },
+    })
+}
+
+/// Lowers the calling thread's scheduling priority (on Linux, nice values
+/// are per thread). Failing leaves it as it was: the API still works.
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments; `0` names the
+    // calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, API_NICE) } != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the API thread's priority"
+        );
+    }
+}
+
 /// Serves the API on `listeners` until `shutdown`.
-pub async fn serve(
+async fn serve(
     listeners: Listeners,
     api: service::AgentApi,
     shutdown: CancellationToken,
