@@ -163,7 +163,11 @@ pub(super) fn event_message(
                 sequence: item.sequence,
             }),
             kind: item.event.kind.as_str().to_owned(),
-            json: mask.apply(&item.json()),
+            json: if mask.is_empty() {
+                item.json().to_string()
+            } else {
+                mask.apply(&item.event)
+            },
         })),
     }
 }
