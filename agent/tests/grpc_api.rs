@@ -588,9 +588,9 @@ fn a_stalled_client_blocks_neither_the_agent_nor_other_clients_and_learns_its_lo
             !api_threads.is_empty() && api_threads.iter().all(|&nice| nice == 10),
             "the API's threads run at nice 10: {api_threads:?}"
         );
-        let pipeline = nice_of_threads(agent.pid(), "tokio-runtime-w");
+        let pipeline = nice_of_threads(agent.pid(), "tokio-rt-worker");
         assert!(
-            pipeline.iter().all(|&nice| nice == 0),
+            !pipeline.is_empty() && pipeline.iter().all(|&nice| nice == 0),
             "the pipeline's threads keep their priority: {pipeline:?}"
         );
 

@@ -14,7 +14,7 @@ use serde::{
     ser::{Impossible, SerializeMap, SerializeStruct},
 };
 
-use crate::events::Event;
+use super::hub::Sequenced;
 
 /// Paths always kept.
 const ALWAYS: &[&str] = &["schema_version", "kind", "time"];
@@ -71,16 +71,17 @@ impl Mask {
         self.root.is_none()
     }
 
-    /// The event's JSON as the mask cuts it (whole for an empty mask).
-    pub fn apply(&self, event: &Event) -> String {
-        let written = match &self.root {
-            Some(root) => serde_json::to_string(&Masked {
-                value: event,
-                node: root,
-            }),
-            None => serde_json::to_string(event),
+    /// The event's JSON as the mask cuts it; for an empty mask, the JSON
+    /// the event's streams share.
+    pub fn apply(&self, item: &Sequenced) -> String {
+        let Some(root) = &self.root else {
+            return item.json().to_string();
         };
-        written.unwrap_or_else(|error| {
+        serde_json::to_string(&Masked {
+            value: &item.event,
+            node: root,
+        })
+        .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot write a masked event");
             "{}".to_owned()
         })
@@ -289,19 +290,14 @@ impl<'a, S: Serializer> Serializer for Filter<'a, S> {
 
     fn serialize_struct(
         self,
-        name: &'static str,
-        len: usize,
+        _name: &'static str,
+        _len: usize,
     ) -> Result<Self::SerializeStruct, S::Error> {
-        // The member count is not known until the mask has been applied.
-        let _ = (name, len);
-        Ok(FilteredObject {
-            map: self.inner.serialize_map(None)?,
-            node: self.node,
-            pending: None,
-        })
+        self.serialize_map(None)
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+        // The member count is not known until the mask has been applied.
         Ok(FilteredObject {
             map: self.inner.serialize_map(None)?,
             node: self.node,
@@ -371,7 +367,7 @@ mod tests {
 
     use super::*;
     use crate::events::{
-        EventKind,
+        Event, EventKind,
         event::{Ancestor, Process, WallTime},
         kubernetes::{Kubernetes, PodStatus},
     };
@@ -400,7 +396,8 @@ mod tests {
     }
 
     fn apply(mask: &Mask, event: &Event) -> Value {
-        serde_json::from_str(&mask.apply(event)).expect("the mask writes JSON")
+        let item = Sequenced::new(1, event.clone());
+        serde_json::from_str(&mask.apply(&item)).expect("the mask writes JSON")
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub enum ApiError {
     /// Reflection could not read the descriptors.
     #[error("setting up server reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// The API's runtime or its listeners could not be set up.
+    /// The API's runtime, its thread or its listeners could not be set up.
     #[error("starting the API's threads")]
     Runtime(#[source] std::io::Error),
 }
@@ -180,14 +180,6 @@ pub fn spawn(
     api: service::AgentApi,
     shutdown: CancellationToken,
 ) -> Result<std::thread::JoinHandle<()>, ApiError> {
-    let unix = match listeners.unix {
-        Some((listener, path)) => Some((listener.into_std().map_err(ApiError::Runtime)?, path)),
-        None => None,
-    };
-    let tcp = match listeners.tcp {
-        Some((listener, tls)) => Some((listener.into_std().map_err(ApiError::Runtime)?, tls)),
-        None => None,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(API_THREADS)
         .thread_name("guardrails-api")
@@ -195,18 +187,12 @@ pub fn spawn(
         .enable_all()
         .build()
         .map_err(ApiError::Runtime)?;
+    let listeners = listeners.move_to(&runtime).map_err(ApiError::Runtime)?;
     std::thread::Builder::new()
         .name("guardrails-api".into())
         .spawn(move || {
             lower_priority();
             runtime.block_on(async move {
-                let listeners = match rebind(unix, tcp) {
-                    Ok(listeners) => listeners,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the gRPC API cannot listen");
-                        return;
-                    }
-                };
                 if let Err(e) = serve(listeners, api, shutdown).await {
                     tracing::error!(error = %e, "the gRPC API stopped");
                 }
@@ -215,21 +201,24 @@ pub fn spawn(
         .map_err(ApiError::Runtime)
 }
 
-/// Hands the listeners to the runtime the API runs on.
-fn rebind(
-    unix: Option<(std::os::unix::net::UnixListener, PathBuf)>,
-    tcp: Option<(std::net::TcpListener, Option<ServerTlsConfig>)>,
-) -> std::io::Result<Listeners> {
-    Ok(Listeners {
-        unix: match unix {
-            Some((listener, path)) => Some((UnixListener::from_std(listener)?, path)),
-            None => None,
-        },
-        tcp: match tcp {
-            Some((listener, tls)) => Some((TcpListener::from_std(listener)?, tls)),
-            None => None,
-        },
-    })
+impl Listeners {
+    /// The same listeners, registered with `runtime` instead of the one
+    /// they were bound on.
+    fn move_to(self, runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
+        let _entered = runtime.enter();
+        Ok(Self {
+            unix: match self.unix {
+                Some((listener, path)) => {
+                    Some((UnixListener::from_std(listener.into_std()?)?, path))
+                }
+                None => None,
+            },
+            tcp: match self.tcp {
+                Some((listener, tls)) => Some((TcpListener::from_std(listener.into_std()?)?, tls)),
+                None => None,
+            },
+        })
+    }
 }
 
 /// Lowers the calling thread's scheduling priority (on Linux, nice values

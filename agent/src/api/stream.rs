@@ -163,11 +163,7 @@ pub(super) fn event_message(
                 sequence: item.sequence,
             }),
             kind: item.event.kind.as_str().to_owned(),
-            json: if mask.is_empty() {
-                item.json().to_string()
-            } else {
-                mask.apply(&item.event)
-            },
+            json: mask.apply(item),
         })),
     }
 }
