@@ -4,7 +4,7 @@ use std::{borrow::Cow, net::IpAddr};
 
 use super::{
     Field, FieldArg, FieldId, Val, names,
-    view::{EventView, Fd, FdTarget, client_server, command_line, path_arg},
+    view::{EventView, Fd, FdTarget, SyscallClass, client_server, command_line, path_arg},
 };
 use crate::events::event::{ArgValue, EventKind, Process, Socket, Syscall};
 
@@ -385,14 +385,14 @@ fn category(view: &EventView<'_>) -> &'static str {
 /// The flags of an open, from its arguments.
 pub fn open_flags(view: &EventView<'_>) -> Option<u64> {
     let syscall = view.syscall()?;
-    match &*syscall.name {
-        "open" | "openat" => match syscall.args.get("flags")? {
+    match view.syscall_class() {
+        SyscallClass::Open => match syscall.args.get("flags")? {
             ArgValue::Unsigned(f) => Some(*f),
             _ => None,
         },
-        "openat2" => syscall.open_how.as_ref().map(|h| h.flags),
+        SyscallClass::OpenAt2 => syscall.open_how.as_ref().map(|h| h.flags),
         // creat is open(O_CREAT|O_WRONLY|O_TRUNC).
-        "creat" => Some(0o1 | 0o100 | 0o1000),
+        SyscallClass::Creat => Some(0o1 | 0o100 | 0o1000),
         _ => None,
     }
 }

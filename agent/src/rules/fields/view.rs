@@ -91,6 +91,18 @@ impl<'a> EventView<'a> {
         })
     }
 
+    /// What kind of syscall the event is, by its type number: the
+    /// descriptor fields need it on every event, and comparing the name
+    /// with a dozen others each time cost more than the fields themselves.
+    pub fn syscall_class(&self) -> SyscallClass {
+        let Some(syscall) = self.syscall() else {
+            return SyscallClass::Other;
+        };
+        self.type_id()
+            .and_then(|id| CLASSES.get(usize::from(id)).copied())
+            .unwrap_or_else(|| SyscallClass::of(&syscall.name))
+    }
+
     /// The open flags of an open, once per event.
     pub fn open_flags(&self) -> Option<u64> {
         *self
@@ -157,7 +169,7 @@ impl<'a> EventView<'a> {
 
     /// The descriptor the event is about.
     pub fn fd(&self) -> Option<&Fd<'a>> {
-        self.fd.get_or_init(|| event_fd(self.event)).as_ref()
+        self.fd.get_or_init(|| event_fd(self)).as_ref()
     }
 
     /// `fd.name`.
@@ -205,44 +217,87 @@ pub fn event_type_name(event: &Event) -> &str {
     }
 }
 
-/// The syscalls whose descriptor is the one they return.
-fn returns_new_fd(name: &str) -> bool {
-    matches!(
-        name,
-        "open"
-            | "openat"
-            | "openat2"
-            | "creat"
-            | "socket"
-            | "accept"
-            | "accept4"
-            | "dup"
-            | "dup2"
-            | "dup3"
-            | "fcntl"
-            | "memfd_create"
-            | "userfaultfd"
-            | "bpf"
-    )
+/// The syscalls the descriptor fields treat apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallClass {
+    /// `open`, `openat`: flags in the `flags` argument.
+    Open,
+    /// `openat2`: flags in `struct open_how`.
+    OpenAt2,
+    /// `creat`: flags implied.
+    Creat,
+    /// `accept`, `accept4`: the process is the server end.
+    Accept,
+    /// `connect`.
+    Connect,
+    /// `socket`.
+    Socket,
+    /// `dup`, `dup2`, `dup3`, `fcntl`: the new descriptor refers to the old one's target.
+    Dup,
+    /// Other syscalls that return a new descriptor: `memfd_create`, `userfaultfd`, `bpf`.
+    NewFd,
+    /// Everything else.
+    Other,
 }
 
-fn is_open(name: &str) -> bool {
-    matches!(name, "open" | "openat" | "openat2" | "creat")
+impl SyscallClass {
+    /// The class of the syscall called `name`.
+    pub fn of(name: &str) -> Self {
+        match name {
+            "open" | "openat" => Self::Open,
+            "openat2" => Self::OpenAt2,
+            "creat" => Self::Creat,
+            "accept" | "accept4" => Self::Accept,
+            "connect" => Self::Connect,
+            "socket" => Self::Socket,
+            "dup" | "dup2" | "dup3" | "fcntl" => Self::Dup,
+            "memfd_create" | "userfaultfd" | "bpf" => Self::NewFd,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether it opens a file.
+    pub fn opens(self) -> bool {
+        matches!(self, Self::Open | Self::OpenAt2 | Self::Creat)
+    }
+
+    /// Whether the descriptor it is about is the one it returns.
+    fn returns_new_fd(self) -> bool {
+        !matches!(self, Self::Connect | Self::Other)
+    }
+
+    /// Whether it gives the descriptor its name (Falco's `fd.name_changed`).
+    fn names_fd(self) -> bool {
+        self.opens() || matches!(self, Self::Connect | Self::Accept | Self::Socket)
+    }
 }
 
-fn event_fd(event: &Event) -> Option<Fd<'_>> {
-    let syscall = event.syscall.as_deref()?;
-    let name: &str = &syscall.name;
+/// Each event type's class, by type number.
+static CLASSES: std::sync::LazyLock<Vec<SyscallClass>> = std::sync::LazyLock::new(|| {
+    super::super::index::event_type_names()
+        .iter()
+        .map(|name| SyscallClass::of(name))
+        .collect()
+});
+
+fn event_fd<'a>(view: &EventView<'a>) -> Option<Fd<'a>> {
+    const O_DIRECTORY: u64 = 0o200000;
+    let syscall = view.syscall()?;
+    let class = view.syscall_class();
     let by_arg = |arg: &str| syscall.fds.iter().find(|f| f.arg == arg);
     let raw = syscall.paths.first().map(|p| p.raw.as_str());
-    let server = matches!(name, "accept" | "accept4");
-    let name_changed = is_open(name) || matches!(name, "connect" | "accept" | "accept4" | "socket");
-    if returns_new_fd(name) {
+    let shape = FdShape {
+        raw,
+        server: class == SyscallClass::Accept,
+        name_changed: class.names_fd(),
+        directory_open: class.opens() && view.open_flags().unwrap_or(0) & O_DIRECTORY != 0,
+    };
+    if class.returns_new_fd() {
         if let Some(info) = by_arg("ret") {
             // dup's new descriptor refers to what the old one did.
-            return Some(fd_of(info, syscall, raw, server, name_changed));
+            return Some(fd_of(info, &shape));
         }
-        if is_open(name) {
+        if class.opens() {
             // A failed open still names the file it tried.
             let path = syscall.paths.first()?;
             return Some(Fd {
@@ -252,55 +307,48 @@ fn event_fd(event: &Event) -> Option<Fd<'_>> {
                     directory: false,
                 },
                 raw: Some(&path.raw),
-                server,
-                name_changed,
+                server: shape.server,
+                name_changed: shape.name_changed,
             });
         }
     }
     let info = syscall.fds.iter().find(|f| f.arg != "ret")?;
-    let mut fd = fd_of(info, syscall, raw, server, name_changed);
-    if matches!(name, "dup" | "dup2" | "dup3" | "fcntl") && syscall.ret >= 0 {
+    let mut fd = fd_of(info, &shape);
+    if class == SyscallClass::Dup && syscall.ret >= 0 {
         fd.num = syscall.ret;
     }
     Some(fd)
 }
 
-fn fd_of<'a>(
-    info: &'a FdInfo,
-    syscall: &'a Syscall,
+/// What the syscall says of its descriptor, beside the descriptor itself.
+struct FdShape<'a> {
     raw: Option<&'a str>,
     server: bool,
     name_changed: bool,
-) -> Fd<'a> {
+    directory_open: bool,
+}
+
+fn fd_of<'a>(info: &'a FdInfo, shape: &FdShape<'a>) -> Fd<'a> {
     let target = match (info.kind.as_ref(), &info.path, &info.socket) {
         ("socket", _, Some(socket)) => FdTarget::Socket(socket),
         ("pipe", _, _) => FdTarget::Pipe,
         (_, Some(path), _) => FdTarget::File {
             path,
-            directory: is_directory_open(syscall),
+            directory: shape.directory_open,
         },
         _ => FdTarget::Anon,
     };
     Fd {
         num: info.fd,
         target,
-        raw,
-        server: server || listening(&target),
-        name_changed,
+        raw: shape.raw,
+        server: shape.server || listening(&target),
+        name_changed: shape.name_changed,
     }
 }
 
 fn listening(target: &FdTarget<'_>) -> bool {
     matches!(target, FdTarget::Socket(s) if s.state.as_deref() == Some("listen"))
-}
-
-fn is_directory_open(syscall: &Syscall) -> bool {
-    const O_DIRECTORY: u64 = 0o200000;
-    let flags = match syscall.args.get("flags") {
-        Some(crate::events::event::ArgValue::Unsigned(f)) => *f,
-        _ => syscall.open_how.as_ref().map_or(0, |h| h.flags),
-    };
-    is_open(&syscall.name) && flags & O_DIRECTORY != 0
 }
 
 /// `fd.name`: a file's path, or `client:port->server:port` for a socket.
