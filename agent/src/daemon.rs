@@ -310,10 +310,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         }
         .run(shutdown.clone()),
     );
+    let mut api_running = None;
     if let (Some(listeners), Some(hub)) = (api_listeners, hub) {
         tracing::info!(listening = %listeners.describe(), run_id = hub.run_id(), "serving the gRPC API");
         let api = AgentApi {
-            hub,
+            hub: hub.clone(),
             identity: Arc::new(Identity {
                 node: node.clone(),
                 sensors: sensors.iter().map(|s| s.name().to_owned()).collect(),
@@ -325,7 +326,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             max_clients: usize::try_from(config.api.max_clients.0).unwrap_or(usize::MAX),
             containment: contain_tx,
         };
-        crate::api::spawn(listeners, api, shutdown.clone())?;
+        api_running = Some((hub, crate::api::spawn(listeners, api, shutdown.clone())?));
     }
 
     tracing::info!(
@@ -377,6 +378,16 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err()
     {
         tracing::error!("alerting did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    // Everything is published: the streams send what they hold, tell their
+    // clients the agent is stopping, and end.
+    if let Some((hub, thread)) = api_running {
+        hub.close();
+        if thread.wait(SHUTDOWN_GRACE).await {
+            tracing::info!("the gRPC API stopped");
+        } else {
+            tracing::error!("the gRPC API did not stop within {SHUTDOWN_GRACE:?}");
+        }
     }
     match tally {
         Some(t) => {

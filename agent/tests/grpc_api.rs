@@ -420,6 +420,80 @@ fn a_client_that_resumes_gets_exactly_what_it_missed_or_a_lost_count() {
 }
 
 #[test]
+fn when_the_agent_stops_each_stream_gets_every_event_then_unavailable() {
+    let Some(_kernel) = support::kernel_test() else {
+        return;
+    };
+    let cgroup = TestCgroup::new();
+    let dir = TempDir::new("rules");
+    let agent = Agent::start(&with_rules(&cgroup, &dir, TWO_RULES, ""));
+    let socket = agent.socket.clone();
+    let rt = runtime();
+    let mut stream = rt.block_on(async {
+        let mut client = connect(&socket).await;
+        client
+            .stream_events(v1::StreamEventsRequest {
+                // The whole run, so that the stream and the agent's stdout
+                // hold the same events.
+                resume_after: Some(v1::Cursor {
+                    run_id: String::new(),
+                    sequence: 0,
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("stream")
+            .into_inner()
+    });
+    agent.wait_for_log("the stream to open", |l| l.contains("event stream opened"));
+    let reader = rt.spawn(async move {
+        let mut received = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
+                Ok(Ok(Some(message))) => received.push(message),
+                Ok(Ok(None)) => return (received, None),
+                Ok(Err(status)) => return (received, Some(status)),
+                Err(_) => panic!("the stream went on after the agent stopped: {received:?}"),
+            }
+        }
+    });
+    // A burst just before the stop, so that events are on their way when
+    // it comes.
+    let pids: Vec<u32> = (0..20).map(|_| run_in(&cgroup, "/bin/true", &[])).collect();
+    agent.wait_for_events("the burst's first exec", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pids[0])
+    });
+    let (printed, status) = agent.stop();
+    assert!(status.success(), "the agent stopped cleanly: {status:?}");
+    let (received, end) = rt.block_on(reader).expect("the reader");
+
+    let end = end.expect("the stream ends with a status, not as if the run were over");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+    assert!(
+        end.message().contains("the agent is stopping"),
+        "the status says why: {end:?}"
+    );
+    assert!(losts(&received).is_empty(), "nothing lost: {received:?}");
+    let identity = |e: &Value| (e["kind"].clone(), e["process"]["pid"].clone());
+    let received: Vec<_> = events(&received).iter().map(|(_, e)| identity(e)).collect();
+    let printed: Vec<_> = printed.iter().map(identity).collect();
+    assert!(
+        printed.contains(&("process_exec".into(), pids[0].into())),
+        "{printed:?}"
+    );
+    assert_eq!(
+        received, printed,
+        "the stream got every event the agent published, in order"
+    );
+    assert!(
+        !socket.exists(),
+        "the socket is removed, so that clients say the agent is not running"
+    );
+}
+
+#[test]
 fn a_resume_beyond_a_small_replay_buffer_reports_exactly_what_was_dropped() {
     let Some(_kernel) = support::kernel_test() else {
         return;

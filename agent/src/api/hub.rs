@@ -99,6 +99,8 @@ struct State {
     replay: VecDeque<Arc<Sequenced>>,
     subscribers: Vec<Subscriber>,
     next_client: u64,
+    /// The agent is stopping: nothing more is published.
+    closed: bool,
 }
 
 /// Sizes of the hub.
@@ -170,6 +172,7 @@ impl Hub {
                 replay: VecDeque::with_capacity(limits.replay_events.min(1 << 16)),
                 subscribers: Vec::new(),
                 next_client: 1,
+                closed: false,
             }),
             lost_to_clients: AtomicU64::new(0),
             metrics: None,
@@ -299,17 +302,29 @@ impl Hub {
                 (missed, replay)
             }
         };
-        state.subscribers.push(Subscriber {
-            filter,
-            queue: tx,
-            stats: stats.clone(),
-        });
+        // After `close`, the queue is born closed: the stream sends its
+        // replay and ends.
+        if !state.closed {
+            state.subscribers.push(Subscriber {
+                filter,
+                queue: tx,
+                stats: stats.clone(),
+            });
+        }
         Subscription {
             missed,
             replay,
             queue,
             stats,
         }
+    }
+
+    /// Ends publishing, when the agent stops: each stream receives what is
+    /// already in its queue, then ends.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.subscribers.clear();
     }
 
     /// The streams connected now.
@@ -346,6 +361,28 @@ mod tests {
                 client_queue: queue,
             },
         )
+    }
+
+    #[test]
+    fn a_closed_hub_ends_each_queue_after_what_it_holds_and_new_streams_after_their_replay() {
+        let hub = hub(8, 16);
+        let mut live = hub.subscribe(Filter::default(), &Start::Live, "t".into());
+        hub.publish(events(2));
+        hub.close();
+        let queued: Vec<u64> = std::iter::from_fn(|| live.queue.try_recv().ok())
+            .map(|e| e.sequence)
+            .collect();
+        assert_eq!(queued, [1, 2]);
+        assert!(live.queue.is_closed() && live.queue.is_empty());
+        assert!(hub.clients().is_empty());
+
+        let start = Start::After {
+            run_id: "run-a".into(),
+            sequence: 1,
+        };
+        let late = hub.subscribe(Filter::default(), &start, "t".into());
+        assert_eq!(late.replay.len(), 1, "the buffer is still served");
+        assert!(late.queue.is_closed(), "but nothing live follows");
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn spawn(
     listeners: Listeners,
     api: service::AgentApi,
     shutdown: CancellationToken,
-) -> Result<std::thread::JoinHandle<()>, ApiError> {
+) -> Result<ApiThread, ApiError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(API_THREADS)
         .thread_name("guardrails-api")
@@ -198,7 +198,31 @@ pub fn spawn(
                 }
             });
         })
+        .map(ApiThread)
         .map_err(ApiError::Runtime)
+}
+
+/// The API's thread, waited for when the agent stops: until it ends, the
+/// streams are still sending what the agent published before the stop.
+#[derive(Debug)]
+pub struct ApiThread(std::thread::JoinHandle<()>);
+
+impl ApiThread {
+    /// Waits up to `grace` for the API to end (after the shutdown token and
+    /// [`hub::Hub::close`]); whether it did.
+    pub async fn wait(self, grace: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.0.is_finished() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if self.0.join().is_err() {
+            tracing::error!("the gRPC API's thread panicked");
+        }
+        true
+    }
 }
 
 impl Listeners {
@@ -260,7 +284,9 @@ async fn serve(
             .add_service(AgentServiceServer::new(api.clone()))
     };
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, _)) = listeners.unix {
+    let mut socket = None;
+    if let Some((listener, path)) = listeners.unix {
+        socket = Some(path);
         let stop = shutdown.clone();
         let router = router(Server::builder());
         tasks.spawn(async move {
@@ -288,6 +314,13 @@ async fn serve(
             Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
             Err(e) => tracing::error!(error = %e, "the API server task failed"),
         }
+    }
+    // Gone with the agent, so that a client says "not running" rather than
+    // "connection refused".
+    if let Some(path) = socket
+        && let Err(e) = std::fs::remove_file(&path)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the API socket");
     }
     Ok(())
 }

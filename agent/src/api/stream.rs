@@ -41,7 +41,14 @@ pub struct EventStream {
     stats: Arc<super::hub::ClientStats>,
     mask: Mask,
     run_id: Arc<str>,
+    /// The agent stopped publishing and the client was told.
+    stopped: bool,
 }
+
+/// How a live stream ends when the agent stops: UNAVAILABLE, the code
+/// clients retry on, after every event published before the stop.
+pub const STOPPING: &str = "the agent is stopping; every event it published was sent: \
+                            resume after the last cursor once it runs again";
 
 impl EventStream {
     /// The stream of `subscription`, its events cut by `mask`.
@@ -70,6 +77,7 @@ impl EventStream {
             stats,
             mask,
             run_id,
+            stopped: false,
         }
     }
 
@@ -118,7 +126,16 @@ impl Stream for EventStream {
                     }
                     return Poll::Ready(Some(Ok(this.event(&item))));
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    if let Some(loss) = this.unreported_loss() {
+                        return Poll::Ready(Some(Ok(loss)));
+                    }
+                    if this.stopped {
+                        return Poll::Ready(None);
+                    }
+                    this.stopped = true;
+                    return Poll::Ready(Some(Err(Status::unavailable(STOPPING))));
+                }
                 Poll::Pending => {}
             }
             // No event waits: losses at the end of a burst are reported

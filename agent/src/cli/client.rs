@@ -321,6 +321,8 @@ impl Connection {
             _ if transport => {
                 format!("the connection failed ({message}); is the agent still running?")
             }
+            // The agent's own word that it stopped: nothing to ask.
+            tonic::Code::Unavailable if message == crate::api::stream::STOPPING => message,
             tonic::Code::Unavailable => {
                 format!("it is unavailable ({message}); is it still running?")
             }
