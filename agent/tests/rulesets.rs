@@ -37,12 +37,14 @@ const PLATFORM_RULES: &str = r#"
   priority: WARNING
 "#;
 
+/// With a key the agent does not know, on line 7.
 const TEAM_RULES: &str = r#"- rule: Marker started
   desc: the team's own rule, using the platform's list
   condition: evt.type in (execve, execveat) and proc.name in (marker_names)
   output: "marker started (pid=%proc.pid pod=%k8s.pod.name)"
   priority: CRITICAL
   actions: [kill]
+  owner: shop-team
 "#;
 
 /// A condition naming a field that does not exist, on line 3.
@@ -214,6 +216,14 @@ fn a_teams_ruleset_takes_effect_without_a_restart_and_cannot_weaken_enforcement(
     assert_eq!(condition["status"], "True", "{status}");
     assert_eq!(condition["reason"], "Accepted", "{status}");
     assert_eq!(status["rules"], 1, "{status}");
+    // A key the agent does not know is ignored, and the author told where.
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("generation 1 is in force (1 rules), with 1 warning(s):\n")
+            && message.contains("RuleSet shop/team (spec.rules):7:")
+            && message.contains("unknown key \"owner\""),
+        "{status}"
+    );
     agent.wait_for_log("the team's rules in force", |line| {
         line.contains("rules resources changed; the new rules are in force")
     });

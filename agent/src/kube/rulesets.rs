@@ -258,7 +258,7 @@ where
     let before = status.conditions.iter().find(|c| c.type_ == ACCEPTED);
     let wanted = condition(verdict, before);
     let rules = match verdict.outcome {
-        Outcome::Accepted { rules } => Some(u32::try_from(rules).unwrap_or(u32::MAX)),
+        Outcome::Accepted { rules, .. } => Some(u32::try_from(rules).unwrap_or(u32::MAX)),
         _ => status.rules,
     };
     if before == Some(&wanted) && status.rules == rules {
@@ -276,6 +276,30 @@ where
     Ok(())
 }
 
+/// Warnings shown in a status message; the rest are counted.
+const STATUS_WARNINGS: usize = 10;
+
+/// "generation N is in force (R rules)", then the warnings, one per line, so
+/// that `kubectl describe` shows an author what to fix without the agent's log.
+fn accepted_message(generation: i64, rules: usize, warnings: &[String]) -> String {
+    let mut message = format!("generation {generation} is in force ({rules} rules)");
+    if warnings.is_empty() {
+        return message;
+    }
+    message.push_str(&format!(", with {} warning(s):", warnings.len()));
+    for warning in warnings.iter().take(STATUS_WARNINGS) {
+        message.push('\n');
+        message.push_str(warning);
+    }
+    if warnings.len() > STATUS_WARNINGS {
+        message.push_str(&format!(
+            "\n... and {} more",
+            warnings.len() - STATUS_WARNINGS
+        ));
+    }
+    message
+}
+
 /// The `Accepted` condition a verdict calls for; the transition time stays
 /// while the status does.
 fn condition(verdict: &Verdict, before: Option<&Condition>) -> Condition {
@@ -285,10 +309,9 @@ fn condition(verdict: &Verdict, before: Option<&Condition>) -> Condition {
         "False"
     };
     let message = match &verdict.outcome {
-        Outcome::Accepted { rules } => format!(
-            "generation {} is in force ({rules} rules)",
-            verdict.generation
-        ),
+        Outcome::Accepted { rules, warnings } => {
+            accepted_message(verdict.generation, *rules, warnings)
+        }
         other => other.message().to_owned(),
     };
     let last_transition_time = match before {
@@ -304,5 +327,33 @@ fn condition(verdict: &Verdict, before: Option<&Condition>) -> Condition {
         message,
         observed_generation: Some(verdict.generation),
         last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_message_lists_ten_warnings_and_counts_the_rest() {
+        assert_eq!(
+            accepted_message(3, 2, &[]),
+            "generation 3 is in force (2 rules)"
+        );
+        let warnings: Vec<String> = (1..=12).map(|n| format!("w{n}")).collect();
+        let message = accepted_message(3, 2, &warnings);
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(
+            lines.first(),
+            Some(&"generation 3 is in force (2 rules), with 12 warning(s):")
+        );
+        assert_eq!(
+            lines[1..11],
+            warnings[..10]
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()[..]
+        );
+        assert_eq!(lines.last(), Some(&"... and 2 more"));
     }
 }

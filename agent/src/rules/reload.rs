@@ -253,10 +253,11 @@ async fn changed(
 
 fn log_verdict(verdict: &Verdict) {
     match &verdict.outcome {
-        resources::Outcome::Accepted { rules } => tracing::info!(
+        resources::Outcome::Accepted { rules, warnings } => tracing::info!(
             resource = %verdict.key,
             generation = verdict.generation,
             rules,
+            ?warnings,
             "rules resource accepted"
         ),
         refused => tracing::warn!(

@@ -82,6 +82,9 @@ pub enum Outcome {
     Accepted {
         /// Rules it adds.
         rules: usize,
+        /// What loading or compiling it warned of (an unknown key, an
+        /// unused macro), each with its line: in force, but worth a look.
+        warnings: Vec<String>,
     },
     /// It does not load or compile.
     Invalid(String),
@@ -161,7 +164,7 @@ pub fn assemble(
     let mut in_force = HashMap::new();
 
     for resource in sorted.iter().filter(|r| r.key.namespace.is_none()) {
-        let check = |candidate: &ResourceRules| -> Result<(RulesFile, usize), Outcome> {
+        let check = |candidate: &ResourceRules| -> Result<(RulesFile, Accepted), Outcome> {
             let file: RulesFile = (
                 candidate.file_name(),
                 candidate.rules.clone().unwrap_or_else(|| Arc::from("")),
@@ -169,13 +172,14 @@ pub fn assemble(
             let mut trial = good.clone();
             trial.push(file.clone());
             let loaded = loader::load(&trial).map_err(invalid)?;
-            RuleSet::from_definitions(&loaded, selection, mode).map_err(invalid)?;
-            let added = loaded
+            let set = RuleSet::from_definitions(&loaded, selection, mode).map_err(invalid)?;
+            let rules = loaded
                 .rules
                 .iter()
                 .filter(|r| r.position.file == file.0)
                 .count();
-            Ok((file, added))
+            let warnings = own_warnings(&set, &file.0);
+            Ok((file, Accepted { rules, warnings }))
         };
         let (kept, verdict) = judge(resource, previous, check);
         verdicts.push(verdict);
@@ -193,7 +197,7 @@ pub fn assemble(
     let mut namespace_modes: BTreeMap<String, Mode> = BTreeMap::new();
     for resource in sorted.iter().filter(|r| r.key.namespace.is_some()) {
         let check = |candidate: &ResourceRules| {
-            let rules =
+            let (rules, warnings) =
                 team_rules_of(candidate, &good, &platform_rules, platform, selection, mode)?;
             if let Some(taken) = rules
                 .iter()
@@ -204,8 +208,11 @@ pub fn assemble(
                     taken.position, taken.name
                 )));
             }
-            let count = rules.len();
-            Ok((rules, count))
+            let accepted = Accepted {
+                rules: rules.len(),
+                warnings,
+            };
+            Ok((rules, accepted))
         };
         let (kept, verdict) = judge(resource, previous, check);
         verdicts.push(verdict);
@@ -234,7 +241,7 @@ pub fn assemble(
 fn judge<T>(
     resource: &ResourceRules,
     previous: &HashMap<ResourceKey, ResourceRules>,
-    check: impl Fn(&ResourceRules) -> Result<(T, usize), Outcome>,
+    check: impl Fn(&ResourceRules) -> Result<(T, Accepted), Outcome>,
 ) -> (Option<(ResourceRules, T)>, Verdict) {
     let verdict = |outcome| Verdict {
         key: resource.key.clone(),
@@ -242,9 +249,9 @@ fn judge<T>(
         outcome,
     };
     match check(resource) {
-        Ok((kept, rules)) => (
+        Ok((kept, Accepted { rules, warnings })) => (
             Some((resource.clone(), kept)),
-            verdict(Outcome::Accepted { rules }),
+            verdict(Outcome::Accepted { rules, warnings }),
         ),
         Err(outcome) => {
             let fallback = previous
@@ -269,6 +276,22 @@ fn invalid(e: RulesError) -> Outcome {
     Outcome::Invalid(e.to_string())
 }
 
+/// What a check found acceptable.
+struct Accepted {
+    rules: usize,
+    warnings: Vec<String>,
+}
+
+/// The warnings about `file` alone: the platform's own are not the
+/// resource's to fix.
+fn own_warnings(set: &RuleSet, file: &Arc<str>) -> Vec<String> {
+    set.warnings()
+        .iter()
+        .filter(|d| d.position.file == *file)
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// A team's rules, scoped to its namespace and renamed into it; or why the
 /// resource cannot be taken.
 fn team_rules_of(
@@ -278,9 +301,9 @@ fn team_rules_of(
     platform: &PlatformModes,
     selection: &Selection,
     mode: MatchMode,
-) -> Result<Vec<RuleDef>, Outcome> {
+) -> Result<(Vec<RuleDef>, Vec<String>), Outcome> {
     let Some(namespace) = resource.key.namespace.as_deref() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     if let Some(wanted) = resource.mode {
         let floor = platform.floor(namespace);
@@ -292,7 +315,7 @@ fn team_rules_of(
         }
     }
     let Some(text) = resource.rules.clone() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let name = resource.file_name();
     let alone = loader::load(&[(name.clone(), text.clone())]).map_err(invalid)?;
@@ -324,7 +347,7 @@ fn team_rules_of(
     let mut trial = platform_files.to_vec();
     trial.push((name.clone(), text));
     let loaded = loader::load(&trial).map_err(invalid)?;
-    RuleSet::from_definitions(&loaded, selection, mode).map_err(|e| {
+    let set = RuleSet::from_definitions(&loaded, selection, mode).map_err(|e| {
         // Only the team's own problems: the platform's compiled already.
         let own: Vec<_> =
             e.0.into_iter()
@@ -336,7 +359,8 @@ fn team_rules_of(
             invalid(RulesError(own))
         }
     })?;
-    Ok(scoped(loaded, &name, namespace))
+    let warnings = own_warnings(&set, &name);
+    Ok((scoped(loaded, &name, namespace), warnings))
 }
 
 /// The rules of `file` in `loaded`, named `<namespace>/<name>` and tested

@@ -86,7 +86,10 @@ fn a_team_rule_is_named_into_its_namespace_and_fires_there_only() {
     let assembled = run(&[shop], &HashMap::new(), &PlatformModes::default());
     assert_eq!(
         assembled.verdicts[0].outcome,
-        Outcome::Accepted { rules: 1 }
+        Outcome::Accepted {
+            rules: 1,
+            warnings: Vec::new()
+        }
     );
     let rule = assembled
         .set
@@ -134,7 +137,13 @@ fn a_team_may_use_the_platforms_lists_but_not_define_or_redefine() {
             .map(|v| v.outcome.clone())
             .expect("a verdict")
     };
-    assert_eq!(by_namespace("shop"), Outcome::Accepted { rules: 1 });
+    assert_eq!(
+        by_namespace("shop"),
+        Outcome::Accepted {
+            rules: 1,
+            warnings: Vec::new()
+        }
+    );
     match by_namespace("a") {
         Outcome::Refused(m) => assert!(
             m.starts_with("RuleSet a/r (spec.rules):1:3: macro \"mine\""),
@@ -206,7 +215,10 @@ fn two_rule_sets_of_a_namespace_cannot_define_the_same_rule() {
     let assembled = run(&[second, first], &HashMap::new(), &PlatformModes::default());
     assert_eq!(
         assembled.verdicts[0].outcome,
-        Outcome::Accepted { rules: 1 }
+        Outcome::Accepted {
+            rules: 1,
+            warnings: Vec::new()
+        }
     );
     match &assembled.verdicts[1].outcome {
         Outcome::Refused(m) => assert!(
@@ -282,7 +294,14 @@ fn a_cluster_rule_set_extends_the_platform_and_a_broken_one_is_refused_alone() {
     let assembled = run(&[broken, adds], &HashMap::new(), &PlatformModes::default());
     assert_eq!(
         assembled.verdicts[0].outcome,
-        Outcome::Accepted { rules: 1 }
+        Outcome::Accepted {
+            rules: 1,
+            warnings: vec![
+                "ClusterRuleSet a-extra (spec.rules):1:3: warning: list \"shells\": `append: true` \
+                 is deprecated; use `override` (e.g. `override: {condition: append}`)"
+                    .to_owned()
+            ]
+        }
     );
     match &assembled.verdicts[1].outcome {
         Outcome::Invalid(m) => assert!(
@@ -295,5 +314,46 @@ fn a_cluster_rule_set_extends_the_platform_and_a_broken_one_is_refused_alone() {
     assert_eq!(
         fired(&assembled.set, &exec_in("any", "zsh")),
         ["Shell started"]
+    );
+}
+
+#[test]
+fn warnings_about_a_resource_reach_its_verdict_with_their_lines_and_the_platforms_do_not() {
+    let platform_warns = format!("{PLATFORM}  colour: blue\n");
+    let team = format!("{}  severity: high\n", team_rule("Miner", "xmrig"));
+    let cluster = "- macro: never_used\n  condition: proc.name = nothing\n";
+    let assembled = assemble(
+        &[(
+            Arc::from("platform.yaml"),
+            Arc::from(platform_warns.as_str()),
+        )],
+        &[resource(Some("shop"), 1, &team), resource(None, 1, cluster)],
+        &HashMap::new(),
+        &PlatformModes::default(),
+        &Selection::default(),
+        MatchMode::All,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let warnings_of = |namespace: Option<&str>| match &assembled
+        .verdicts
+        .iter()
+        .find(|v| v.key.namespace.as_deref() == namespace)
+        .expect("a verdict")
+        .outcome
+    {
+        Outcome::Accepted { warnings, .. } => warnings.clone(),
+        other => panic!("accepted: {other:?}"),
+    };
+    let team = warnings_of(Some("shop"));
+    assert_eq!(team.len(), 1, "{team:?}");
+    assert!(
+        team[0].starts_with("RuleSet shop/r (spec.rules):7:") && team[0].contains("\"severity\""),
+        "{team:?}"
+    );
+    let cluster = warnings_of(None);
+    assert_eq!(cluster.len(), 1, "{cluster:?}");
+    assert!(
+        cluster[0].contains("never_used") && cluster[0].contains("not used by any rule"),
+        "{cluster:?}"
     );
 }
