@@ -197,8 +197,14 @@ pub fn assemble(
     let mut namespace_modes: BTreeMap<String, Mode> = BTreeMap::new();
     for resource in sorted.iter().filter(|r| r.key.namespace.is_some()) {
         let check = |candidate: &ResourceRules| {
-            let (rules, warnings) =
-                team_rules_of(candidate, &good, &platform_rules, platform, selection, mode)?;
+            let (rules, warnings) = team_rules_of(
+                candidate,
+                &definitions,
+                &platform_rules,
+                platform,
+                selection,
+                mode,
+            )?;
             if let Some(taken) = rules
                 .iter()
                 .find(|r| team_rules.iter().any(|t| t.name == r.name))
@@ -296,7 +302,7 @@ fn own_warnings(set: &RuleSet, file: &Arc<str>) -> Vec<String> {
 /// resource cannot be taken.
 fn team_rules_of(
     resource: &ResourceRules,
-    platform_files: &[RulesFile],
+    platform_definitions: &Definitions,
     platform_rules: &HashSet<&str>,
     platform: &PlatformModes,
     selection: &Selection,
@@ -344,9 +350,15 @@ fn team_rules_of(
             rule.position, rule.name
         )));
     }
-    let mut trial = platform_files.to_vec();
-    trial.push((name.clone(), text));
-    let loaded = loader::load(&trial).map_err(invalid)?;
+    // A team's file adds only rules of its own, so it compiles against the
+    // platform's lists and macros as they are, without loading the
+    // platform's files again for each RuleSet.
+    let loaded = Definitions {
+        lists: platform_definitions.lists.clone(),
+        macros: platform_definitions.macros.clone(),
+        rules: alone.rules,
+        warnings: alone.warnings,
+    };
     let set = RuleSet::from_definitions(&loaded, selection, mode).map_err(|e| {
         // Only the team's own problems: the platform's compiled already.
         let own: Vec<_> =
