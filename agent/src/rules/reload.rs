@@ -25,7 +25,6 @@ use super::{
     diag::{RulesError, Severity},
     loader::{RulesFile, read_files},
     resources::{self, Assembled, PlatformModes, ResourceKey, ResourceRules, Verdict},
-    ruleset::{DEFAULT_RULES, DEFAULT_RULES_NAME},
 };
 use crate::metrics::Metrics;
 
@@ -213,13 +212,11 @@ impl RulesTask {
     /// async threads.
     async fn compile(
         &self,
-        mut files: Vec<RulesFile>,
+        files: Vec<RulesFile>,
         overrides: &BTreeMap<String, bool>,
         extra: &Extra,
     ) -> Result<Assembled, RulesError> {
-        if self.sources.defaults {
-            files.insert(0, (DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
-        }
+        let files = self.sources.in_load_order(files);
         let selection = with_overrides(&self.sources.selection, overrides);
         let mode = self.sources.mode;
         let resources = extra.resources.clone();

@@ -62,6 +62,17 @@ pub struct Sources {
     pub mode: MatchMode,
 }
 
+impl Sources {
+    /// `files` (read beforehand) in load order: the default rules first,
+    /// when these sources ask for them.
+    pub fn in_load_order(&self, mut files: Vec<loader::RulesFile>) -> Vec<loader::RulesFile> {
+        if self.defaults {
+            files.insert(0, (DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
+        }
+        files
+    }
+}
+
 /// Compiled rules ready to evaluate.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -90,13 +101,8 @@ impl RuleSet {
 
     /// Compiles the texts of `sources`' files, read beforehand, after the
     /// default rules when the sources ask for them.
-    pub fn compile(
-        sources: &Sources,
-        mut files: Vec<loader::RulesFile>,
-    ) -> Result<Self, RulesError> {
-        if sources.defaults {
-            files.insert(0, (DEFAULT_RULES_NAME.into(), DEFAULT_RULES.into()));
-        }
+    pub fn compile(sources: &Sources, files: Vec<loader::RulesFile>) -> Result<Self, RulesError> {
+        let files = sources.in_load_order(files);
         Self::from_texts(&files, &sources.selection, sources.mode)
     }
 
