@@ -59,6 +59,15 @@ impl Run {
     }
 }
 
+impl std::ops::AddAssign for Run {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.violations += other.violations;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+    }
+}
+
 /// The calling thread's CPU time.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -230,30 +239,36 @@ const WARM_SLICE: usize = 256;
 /// Timed passes over each slice, after one untimed pass that warms it.
 const WARM_PASSES: u32 = 4;
 
-/// Evaluates the events slice by slice: one untimed pass over a slice to
-/// bring it into the cache, then [`WARM_PASSES`] timed passes.
+/// One untimed `pass` over a slice of `len` events, to bring it into the
+/// cache, then [`WARM_PASSES`] timed ones; `pass` returns the violations it
+/// raised.
+fn warm_passes(len: usize, mut pass: impl FnMut() -> u64) -> Run {
+    pass();
+    let started = Instant::now();
+    let cpu = thread_cpu();
+    let violations = (0..WARM_PASSES).map(|_| pass()).sum();
+    Run {
+        events: len as u64 * u64::from(WARM_PASSES),
+        violations,
+        elapsed: started.elapsed(),
+        cpu: thread_cpu().saturating_sub(cpu),
+    }
+}
+
+/// Evaluates the events slice by slice, each slice cache-warm.
 fn evaluate_warm(set: &RuleSet, events: &[Event]) -> Run {
     let mut raised = Vec::new();
     let mut run = Run::default();
     for (first, slice) in (1u64..).step_by(WARM_SLICE).zip(events.chunks(WARM_SLICE)) {
-        let pass = |raised: &mut Vec<Event>| {
+        run += warm_passes(slice.len(), || {
             let mut violations = 0u64;
             for (number, event) in (first..).zip(slice) {
-                set.evaluate(std::hint::black_box(event), number, raised);
+                set.evaluate(std::hint::black_box(event), number, &mut raised);
                 violations += raised.len() as u64;
                 raised.clear();
             }
             violations
-        };
-        pass(&mut raised);
-        let started = Instant::now();
-        let cpu = thread_cpu();
-        for _ in 0..WARM_PASSES {
-            run.violations += pass(&mut raised);
-            run.events += slice.len() as u64;
-        }
-        run.cpu += thread_cpu().saturating_sub(cpu);
-        run.elapsed += started.elapsed();
+        });
     }
     run
 }
@@ -357,24 +372,18 @@ fn profile(set: &RuleSet, events: &[Event]) -> Value {
             thread_cpu().saturating_sub(started).as_nanos() as f64 / f64::from(PROFILE_PASSES);
         // The same with each slice of the events it applies to still in the
         // cache, as the agent evaluates a batch right after decoding it.
-        let mut warm = Duration::ZERO;
+        let mut warm = Run::default();
         for slice in applies.chunks(WARM_SLICE) {
-            let pass = || {
+            warm += warm_passes(slice.len(), || {
                 for &i in slice {
                     let Some(event) = events.get(i) else { continue };
                     let view = EventView::new(event, i as u64 + 1);
                     std::hint::black_box(rule.condition.eval(&view));
                 }
-            };
-            pass();
-            let started = thread_cpu();
-            for _ in 0..WARM_PASSES {
-                pass();
-            }
-            warm += thread_cpu().saturating_sub(started);
+                0
+            });
         }
-        let warm_ns_per_event =
-            warm.as_nanos() as f64 / f64::from(WARM_PASSES) / applies.len().max(1) as f64;
+        let warm_ns_per_event = warm.cpu.as_nanos() as f64 / warm.events.max(1) as f64;
         rules.push((
             per_pass_ns,
             json!({
@@ -389,6 +398,7 @@ fn profile(set: &RuleSet, events: &[Event]) -> Value {
         ));
     }
     rules.sort_by(|a, b| b.0.total_cmp(&a.0));
+
     let mut fields = Vec::new();
     for (accessor, users) in accessors {
         let started = thread_cpu();

@@ -324,7 +324,7 @@ fn team_rules_of(
         return Ok((Vec::new(), Vec::new()));
     };
     let name = resource.file_name();
-    let alone = loader::load(&[(name.clone(), text.clone())]).map_err(invalid)?;
+    let alone = loader::load(&[(name.clone(), text)]).map_err(invalid)?;
     if let Some(list) = alone.lists.first() {
         return Err(Outcome::Refused(format!(
             "{}: list \"{}\": a RuleSet adds rules only; lists and macros are the platform's \
@@ -372,16 +372,14 @@ fn team_rules_of(
         }
     })?;
     let warnings = own_warnings(&set, &name);
-    Ok((scoped(loaded, &name, namespace), warnings))
+    Ok((scoped(loaded.rules, namespace), warnings))
 }
 
-/// The rules of `file` in `loaded`, named `<namespace>/<name>` and tested
-/// against `namespace`'s events only.
-fn scoped(loaded: Definitions, file: &Arc<str>, namespace: &str) -> Vec<RuleDef> {
-    loaded
-        .rules
+/// A team's rules, named `<namespace>/<name>` and tested against
+/// `namespace`'s events only.
+fn scoped(rules: Vec<RuleDef>, namespace: &str) -> Vec<RuleDef> {
+    rules
         .into_iter()
-        .filter(|r| r.position.file == *file)
         .map(|mut rule| {
             rule.name = format!("{namespace}/{}", rule.name);
             rule.namespace = Some(namespace.to_owned());

@@ -91,9 +91,8 @@ impl<'a> EventView<'a> {
         })
     }
 
-    /// What kind of syscall the event is, by its type number: the
-    /// descriptor fields need it on every event, and comparing the name
-    /// with a dozen others each time cost more than the fields themselves.
+    /// What kind of syscall the event is, looked up by its type number: one
+    /// classification, rather than name comparisons in each descriptor field.
     pub fn syscall_class(&self) -> SyscallClass {
         let Some(syscall) = self.syscall() else {
             return SyscallClass::Other;
@@ -242,7 +241,7 @@ pub enum SyscallClass {
 
 impl SyscallClass {
     /// The class of the syscall called `name`.
-    pub fn of(name: &str) -> Self {
+    fn of(name: &str) -> Self {
         match name {
             "open" | "openat" => Self::Open,
             "openat2" => Self::OpenAt2,
@@ -257,7 +256,7 @@ impl SyscallClass {
     }
 
     /// Whether it opens a file.
-    pub fn opens(self) -> bool {
+    fn opens(self) -> bool {
         matches!(self, Self::Open | Self::OpenAt2 | Self::Creat)
     }
 
