@@ -58,6 +58,7 @@ fn main() -> ExitCode {
             version();
             Ok(())
         }
+        Command::BenchEmptyHook => empty_hook(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,6 +162,19 @@ fn agent(args: AgentArgs) -> anyhow::Result<()> {
         rules: args.rules,
     };
     runtime.block_on(daemon::run(config, options))?;
+    Ok(())
+}
+
+/// `guardrails bench-empty-hook` (hidden; used by `cargo xtask bench sensors`).
+fn empty_hook() -> anyhow::Result<()> {
+    let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+    let _attached = guardrails::bpf::features::attach_empty_sys_exit(&btf)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "attached")
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    // Attached until the benchmark closes our stdin.
+    std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).context("reading stdin")?;
     Ok(())
 }
 

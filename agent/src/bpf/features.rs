@@ -5,8 +5,8 @@
 use std::fmt;
 
 use aya::{
-    Btf, EbpfLoader,
-    programs::{FEntry, Lsm},
+    Btf, Ebpf, EbpfError, EbpfLoader,
+    programs::{BtfTracePoint, FEntry, Lsm, ProgramError},
 };
 
 use super::hooks::probe;
@@ -76,6 +76,47 @@ pub fn probe(btf: &Btf) -> KernelFeatures {
         _ => Support::Refused("probe program missing".into()),
     };
     KernelFeatures { fentry, lsm }
+}
+
+/// Why the empty program could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum EmptyHookError {
+    /// The probe object was refused.
+    #[error("loading the probe object")]
+    Load(#[source] EbpfError),
+    /// The program is not in the probe object.
+    #[error(
+        "program {} is missing from the probe object",
+        probe::EMPTY_SYS_EXIT_PROGRAM
+    )]
+    Missing,
+    /// The kernel refused to load or attach it.
+    #[error(
+        "attaching {} to {}",
+        probe::EMPTY_SYS_EXIT_PROGRAM,
+        probe::SYS_EXIT_HOOK
+    )]
+    Program(#[source] ProgramError),
+}
+
+/// Benchmarks only: attaches a program that does nothing to the hook of the
+/// syscall sensors; it stays attached while the returned object lives. What
+/// a syscall costs with it attached is the floor under the sensors' cost.
+pub fn attach_empty_sys_exit(btf: &Btf) -> Result<Ebpf, EmptyHookError> {
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(btf))
+        .load(agent_ebpf::PROBE)
+        .map_err(EmptyHookError::Load)?;
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(probe::EMPTY_SYS_EXIT_PROGRAM)
+        .ok_or(EmptyHookError::Missing)?
+        .try_into()
+        .map_err(EmptyHookError::Program)?;
+    program
+        .load(probe::SYS_EXIT_HOOK, btf)
+        .map_err(EmptyHookError::Program)?;
+    program.attach().map_err(EmptyHookError::Program)?;
+    Ok(ebpf)
 }
 
 fn outcome<E: std::error::Error + 'static>(result: Result<(), E>) -> Support {

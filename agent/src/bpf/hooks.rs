@@ -132,4 +132,9 @@ pub mod probe {
     pub const LSM_PROGRAM: &str = "gr_probe_lsm";
     /// The LSM hook it is loaded against.
     pub const LSM_HOOK: &str = "bprm_check_security";
+    /// A program that does nothing, on the syscall sensors' hook
+    /// (benchmarks only).
+    pub const EMPTY_SYS_EXIT_PROGRAM: &str = "gr_probe_empty_sys_exit";
+    /// That hook, a BTF tracepoint.
+    pub const SYS_EXIT_HOOK: &str = "sys_exit";
 }

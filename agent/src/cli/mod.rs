@@ -58,6 +58,10 @@ pub enum Command {
     Crds,
     /// Print the version, the event schema version and the kernel wire version.
     Version,
+    /// Benchmarks only: attach a program that does nothing to the syscall
+    /// sensors' hook, print `attached`, and hold it until stdin closes.
+    #[command(hide = true)]
+    BenchEmptyHook,
 }
 
 /// `guardrails rules ...`.
