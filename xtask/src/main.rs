@@ -97,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test => {
             deps()?;
             install(TEST_PACKAGES)?;
+            warn_if_disk_is_short(&target_dir());
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&[
                 "clippy",
@@ -202,11 +203,55 @@ pub(crate) fn build_release_xtask() -> anyhow::Result<PathBuf> {
 
 fn build_release(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     cargo(&["build", "--release", "--package", package, "--bin", bin])?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+    Ok(target_dir().join("release").join(bin))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || workspace_root().join("target"),
         |dir| workspace_root().join(dir),
-    );
-    Ok(target.join("release").join(bin))
+    )
+}
+
+/// What a clean `cargo xtask test` leaves in the target directory (2.6 GB
+/// measured), with room to spare.
+const TEST_BUILD_BYTES: u64 = 4 << 30;
+
+/// Says so before the build when the disk under `target` has less room
+/// than a clean test build takes: a full disk otherwise shows up as the
+/// linker dying of SIGBUS halfway through.
+fn warn_if_disk_is_short(target: &Path) {
+    let Some((existing, free)) = free_bytes(target) else {
+        return;
+    };
+    if free < TEST_BUILD_BYTES {
+        #[expect(clippy::cast_precision_loss, reason = "a size in GiB, for people")]
+        let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+        eprintln!(
+            "xtask: warning: {:.1} GiB free under {}; a clean test build needs about {:.0} GiB \
+             (a full disk shows up as the linker crashing)",
+            gib(free),
+            existing.display(),
+            gib(TEST_BUILD_BYTES)
+        );
+    }
+}
+
+/// The bytes an unprivileged writer may still use on the disk of `path`, or
+/// of its nearest existing ancestor (the target directory may not exist yet
+/// on a clean clone), with that ancestor.
+fn free_bytes(path: &Path) -> Option<(&Path, u64)> {
+    let existing = path.ancestors().find(|dir| dir.exists())?;
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is NUL-terminated and `stats` is writable memory of
+    // the size statvfs fills.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `stats`.
+    let stats = unsafe { stats.assume_init() };
+    Some((existing, stats.f_bavail.saturating_mul(stats.f_frsize)))
 }
 
 pub(crate) fn deps() -> anyhow::Result<()> {
@@ -339,4 +384,22 @@ pub(crate) fn run(command: &mut Command) -> anyhow::Result<()> {
         .with_context(|| format!("running {command:?}"))?;
     ensure!(status.success(), "{command:?} failed with {status}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_bytes_of_a_path_not_made_yet_are_its_existing_ancestors() {
+        let dir = std::env::temp_dir();
+        let not_yet = dir.join("guardrails-xtask-no-such-dir").join("target");
+        let (existing, free) = free_bytes(&not_yet).expect("the temporary directory's disk");
+        assert_eq!(existing, dir.as_path());
+        let (_, free_of_dir) = free_bytes(&dir).expect("the temporary directory's disk");
+        // Same disk, read moments apart: within what other writers could
+        // take meanwhile.
+        assert!(free > 0, "no free bytes reported under {}", dir.display());
+        assert!(free.abs_diff(free_of_dir) < 1 << 30);
+    }
 }
