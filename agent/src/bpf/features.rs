@@ -9,7 +9,7 @@ use aya::{
     programs::{BtfTracePoint, FEntry, Lsm, ProgramError},
 };
 
-use super::hooks::probe;
+use super::hooks::{SYS_EXIT_TRACEPOINT, probe};
 
 /// Whether the kernel accepts one program type.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl fmt::Display for KernelFeatures {
 
 /// Loads each probe program and notes what the kernel says.
 pub fn probe(btf: &Btf) -> KernelFeatures {
-    let mut ebpf = match EbpfLoader::new().btf(Some(btf)).load(agent_ebpf::PROBE) {
+    let mut ebpf = match load_probe_object(btf) {
         Ok(ebpf) => ebpf,
         Err(e) => {
             let why = Support::Refused(reason(&e));
@@ -94,7 +94,7 @@ pub enum EmptyHookError {
     #[error(
         "attaching {} to {}",
         probe::EMPTY_SYS_EXIT_PROGRAM,
-        probe::SYS_EXIT_HOOK
+        SYS_EXIT_TRACEPOINT
     )]
     Program(#[source] ProgramError),
 }
@@ -103,20 +103,23 @@ pub enum EmptyHookError {
 /// syscall sensors; it stays attached while the returned object lives. What
 /// a syscall costs with it attached is the floor under the sensors' cost.
 pub fn attach_empty_sys_exit(btf: &Btf) -> Result<Ebpf, EmptyHookError> {
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(btf))
-        .load(agent_ebpf::PROBE)
-        .map_err(EmptyHookError::Load)?;
+    let mut ebpf = load_probe_object(btf).map_err(EmptyHookError::Load)?;
     let program: &mut BtfTracePoint = ebpf
         .program_mut(probe::EMPTY_SYS_EXIT_PROGRAM)
         .ok_or(EmptyHookError::Missing)?
         .try_into()
         .map_err(EmptyHookError::Program)?;
     program
-        .load(probe::SYS_EXIT_HOOK, btf)
+        .load(SYS_EXIT_TRACEPOINT, btf)
         .map_err(EmptyHookError::Program)?;
     program.attach().map_err(EmptyHookError::Program)?;
     Ok(ebpf)
+}
+
+/// The probe object, relocated against `btf`; each caller loads only the
+/// programs it wants.
+fn load_probe_object(btf: &Btf) -> Result<Ebpf, EbpfError> {
+    EbpfLoader::new().btf(Some(btf)).load(agent_ebpf::PROBE)
 }
 
 fn outcome<E: std::error::Error + 'static>(result: Result<(), E>) -> Support {

@@ -86,6 +86,9 @@ pub struct Hook {
     pub sensors: &'static [Sensor],
 }
 
+/// The tracepoint of the syscall sensors' program, every syscall's exit.
+pub const SYS_EXIT_TRACEPOINT: &str = "sys_exit";
+
 /// Every hook, in the order they attach. Exit attaches before exec and fork so
 /// that no process is seen starting without being seen ending.
 pub const HOOKS: &[Hook] = &[
@@ -106,7 +109,7 @@ pub const HOOKS: &[Hook] = &[
     },
     Hook {
         program: "gr_sys_exit",
-        tracepoint: "sys_exit",
+        tracepoint: SYS_EXIT_TRACEPOINT,
         sensors: &[
             Sensor::File,
             Sensor::Network,
@@ -122,7 +125,8 @@ pub const HOOKS: &[Hook] = &[
     },
 ];
 
-/// Programs of the feature-probe object, never attached.
+/// Programs of the feature-probe object, never attached by the agent (the
+/// sensor benchmark attaches the empty one).
 pub mod probe {
     /// An fentry program on `do_exit`.
     pub const FENTRY_PROGRAM: &str = "gr_probe_fentry";
@@ -132,9 +136,7 @@ pub mod probe {
     pub const LSM_PROGRAM: &str = "gr_probe_lsm";
     /// The LSM hook it is loaded against.
     pub const LSM_HOOK: &str = "bprm_check_security";
-    /// A program that does nothing, on the syscall sensors' hook
-    /// (benchmarks only).
+    /// A program that does nothing, on the syscall sensors' tracepoint,
+    /// [`super::SYS_EXIT_TRACEPOINT`] (benchmarks only).
     pub const EMPTY_SYS_EXIT_PROGRAM: &str = "gr_probe_empty_sys_exit";
-    /// That hook, a BTF tracepoint.
-    pub const SYS_EXIT_HOOK: &str = "sys_exit";
 }
