@@ -16,6 +16,7 @@
 use std::{
     collections::HashMap,
     io::Write,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -23,7 +24,8 @@ use serde_json::{Value, json};
 
 use super::{RulesBenchArgs, rules::RulesCommandError};
 use crate::{
-    events::event::{Event, EventKind},
+    events::event::{Ancestor, Event, EventKind, Leader},
+    process::Args,
     rules::{
         MatchMode, RuleSet, Selection, Sources,
         eval::Accessor,
@@ -109,7 +111,8 @@ pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesComma
     load_ms.sort_by(f64::total_cmp);
     let empty = RuleSet::from_texts(&[], &Selection::default(), MatchMode::All)?;
 
-    let (events, skipped) = read_events(args)?;
+    let (mut events, skipped) = read_events(args)?;
+    Sharing::default().share(&mut events);
     let seconds = Duration::from_secs_f64(args.seconds.clamp(0.01, 600.0));
 
     let mut baseline = Run::default();
@@ -205,6 +208,120 @@ fn read_events(args: &RulesBenchArgs) -> Result<(Vec<Event>, u64), RulesCommandE
         return Err(RulesCommandError::NoEvents { path });
     }
     Ok((events, skipped))
+}
+
+/// Makes the replayed events share what the agent's events share: in the
+/// agent, every event of a process carries the process tree's executable,
+/// working directory, arguments and ancestry (one copy per process, not per
+/// event), and the names of syscalls, sensors and arguments are the decoder's
+/// static strings. Deserialized one by one, each event would own a copy of
+/// all of it (about 4 KiB of ancestry and arguments per event here), and the
+/// replay would measure a memory footprint the agent does not have.
+#[derive(Default)]
+struct Sharing {
+    texts: std::collections::HashSet<Arc<str>>,
+    args: HashMap<String, Args>,
+    /// Ancestries by their pids and starts; equal keys, different images
+    /// (an ancestor exec'd) are told apart by value.
+    ancestries: HashMap<Vec<(u32, u64)>, Vec<Ancestry>>,
+    leaders: HashMap<u32, Vec<Leader>>,
+    names: HashMap<&'static str, &'static str>,
+}
+
+impl Sharing {
+    fn share(&mut self, events: &mut [Event]) {
+        for syscall in crate::bpf::syscalls::SYSCALLS {
+            self.names.insert(syscall.name, syscall.name);
+            self.names
+                .insert(syscall.sensor.name(), syscall.sensor.name());
+            for arg in syscall.args {
+                self.names.insert(arg.name, arg.name);
+            }
+        }
+        for event in events {
+            if let Some(process) = event.process.as_mut() {
+                self.share_process(process);
+            }
+            if let Some(syscall) = event.syscall.as_deref_mut() {
+                self.share_syscall(syscall);
+            }
+        }
+    }
+
+    fn share_process(&mut self, process: &mut crate::events::event::Process) {
+        for text in [
+            &mut process.exe,
+            &mut process.cwd,
+            &mut process.user_name,
+            &mut process.group_name,
+            &mut process.login_name,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *text = self.text(text);
+        }
+        if let Some(args) = process.args.as_mut() {
+            let key = args.iter().collect::<Vec<_>>().join("\0");
+            *args = self.args.entry(key).or_insert_with(|| args.clone()).clone();
+        }
+        let key: Vec<(u32, u64)> = process
+            .ancestors
+            .iter()
+            .map(|a| (a.pid, a.start_ns))
+            .collect();
+        process.ancestors =
+            equal_or_new(self.ancestries.entry(key).or_default(), &process.ancestors);
+        for leader in [&mut process.session_leader, &mut process.group_leader]
+            .into_iter()
+            .flatten()
+        {
+            *leader = equal_or_new(self.leaders.entry(leader.pid).or_default(), leader);
+        }
+    }
+
+    fn share_syscall(&mut self, syscall: &mut crate::events::event::Syscall) {
+        let names = &self.names;
+        let to_static = |name: &mut std::borrow::Cow<'static, str>| {
+            if let Some(known) = names.get(name.as_ref()) {
+                *name = std::borrow::Cow::Borrowed(known);
+            }
+        };
+        to_static(&mut syscall.name);
+        to_static(&mut syscall.sensor);
+        syscall.args = std::mem::take(&mut syscall.args)
+            .into_iter()
+            .map(|(mut name, value)| {
+                to_static(&mut name);
+                (name, value)
+            })
+            .collect();
+        for fd in &mut syscall.fds {
+            to_static(&mut fd.arg);
+        }
+        for path in &mut syscall.paths {
+            to_static(&mut path.arg);
+        }
+    }
+
+    fn text(&mut self, text: &Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.texts.get(text) {
+            return shared.clone();
+        }
+        self.texts.insert(text.clone());
+        text.clone()
+    }
+}
+
+type Ancestry = Arc<[Ancestor]>;
+
+/// The value in `seen` equal to `value`, else `value`, now seen.
+fn equal_or_new<T: Clone + PartialEq>(seen: &mut Vec<T>, value: &T) -> T {
+    if let Some(shared) = seen.iter().find(|s| *s == value) {
+        return shared.clone();
+    }
+    seen.push(value.clone());
+    value.clone()
 }
 
 /// Evaluates `events` in order, over and over, for at least `duration`, as
@@ -464,5 +581,49 @@ fn median(sorted: &[f64]) -> f64 {
                 + sorted.get(n / 2).copied().unwrap_or(0.0))
                 / 2.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(path: &str) -> Event {
+        serde_json::from_value(json!({
+            "schema_version": 1, "kind": "syscall", "time": "2026-11-27T08:00:00Z",
+            "monotonic_ns": 5, "node": "n",
+            "process": {"pid": 7, "tid": 7, "ns_pid": 7, "ppid": 6, "uid": 0, "gid": 0,
+                "euid": 0, "egid": 0, "cgroup_id": 1, "comm": "cat", "exe": "/usr/bin/cat",
+                "cwd": "/root", "args": ["cat", path],
+                "ancestors": [{"pid": 6, "start_ns": 1, "comm": "bash", "exe": "/usr/bin/bash",
+                               "args": ["bash"]}]},
+            "syscall": {"name": "openat", "nr": 257, "sensor": "file", "ret": 3,
+                "args": {"dirfd": -100, "flags": 0, "mode": 0},
+                "fds": [{"arg": "ret", "fd": 3, "type": "file", "path": path}],
+                "paths": [{"arg": "pathname", "raw": path, "path": path}]}
+        }))
+        .expect("an open event")
+    }
+
+    #[test]
+    fn replayed_events_share_their_process_as_the_agents_do_and_read_the_same() {
+        let mut events = vec![open("/etc/shadow"), open("/etc/shadow"), open("/etc/hosts")];
+        let before = events.clone();
+        Sharing::default().share(&mut events);
+        assert_eq!(events, before, "sharing changes no value");
+        let process = |i: usize| events[i].process.as_ref().expect("a process");
+        assert!(Arc::ptr_eq(&process(0).ancestors, &process(2).ancestors));
+        assert!(Arc::ptr_eq(
+            process(0).exe.as_ref().expect("exe"),
+            process(2).exe.as_ref().expect("exe")
+        ));
+        let syscall = events[0].syscall.as_deref().expect("a syscall");
+        assert!(matches!(syscall.name, std::borrow::Cow::Borrowed("openat")));
+        assert!(
+            syscall
+                .args
+                .keys()
+                .all(|k| matches!(k, std::borrow::Cow::Borrowed(_)))
+        );
     }
 }
