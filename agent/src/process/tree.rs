@@ -2,6 +2,7 @@
 //! parent links, bounded in size.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet},
     fmt,
     sync::{Arc, OnceLock},
@@ -49,6 +50,16 @@ struct ArgsInner {
     /// Where each argument ends in `text`.
     ends: Box<[u32]>,
     json: OnceLock<Box<serde_json::value::RawValue>>,
+    /// The arguments after argv\[0\], space separated, written on first use.
+    tail: OnceLock<Box<str>>,
+    /// The command line for the command name it was first asked with.
+    line: OnceLock<CommandLine>,
+}
+
+/// A command name and the command line built with it.
+struct CommandLine {
+    comm: Box<str>,
+    line: Box<str>,
 }
 
 impl PartialEq for Args {
@@ -102,7 +113,7 @@ impl Args {
         Self(Arc::new(ArgsInner {
             text: text.into(),
             ends: ends.into(),
-            json: OnceLock::new(),
+            ..ArgsInner::default()
         }))
     }
 
@@ -146,11 +157,54 @@ impl Args {
         Some(self.0.json.get_or_init(|| json))
     }
 
-    /// Bytes held on the heap, the JSON written for them included.
+    /// The arguments after argv\[0\], space separated (Falco's
+    /// `proc.args`): written once per exec, not once per event that asks.
+    pub fn tail(&self) -> &str {
+        self.0.tail.get_or_init(|| {
+            let mut tail = String::new();
+            for (i, arg) in self.iter().skip(1).enumerate() {
+                if i > 0 {
+                    tail.push(' ');
+                }
+                tail.push_str(arg);
+            }
+            tail.into()
+        })
+    }
+
+    /// `comm`, then the arguments after argv\[0\] (Falco's
+    /// `proc.cmdline`). Written once, for the command name it is first
+    /// asked with; a process that renamed itself since gets a fresh copy.
+    pub fn command_line(&self, comm: &str) -> Cow<'_, str> {
+        let build = || {
+            let tail = self.tail();
+            let mut line = String::with_capacity(comm.len() + 1 + tail.len());
+            line.push_str(comm);
+            if self.len() > 1 {
+                line.push(' ');
+                line.push_str(tail);
+            }
+            line
+        };
+        let cached = self.0.line.get_or_init(|| CommandLine {
+            comm: comm.into(),
+            line: build().into(),
+        });
+        if *cached.comm == *comm {
+            Cow::Borrowed(&cached.line)
+        } else {
+            Cow::Owned(build())
+        }
+    }
+
+    /// Bytes held on the heap, the JSON and command lines written for them
+    /// included.
     pub fn heap_bytes(&self) -> usize {
         self.0.text.len()
             + self.0.ends.len() * size_of::<u32>()
             + self.0.json.get().map_or(0, |j| j.get().len())
+            + self.0.tail.get().map_or(0, |t| t.len())
+            + self.0.line.get().map_or(0, |l| l.comm.len() + l.line.len())
     }
 }
 
@@ -1238,5 +1292,28 @@ mod tests {
         assert_eq!(args.get(2), Some("a b"));
         assert_eq!(args.get(4), None);
         assert!(Args::new(Vec::<String>::new()).is_empty());
+    }
+
+    #[test]
+    fn command_lines_are_written_once_per_exec_and_follow_a_renamed_process() {
+        let args = Args::new(["/bin/sh", "-c", "", "x"]);
+        // An empty argument keeps its place between spaces, as in Falco.
+        assert_eq!(args.tail(), "-c  x");
+        let first = args.command_line("sh");
+        assert_eq!(first, "sh -c  x");
+        let again = args.command_line("sh");
+        assert!(
+            matches!((&first, &again), (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b)),
+            "the second event of the process reads the same line"
+        );
+        let renamed = args.command_line("worker");
+        assert_eq!(renamed, "worker -c  x");
+        assert!(matches!(renamed, Cow::Owned(_)));
+        assert_eq!(args.command_line("sh"), "sh -c  x");
+
+        let alone = Args::new(["/bin/true"]);
+        assert_eq!(alone.tail(), "");
+        assert_eq!(alone.command_line("true"), "true");
+        assert!(alone.heap_bytes() > Args::new(["/bin/true"]).heap_bytes());
     }
 }

@@ -210,15 +210,12 @@ impl<'d> Compiler<'d> {
             Expr::Macro(name, span) => self.macro_node(name, ctx.text.position_of(span.start), ctx),
             Expr::Exists(operand, _) => {
                 let value = self.operand(operand, ctx)?;
-                Some(Node::Check(Box::new(Check {
-                    value,
-                    test: CheckTest::Exists,
-                })))
+                Some(Node::Check(Box::new(Check::new(value, CheckTest::Exists))))
             }
             Expr::Compare(compare) => {
                 let value = self.operand(&compare.left, ctx)?;
                 let test = self.test(&value, compare.op, &compare.right, ctx)?;
-                Some(event_type_set(Check { value, test }))
+                Some(event_type_set(Check::new(value, test)))
             }
         }
     }
@@ -503,10 +500,7 @@ impl<'d> Compiler<'d> {
         item: &str,
     ) -> Option<Node> {
         match build_test(Self::value_type(accessor), op, values) {
-            Ok(test) => Some(Node::Check(Box::new(Check {
-                value: accessor.clone(),
-                test,
-            }))),
+            Ok(test) => Some(Node::Check(Box::new(Check::new(accessor.clone(), test)))),
             Err(message) => {
                 self.error(
                     at.clone(),
@@ -827,10 +821,10 @@ fn merge_alternatives(nodes: Vec<Node>) -> Vec<Node> {
             Family::Substring => StrTest::contains_any(&refs, false),
         };
         match test {
-            Ok(test) => merged.push(Node::Check(Box::new(Check {
-                value: key.0,
-                test: CheckTest::Is(Test::Str(test)),
-            }))),
+            Ok(test) => merged.push(Node::Check(Box::new(Check::new(
+                key.0,
+                CheckTest::Is(Test::Str(test)),
+            )))),
             // An automaton that cannot be built: keep the checks apart.
             Err(_) => merged.extend(refs.iter().map(|v| {
                 let test = match key.1 {
@@ -840,10 +834,10 @@ fn merge_alternatives(nodes: Vec<Node>) -> Vec<Node> {
                     }
                     Family::Equal => StrTest::Eq((*v).into()),
                 };
-                Node::Check(Box::new(Check {
-                    value: key.0.clone(),
-                    test: CheckTest::Is(Test::Str(test)),
-                }))
+                Node::Check(Box::new(Check::new(
+                    key.0.clone(),
+                    CheckTest::Is(Test::Str(test)),
+                )))
             })),
         }
     }

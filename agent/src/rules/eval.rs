@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use super::{
     ast::{CmpOp, Transformer},
-    fields::{EventView, Field, Val},
+    fields::{Direct, EventView, Field, Val},
     ops::Test,
 };
 
@@ -38,6 +38,11 @@ pub struct Check {
     pub value: Accessor,
     /// The test.
     pub test: CheckTest,
+    /// Set when the value is read straight from the event (text, a number
+    /// or a flag, untransformed) and the test is of that type: the check then
+    /// tests the value as it is, with no [`Val`] made, moved and dropped on
+    /// the way. Most checks of Falco's rules are of this kind.
+    direct: Option<Direct>,
 }
 
 /// What a check asks of its value.
@@ -171,7 +176,51 @@ impl Node {
 }
 
 impl Check {
+    /// A check of `value` by `test`.
+    pub fn new(value: Accessor, test: CheckTest) -> Self {
+        let direct = if value.transformers.is_empty() {
+            Direct::of(&value.field)
+        } else {
+            None
+        };
+        Self {
+            value,
+            test,
+            direct,
+        }
+    }
+
+    /// The result of a check whose value is read directly; `None` when
+    /// the test does not take the value's type as it is.
+    fn eval_direct(&self, direct: Direct, view: &EventView<'_>) -> Option<bool> {
+        let (test, negated) = match &self.test {
+            CheckTest::Exists => {
+                return Some(match direct {
+                    Direct::Text(f) => f.read(view).is_some(),
+                    Direct::Int(f) => f.read(view).is_some(),
+                    Direct::Flag(f) => f.read(view).is_some(),
+                });
+            }
+            CheckTest::Is(test) => (test, false),
+            CheckTest::IsNot(test) => (test, true),
+            CheckTest::Field(..) => return None,
+        };
+        // A missing value fails `=` and `!=` alike, as in Falco.
+        let passes = match (direct, test) {
+            (Direct::Text(f), Test::Str(t)) => f.read(view).map(|s| t.matches(s)),
+            (Direct::Int(f), Test::Int(t)) => f.read(view).map(|n| t.matches(n)),
+            (Direct::Flag(f), Test::Bool(want)) => f.read(view).map(|b| b == *want),
+            _ => return None,
+        };
+        Some(passes.is_some_and(|p| p != negated))
+    }
+
     fn eval(&self, view: &EventView<'_>) -> bool {
+        if let Some(direct) = self.direct
+            && let Some(result) = self.eval_direct(direct, view)
+        {
+            return result;
+        }
         let Some(value) = self.value.get(view) else {
             return false;
         };
@@ -223,5 +272,128 @@ fn compare_values(op: CmpOp, a: &Val<'_>, b: &Val<'_>) -> bool {
         CmpOp::Gt => order == O::Greater,
         CmpOp::Ge => order != O::Less,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        events::event::Event,
+        rules::{
+            fields::{self, FIELDS, FieldArg},
+            ops::{IntTest, Ordering, StrTest},
+        },
+    };
+
+    /// An open of a file, a failed open, a connect and an exec, in the
+    /// agent's JSON: between them every directly read field has a value in
+    /// some and none in others.
+    fn events() -> Vec<Event> {
+        let process = serde_json::json!({
+            "pid": 7, "tid": 7, "ns_pid": 7, "ppid": 6, "uid": 1000, "gid": 1000,
+            "euid": 1000, "egid": 1000, "cgroup_id": 1, "comm": "cat",
+            "exe": "/usr/bin/cat", "args": ["cat", "", "/etc/shadow"],
+            "ancestors": [{"pid": 6, "start_ns": 1, "comm": "bash", "exe": "/usr/bin/bash",
+                           "args": ["bash", "-c", "cat /etc/shadow"]}]
+        });
+        let syscalls = [
+            serde_json::json!({"name": "openat", "nr": 257, "sensor": "file", "ret": 3,
+                "args": {"dirfd": -100, "flags": 0, "mode": 0},
+                "fds": [{"arg": "ret", "fd": 3, "type": "file", "path": "/etc/shadow"}],
+                "paths": [{"arg": "pathname", "raw": "../etc/shadow", "path": "/etc/shadow"}]}),
+            serde_json::json!({"name": "openat", "nr": 257, "sensor": "file", "ret": -2,
+                "args": {"dirfd": -100, "flags": 0o1101, "mode": 0},
+                "paths": [{"arg": "pathname", "raw": "/nope", "path": "/nope"}]}),
+            serde_json::json!({"name": "connect", "nr": 42, "sensor": "network", "ret": 0,
+                "args": {"sockfd": 3, "addrlen": 16},
+                "fds": [{"arg": "sockfd", "fd": 3, "type": "socket", "socket": {
+                    "family": "inet", "type": "stream", "protocol": "tcp",
+                    "local": {"address": "10.0.0.1", "port": 40000},
+                    "remote": {"address": "10.0.0.2", "port": 443}}}]}),
+        ];
+        let mut events: Vec<Event> = syscalls
+            .into_iter()
+            .map(|syscall| {
+                serde_json::from_value(serde_json::json!({
+                    "schema_version": 1, "kind": "syscall", "time": "2026-11-27T08:00:00Z",
+                    "monotonic_ns": 5, "node": "n", "process": process, "syscall": syscall,
+                    "container": {"kind": "container", "id": "0123456789abcdef0123"}
+                }))
+                .expect("a syscall event")
+            })
+            .collect();
+        events.push(
+            serde_json::from_value(serde_json::json!({
+                "schema_version": 1, "kind": "process_exec", "time": "2026-11-27T08:00:00Z",
+                "monotonic_ns": 5, "node": "n", "process": process
+            }))
+            .expect("an exec"),
+        );
+        events
+    }
+
+    #[test]
+    fn checks_read_directly_agree_with_checks_through_values() {
+        let events = events();
+        let direct_fields: Vec<Field> = FIELDS
+            .iter()
+            .filter(|def| matches!(def.arg, fields::ArgSpec::None))
+            .filter_map(|def| fields::resolve(def.name, None).ok())
+            .filter(|field| Direct::of(field).is_some())
+            .collect();
+        assert!(
+            direct_fields.len() >= 20,
+            "the direct fields: {direct_fields:?}"
+        );
+        let mut compared = 0;
+        for event in &events {
+            let view = EventView::new(event, 1);
+            for field in &direct_fields {
+                assert_eq!(field.arg, FieldArg::None);
+                let value = Accessor {
+                    field: field.clone(),
+                    transformers: Box::new([]),
+                };
+                let tests = match value.get(&view) {
+                    Some(Val::Str(s)) => vec![
+                        Test::Str(StrTest::Eq(s.as_ref().into())),
+                        Test::Str(StrTest::StartsWith("/etc".into())),
+                    ],
+                    Some(Val::Int(n)) => vec![
+                        Test::Int(IntTest::Eq(n)),
+                        Test::Int(IntTest::Order(Ordering::Ge, 0)),
+                    ],
+                    Some(Val::Bool(b)) => vec![Test::Bool(b), Test::Bool(!b)],
+                    _ => vec![
+                        Test::Str(StrTest::Eq("x".into())),
+                        Test::Int(IntTest::Eq(0)),
+                        Test::Bool(true),
+                    ],
+                };
+                let mut checks = vec![CheckTest::Exists];
+                for test in tests {
+                    checks.push(CheckTest::Is(test.clone()));
+                    checks.push(CheckTest::IsNot(test));
+                }
+                for test in checks {
+                    let direct = Check::new(value.clone(), test.clone());
+                    assert!(direct.direct.is_some());
+                    let through_values = Check {
+                        direct: None,
+                        ..direct.clone()
+                    };
+                    assert_eq!(
+                        direct.eval(&view),
+                        through_values.eval(&view),
+                        "{} {test:?} on {:?}",
+                        value.display_name(),
+                        event.kind,
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 300, "{compared} checks compared");
     }
 }

@@ -4,7 +4,7 @@ use std::{borrow::Cow, net::IpAddr};
 
 use super::{
     Field, FieldArg, FieldId, Val, names,
-    view::{EventView, Fd, FdTarget, SyscallClass, client_server, command_line, path_arg},
+    view::{EventView, Fd, FdTarget, SyscallClass, client_server, path_arg},
 };
 use crate::events::event::{ArgValue, EventKind, Process, Socket, Syscall};
 
@@ -17,8 +17,39 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
     let borrowed = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
     let owned = |s: String| Some(Val::Str(Cow::Owned(s)));
     let flag = |b: bool| Some(Val::Bool(b));
+    if let Some(direct) = Direct::of(field) {
+        return match direct {
+            Direct::Text(f) => f.read(view).map(|s| Val::Str(Cow::Borrowed(s))),
+            Direct::Int(f) => f.read(view).map(Val::Int),
+            Direct::Flag(f) => f.read(view).map(Val::Bool),
+        };
+    }
     match field.id {
-        F::EvtType => borrowed(view.event_type()),
+        // Read above.
+        F::ProcPid
+        | F::ProcPpid
+        | F::UserUid
+        | F::FdNum
+        | F::EvtIsOpenRead
+        | F::EvtIsOpenWrite
+        | F::EvtIsOpenCreate => None,
+        F::EvtType
+        | F::EvtHostname
+        | F::ProcName
+        | F::ProcExe
+        | F::ProcExePath
+        | F::ProcArgs
+        | F::ProcCmdline
+        | F::ProcPname
+        | F::ProcPexe
+        | F::ProcPexePath
+        | F::FdType
+        | F::FdTypeChar
+        | F::FdName
+        | F::FdNameRaw
+        | F::FdDirectory
+        | F::FdFilename
+        | F::ContainerId => None,
         F::EvtDir => borrowed("<"),
         F::EvtRes => result(event).map(|ret| {
             Val::Str(if ret >= 0 {
@@ -30,7 +61,6 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::EvtRawRes => result(event).map(Val::Int),
         F::EvtFailed => result(event).map(|ret| Val::Bool(ret < 0)),
         F::EvtNum => int(i64::try_from(view.number).unwrap_or(i64::MAX)),
-        F::EvtHostname => borrowed(&event.node),
         F::EvtTime => owned(humantime::format_rfc3339_nanos(event.time.0).to_string()),
         F::EvtRawTime => event
             .time
@@ -57,35 +87,18 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
                 ArgValue::Text(s) => borrowed(s),
             }
         }
-        F::EvtIsOpenRead => view.open_flags().map(|f| Val::Bool(names::open_reads(f))),
-        F::EvtIsOpenWrite => view.open_flags().map(|f| Val::Bool(names::open_writes(f))),
         F::EvtIsOpenExec => view.open_flags().map(|_| Val::Bool(false)),
-        F::EvtIsOpenCreate => view
-            .open_flags()
-            .map(|f| Val::Bool(f & names::O_CREAT != 0)),
         F::EvtSource => borrowed("syscall"),
         F::EvtCategory => borrowed(category(view)),
         F::EvtCpu => event.cpu.and_then(|c| int(c.into())),
 
-        F::ProcPid => int(process?.pid.into()),
-        F::ProcPpid => int(process?.ppid.into()),
         F::ProcVpid => int(process?.ns_pid.into()),
-        F::ProcName => borrowed(&process?.comm),
-        F::ProcExe => borrowed(process?.args.as_ref()?.get(0)?),
-        // A process the tree learnt of only from a fork it did not see has
-        // an empty image: no path, like its ancestors' (`<NA>`).
-        F::ProcExePath => borrowed(exe_path(process?)?),
-        F::ProcArgs => borrowed(view.proc_args()?),
-        F::ProcCmdline => borrowed(view.cmdline()?),
         F::ProcCmdNArgs => int(process?
             .args
             .as_ref()
             .map_or(0, |a| a.len().saturating_sub(1))
             .try_into()
             .unwrap_or(i64::MAX)),
-        F::ProcPname => ancestor(process?, 1, Part::Name),
-        F::ProcPexe => ancestor(process?, 1, Part::Exe),
-        F::ProcPexePath => ancestor(process?, 1, Part::ExePath),
         F::ProcPcmdline => ancestor(process?, 1, Part::Cmdline),
         F::ProcAname => ancestors(field, process?, Part::Name),
         F::ProcApid => ancestors(field, process?, Part::Pid),
@@ -137,33 +150,11 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
             view.syscall()?.capabilities.as_ref()?.inheritable,
         )),
 
-        F::UserUid => int(process?.uid.into()),
         F::UserLoginUid => int(process?.login_uid.map_or(-1, i64::from)),
         F::UserName | F::UserLoginName | F::GroupName => process_fact(field.id, view),
         F::UserHomedir | F::UserShell => None,
         F::GroupGid => int(process?.gid.into()),
 
-        F::FdNum => int(view.fd()?.num),
-        F::FdType => borrowed(fd_type(view.fd()?).0),
-        F::FdTypeChar => borrowed(fd_type(view.fd()?).1),
-        // A file's name is its path, borrowed; only a socket's is built.
-        F::FdName => match view.fd()?.target {
-            FdTarget::File { path, .. } => borrowed(path),
-            _ => borrowed(view.fd_name()?),
-        },
-        F::FdNameRaw => borrowed(view.fd()?.raw?),
-        F::FdDirectory => match view.fd()?.target {
-            FdTarget::File {
-                path,
-                directory: true,
-            } => borrowed(path),
-            FdTarget::File { path, .. } => borrowed(parent_dir(path)),
-            _ => None,
-        },
-        F::FdFilename => match view.fd()?.target {
-            FdTarget::File { path, .. } => borrowed(path.rsplit('/').next().unwrap_or(path)),
-            _ => None,
-        },
         F::FdIp | F::FdNet => {
             let (c, s) = ends(view)?;
             let ips: Vec<Val<'_>> = [c, s]
@@ -217,7 +208,6 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
             owned(format!("{}:{}", container_id(view)?, fd.num))
         }
 
-        F::ContainerId => borrowed(container_id(view)?),
         F::ContainerFullId => {
             let c = event.container.as_deref()?;
             match c.kind.as_str() {
@@ -293,6 +283,196 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         | F::ContainerReadinessProbe
         | F::K8sPodSandboxId
         | F::K8sSvcName => None,
+    }
+}
+
+/// A field read straight from the event as text, a number or a flag: a
+/// check on one tests the value as it is, without making a [`Val`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direct {
+    /// Text borrowed from the event.
+    Text(TextField),
+    /// A number.
+    Int(IntField),
+    /// A flag.
+    Flag(FlagField),
+}
+
+impl Direct {
+    /// How `field` is read directly, if it is.
+    pub fn of(field: &Field) -> Option<Self> {
+        use FieldId as F;
+        if !matches!(field.arg, FieldArg::None) {
+            return None;
+        }
+        if let Some(text) = TextField::of(field) {
+            return Some(Self::Text(text));
+        }
+        Some(match field.id {
+            F::ProcPid => Self::Int(IntField::ProcPid),
+            F::ProcPpid => Self::Int(IntField::ProcPpid),
+            F::UserUid => Self::Int(IntField::UserUid),
+            F::FdNum => Self::Int(IntField::FdNum),
+            F::EvtIsOpenRead => Self::Flag(FlagField::EvtIsOpenRead),
+            F::EvtIsOpenWrite => Self::Flag(FlagField::EvtIsOpenWrite),
+            F::EvtIsOpenCreate => Self::Flag(FlagField::EvtIsOpenCreate),
+            _ => return None,
+        })
+    }
+}
+
+/// The number fields read directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntField {
+    /// `proc.pid`.
+    ProcPid,
+    /// `proc.ppid`.
+    ProcPpid,
+    /// `user.uid`.
+    UserUid,
+    /// `fd.num`.
+    FdNum,
+}
+
+impl IntField {
+    /// The field's number for the event, `None` when it has none.
+    pub fn read(self, view: &EventView<'_>) -> Option<i64> {
+        match self {
+            Self::ProcPid => Some(view.process()?.pid.into()),
+            Self::ProcPpid => Some(view.process()?.ppid.into()),
+            Self::UserUid => Some(view.process()?.uid.into()),
+            Self::FdNum => Some(view.fd()?.num),
+        }
+    }
+}
+
+/// The flag fields read directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagField {
+    /// `evt.is_open_read`.
+    EvtIsOpenRead,
+    /// `evt.is_open_write`.
+    EvtIsOpenWrite,
+    /// `evt.is_open_create`.
+    EvtIsOpenCreate,
+}
+
+impl FlagField {
+    /// The field's flag for the event, `None` when it has none.
+    pub fn read(self, view: &EventView<'_>) -> Option<bool> {
+        let flags = view.open_flags()?;
+        Some(match self {
+            Self::EvtIsOpenRead => names::open_reads(flags),
+            Self::EvtIsOpenWrite => names::open_writes(flags),
+            Self::EvtIsOpenCreate => flags & names::O_CREAT != 0,
+        })
+    }
+}
+
+/// The fields whose value is text borrowed from the event, never built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextField {
+    /// `evt.type`.
+    EvtType,
+    /// `evt.hostname`.
+    EvtHostname,
+    /// `proc.name`.
+    ProcName,
+    /// `proc.exe`.
+    ProcExe,
+    /// `proc.exepath`.
+    ProcExePath,
+    /// `proc.args`.
+    ProcArgs,
+    /// `proc.cmdline`.
+    ProcCmdline,
+    /// `proc.pname`.
+    ProcPname,
+    /// `proc.pexe`.
+    ProcPexe,
+    /// `proc.pexepath`.
+    ProcPexePath,
+    /// `fd.type`.
+    FdType,
+    /// `fd.typechar`.
+    FdTypeChar,
+    /// `fd.name`.
+    FdName,
+    /// `fd.nameraw`.
+    FdNameRaw,
+    /// `fd.directory`.
+    FdDirectory,
+    /// `fd.filename`.
+    FdFilename,
+    /// `container.id`.
+    ContainerId,
+}
+
+impl TextField {
+    /// The text field `field` is, if it is one.
+    fn of(field: &Field) -> Option<Self> {
+        use FieldId as F;
+        Some(match field.id {
+            F::EvtType => Self::EvtType,
+            F::EvtHostname => Self::EvtHostname,
+            F::ProcName => Self::ProcName,
+            F::ProcExe => Self::ProcExe,
+            F::ProcExePath => Self::ProcExePath,
+            F::ProcArgs => Self::ProcArgs,
+            F::ProcCmdline => Self::ProcCmdline,
+            F::ProcPname => Self::ProcPname,
+            F::ProcPexe => Self::ProcPexe,
+            F::ProcPexePath => Self::ProcPexePath,
+            F::FdType => Self::FdType,
+            F::FdTypeChar => Self::FdTypeChar,
+            F::FdName => Self::FdName,
+            F::FdNameRaw => Self::FdNameRaw,
+            F::FdDirectory => Self::FdDirectory,
+            F::FdFilename => Self::FdFilename,
+            F::ContainerId => Self::ContainerId,
+            _ => return None,
+        })
+    }
+
+    /// The field's text for the event, `None` when it has none.
+    pub fn read<'a>(self, view: &'a EventView<'_>) -> Option<&'a str> {
+        let process = || view.process();
+        let parent = || Some(&process()?.ancestors.first()?.image);
+        match self {
+            Self::EvtType => Some(view.event_type()),
+            Self::EvtHostname => Some(&view.event.node),
+            Self::ProcName => Some(&process()?.comm),
+            Self::ProcExe => process()?.args.as_ref()?.get(0),
+            // A process the tree learnt of only from a fork it did not see
+            // has an empty image: no path, like its ancestors' (`<NA>`).
+            Self::ProcExePath => exe_path(process()?),
+            Self::ProcArgs => view.proc_args(),
+            Self::ProcCmdline => view.cmdline(),
+            Self::ProcPname => Some(parent()?.comm()),
+            Self::ProcPexe => parent()?.args().get(0),
+            Self::ProcPexePath => Some(parent()?.exe()).filter(|e| !e.is_empty()),
+            Self::FdType => Some(fd_type(view.fd()?).0),
+            Self::FdTypeChar => Some(fd_type(view.fd()?).1),
+            // A file's name is its path, borrowed; only a socket's is built.
+            Self::FdName => match view.fd()?.target {
+                FdTarget::File { path, .. } => Some(path),
+                _ => view.fd_name(),
+            },
+            Self::FdNameRaw => view.fd()?.raw,
+            Self::FdDirectory => match view.fd()?.target {
+                FdTarget::File {
+                    path,
+                    directory: true,
+                } => Some(path),
+                FdTarget::File { path, .. } => Some(parent_dir(path)),
+                _ => None,
+            },
+            Self::FdFilename => match view.fd()?.target {
+                FdTarget::File { path, .. } => Some(path.rsplit('/').next().unwrap_or(path)),
+                _ => None,
+            },
+            Self::ContainerId => container_id(view),
+        }
     }
 }
 
@@ -414,13 +594,10 @@ fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>>
             Part::Name => str(&process.comm),
             Part::Exe => str(process.args.as_ref()?.get(0)?),
             Part::ExePath => str(exe_path(process)?),
-            Part::Cmdline => {
-                let args = process.args.as_ref().map(|a| a.iter().skip(1));
-                Some(Val::Str(Cow::Owned(command_line(
-                    &process.comm,
-                    args.into_iter().flatten(),
-                ))))
-            }
+            Part::Cmdline => Some(Val::Str(match &process.args {
+                Some(args) => args.command_line(&process.comm),
+                None => Cow::Borrowed(&process.comm),
+            })),
             Part::Pid => Some(Val::Int(process.pid.into())),
         };
     }
@@ -429,10 +606,7 @@ fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>>
         Part::Name => str(a.image.comm()),
         Part::Exe => str(a.image.args().get(0)?),
         Part::ExePath => str(a.image.exe()).filter(|_| !a.image.exe().is_empty()),
-        Part::Cmdline => Some(Val::Str(Cow::Owned(command_line(
-            a.image.comm(),
-            a.image.args().iter().skip(1),
-        )))),
+        Part::Cmdline => Some(Val::Str(a.image.args().command_line(a.image.comm()))),
         Part::Pid => Some(Val::Int(a.pid.into())),
     }
 }

@@ -13,6 +13,7 @@ mod view;
 
 use std::{borrow::Cow, net::IpAddr};
 
+pub use extract::{Direct, FlagField, IntField, TextField};
 pub use view::{EventView, MEMO_SLOTS};
 
 /// The type of a field's values; it decides which operators apply and how a

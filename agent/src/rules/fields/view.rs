@@ -2,7 +2,10 @@
 //! several fields share (command lines, the event's descriptor), computed at
 //! most once and only when a rule asks.
 
-use std::cell::{Cell, OnceCell};
+use std::{
+    borrow::Cow,
+    cell::{Cell, OnceCell},
+};
 
 use crate::events::event::{Event, EventKind, FdInfo, PathArg, Process, Socket, Syscall};
 
@@ -13,8 +16,7 @@ pub struct EventView<'a> {
     pub event: &'a Event,
     /// Its sequence number (`evt.num`).
     pub number: u64,
-    cmdline: OnceCell<String>,
-    args: OnceCell<String>,
+    cmdline: OnceCell<Cow<'a, str>>,
     evt_args: OnceCell<String>,
     fd: OnceCell<Option<Fd<'a>>>,
     fd_name: OnceCell<Option<String>>,
@@ -72,7 +74,6 @@ impl<'a> EventView<'a> {
             event,
             number,
             cmdline: OnceCell::new(),
-            args: OnceCell::new(),
             evt_args: OnceCell::new(),
             fd: OnceCell::new(),
             fd_name: OnceCell::new(),
@@ -143,21 +144,18 @@ impl<'a> EventView<'a> {
     }
 
     /// `proc.args`: the arguments after argv\[0\].
-    pub fn proc_args(&self) -> Option<&str> {
-        let args = self.process()?.args.as_ref()?;
-        Some(self.args.get_or_init(|| {
-            let rest: Vec<&str> = args.iter().skip(1).collect();
-            rest.join(" ")
-        }))
+    pub fn proc_args(&self) -> Option<&'a str> {
+        Some(self.process()?.args.as_ref()?.tail())
     }
 
     /// `proc.cmdline`: the command name and the arguments.
     pub fn cmdline(&self) -> Option<&str> {
         let process = self.process()?;
-        Some(self.cmdline.get_or_init(|| {
-            let args = process.args.as_ref().map(|a| a.iter().skip(1));
-            command_line(&process.comm, args.into_iter().flatten())
-        }))
+        let line = self.cmdline.get_or_init(|| match &process.args {
+            Some(args) => args.command_line(&process.comm),
+            None => Cow::Borrowed(&process.comm),
+        });
+        Some(line)
     }
 
     /// `evt.args`: every argument as `name=value`.
@@ -189,16 +187,6 @@ impl<'a> EventView<'a> {
             })
             .as_deref()
     }
-}
-
-/// A command line: the name, then the arguments, space separated.
-pub fn command_line<'s>(name: &str, args: impl Iterator<Item = &'s str>) -> String {
-    let mut line = String::from(name);
-    for arg in args {
-        line.push(' ');
-        line.push_str(arg);
-    }
-    line
 }
 
 /// Falco's name for an event's type: `execve`, `clone`, `procexit`, the
