@@ -289,13 +289,7 @@ impl Sharing {
         };
         to_static(&mut syscall.name);
         to_static(&mut syscall.sensor);
-        syscall.args = std::mem::take(&mut syscall.args)
-            .into_iter()
-            .map(|(mut name, value)| {
-                to_static(&mut name);
-                (name, value)
-            })
-            .collect();
+        syscall.args.keys_mut().for_each(to_static);
         for fd in &mut syscall.fds {
             to_static(&mut fd.arg);
         }

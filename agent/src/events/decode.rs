@@ -85,7 +85,7 @@ impl Decoder {
             }
             Record::Syscall(ev, data) => {
                 event.process = Some(process(&ev.proc));
-                event.syscall = Some(Box::new(syscall::decode(&ev, data)?));
+                event.syscall = Some(syscall::decode(&ev, data)?);
             }
             Record::TcpState(ev) => {
                 event.tcp_state = Some(Box::new(TcpState {

@@ -486,7 +486,7 @@ pub struct Syscall {
     /// The return value: a new descriptor, 0, or a negative errno.
     pub ret: i64,
     /// Every argument by name: numbers as passed, user strings as read.
-    pub args: std::collections::BTreeMap<Cow<'static, str>, ArgValue>,
+    pub args: SyscallArgs,
     /// What each descriptor argument, and a returned descriptor (`arg: "ret"`),
     /// referred to when the call returned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -584,6 +584,81 @@ pub struct SocketOwner {
     /// Its executable, from the process tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+}
+
+/// A syscall's arguments by name, in name order (as JSON shows them). A
+/// syscall has at most six, kept inline: decoding an event allocates, searches
+/// and frees no map node for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallArgs(smallvec::SmallVec<[(Cow<'static, str>, ArgValue); 6]>);
+
+impl SyscallArgs {
+    /// The value of the argument called `name`.
+    pub fn get(&self, name: &str) -> Option<&ArgValue> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Sets the argument called `name`; returns the value it replaced.
+    pub fn insert(&mut self, name: Cow<'static, str>, value: ArgValue) -> Option<ArgValue> {
+        match self.0.binary_search_by(|(n, _)| n.as_ref().cmp(&name)) {
+            Ok(at) => self
+                .0
+                .get_mut(at)
+                .map(|(_, old)| std::mem::replace(old, value)),
+            Err(at) => {
+                self.0.insert(at, (name, value));
+                None
+            }
+        }
+    }
+
+    /// The arguments in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Cow<'static, str>, &ArgValue)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+
+    /// The names, in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &Cow<'static, str>> {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    /// The names, in order, to replace with equal ones (shared names).
+    pub fn keys_mut(&mut self) -> impl ExactSizeIterator<Item = &mut Cow<'static, str>> {
+        self.0.iter_mut().map(|(n, _)| n)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(Cow<'static, str>, ArgValue)> for SyscallArgs {
+    fn from_iter<I: IntoIterator<Item = (Cow<'static, str>, ArgValue)>>(iter: I) -> Self {
+        let mut args = Self::default();
+        for (name, value) in iter {
+            args.insert(name, value);
+        }
+        args
+    }
+}
+
+impl Serialize for SyscallArgs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for SyscallArgs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        std::collections::BTreeMap::<Cow<'static, str>, ArgValue>::deserialize(deserializer)
+            .map(|map| map.into_iter().collect())
+    }
 }
 
 /// An argument's value.
@@ -795,5 +870,41 @@ mod tests {
         assert!(json.contains(r#""kernel_kill":{"slot":3}"#), "{json}");
         let back: Event = serde_json::from_str(&json).expect("deserializes");
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn syscall_args_keep_name_order_replace_by_name_and_read_back_from_json() {
+        let mut args: SyscallArgs = [
+            ("pathname".into(), ArgValue::Text("/etc/shadow".to_owned())),
+            ("dirfd".into(), ArgValue::Signed(-100)),
+            ("flags".into(), ArgValue::Unsigned(0)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            args.keys().map(AsRef::as_ref).collect::<Vec<&str>>(),
+            ["dirfd", "flags", "pathname"]
+        );
+        assert_eq!(
+            args.insert("flags".into(), ArgValue::Unsigned(0o100)),
+            Some(ArgValue::Unsigned(0))
+        );
+        assert_eq!(args.get("flags"), Some(&ArgValue::Unsigned(0o100)));
+        assert_eq!(args.get("mode"), None);
+        assert_eq!(args.len(), 3);
+        let json = serde_json::to_string(&args).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"dirfd":-100,"flags":64,"pathname":"/etc/shadow"}"#
+        );
+        let back: SyscallArgs =
+            serde_json::from_str(r#"{"pathname":"/etc/shadow","flags":64,"dirfd":-100}"#)
+                .expect("deserializes");
+        assert_eq!(back, args);
+        // More than a syscall has still fit.
+        let many: SyscallArgs = (0..9)
+            .map(|i| (format!("a{i}").into(), ArgValue::Unsigned(i)))
+            .collect();
+        assert_eq!(many.get("a8"), Some(&ArgValue::Unsigned(8)));
     }
 }

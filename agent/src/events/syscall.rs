@@ -32,8 +32,11 @@ struct Part<'a> {
     data: &'a [u8],
 }
 
-fn parts(data: &[u8]) -> Result<Vec<Part<'_>>, SyscallDecodeError> {
-    let mut parts = Vec::new();
+/// A record's parts; a syscall has few, kept inline.
+type Parts<'a> = smallvec::SmallVec<[Part<'a>; 8]>;
+
+fn parts(data: &[u8]) -> Result<Parts<'_>, SyscallDecodeError> {
+    let mut parts = Parts::new();
     let mut at = 0;
     while at < data.len() {
         let header = agent_common::read_part_header(&data[at..])
@@ -54,7 +57,8 @@ fn parts(data: &[u8]) -> Result<Vec<Part<'_>>, SyscallDecodeError> {
 }
 
 /// Decodes the syscall section of a record; `data` is what follows the struct.
-pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeError> {
+/// Built in its box, so that the section is not moved once filled.
+pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDecodeError> {
     let table = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
     let parts = parts(data)?;
@@ -69,19 +73,33 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Syscall, SyscallDecodeEr
         }
     };
 
-    let mut args = BTreeMap::new();
-    for (i, arg) in table.args.iter().enumerate() {
-        args.insert(arg.name.into(), scalar_value(arg, ev.args[i]));
-    }
-    let mut section = Syscall {
+    let args = table
+        .args
+        .iter()
+        .zip(ev.args)
+        .map(|(arg, value)| (arg.name.into(), scalar_value(arg, value)))
+        .collect();
+    let descriptors = parts
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                part_kind::FD_PATH | part_kind::SOCKET | part_kind::FD_OTHER
+            )
+        })
+        .count();
+    let paths = parts.iter().filter(|p| p.kind == part_kind::PATH).count();
+    let mut section = Box::new(Syscall {
         name: table.name.into(),
         nr: ev.nr,
         sensor: table.sensor.name().into(),
         ret: ev.ret,
         args,
+        fds: Vec::with_capacity(descriptors),
+        paths: Vec::with_capacity(paths),
         truncated: ev.flags & (syscall_flags::PARTS_TRUNCATED | syscall_flags::PATH_TRUNCATED) != 0,
         ..Syscall::default()
-    };
+    });
 
     let fd_value = |index: u8| -> i64 {
         if index == PART_RET {

@@ -822,7 +822,7 @@ fn arg_name<'s>(syscall: &'s Syscall, arg: &'s FieldArg) -> Option<&'s str> {
             let ours = falco_alias(&syscall.name, key);
             let known = |n: &str| {
                 n == "res"
-                    || syscall.args.contains_key(n)
+                    || syscall.args.get(n).is_some()
                     || path_arg(syscall, n).is_some()
                     || syscall.fds.iter().any(|f| f.arg == n)
             };
