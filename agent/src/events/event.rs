@@ -670,7 +670,7 @@ pub enum ArgValue {
     /// A negative number (descriptors such as AT_FDCWD).
     Signed(i64),
     /// A string read from the process's memory.
-    Text(String),
+    Text(Arc<str>),
 }
 
 impl ArgValue {
@@ -692,9 +692,10 @@ pub struct FdInfo {
     /// `file` (a path), `socket`, `pipe` or `anon` (an anonymous inode).
     #[serde(rename = "type")]
     pub kind: Cow<'static, str>,
-    /// For `file`: its absolute path.
+    /// For `file`: its absolute path (shared with the path argument it
+    /// was opened by, when they are the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Arc<str>>,
     /// For `socket`: what the kernel holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<Socket>,
@@ -739,11 +740,12 @@ pub struct PathArg {
     /// The argument's name.
     pub arg: Cow<'static, str>,
     /// The path as the process passed it.
-    pub raw: String,
+    pub raw: Arc<str>,
     /// The path made absolute against the working directory or the directory
     /// descriptor (resolved in the kernel at the call), with `.` and `..`
-    /// removed lexically.
-    pub path: String,
+    /// removed lexically. Most paths are absolute already: then this, the
+    /// raw path and the argument's value are one string.
+    pub path: Arc<str>,
 }
 
 /// A socket address argument.
@@ -875,7 +877,7 @@ mod tests {
     #[test]
     fn syscall_args_keep_name_order_replace_by_name_and_read_back_from_json() {
         let mut args: SyscallArgs = [
-            ("pathname".into(), ArgValue::Text("/etc/shadow".to_owned())),
+            ("pathname".into(), ArgValue::Text("/etc/shadow".into())),
             ("dirfd".into(), ArgValue::Signed(-100)),
             ("flags".into(), ArgValue::Unsigned(0)),
         ]

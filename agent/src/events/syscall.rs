@@ -5,6 +5,7 @@ use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, Ipv6Addr},
     path::{Component, Path, PathBuf},
+    sync::Arc,
 };
 
 use agent_common::{ArgKind, PART_RET, SocketInfo, SyscallEvent, part_kind, syscall_flags};
@@ -119,15 +120,15 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDec
     for part in &parts {
         match part.kind {
             part_kind::PATH | part_kind::STRING => {
-                let value = text(part.data);
+                let value: Arc<str> = String::from_utf8_lossy(part.data).into();
                 if part.kind == part_kind::PATH {
                     let absolute = match bases.get(&part.arg) {
                         Some(base) if !value.starts_with('/') => {
-                            normalize(&Path::new(base).join(&value))
+                            normalize(&Path::new(base).join(&*value)).into()
                         }
                         // Most paths are already absolute and clean.
                         _ if is_normal(&value) => value.clone(),
-                        _ => normalize(Path::new(&value)),
+                        _ => normalize(Path::new(&*value)).into(),
                     };
                     section.paths.push(PathArg {
                         arg: arg_name(part.arg),
@@ -139,13 +140,23 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDec
                     .args
                     .insert(arg_name(part.arg), ArgValue::Text(value));
             }
-            part_kind::FD_PATH => section.fds.push(FdInfo {
-                arg: arg_name(part.arg),
-                fd: fd_value(part.arg),
-                kind: "file".into(),
-                path: Some(text(part.data)),
-                socket: None,
-            }),
+            part_kind::FD_PATH => {
+                let path = String::from_utf8_lossy(part.data);
+                // An open's new descriptor names the file its path argument
+                // did: one string for both.
+                let path = section
+                    .paths
+                    .iter()
+                    .find(|p| *p.path == *path)
+                    .map_or_else(|| Arc::from(&*path), |p| p.path.clone());
+                section.fds.push(FdInfo {
+                    arg: arg_name(part.arg),
+                    fd: fd_value(part.arg),
+                    kind: "file".into(),
+                    path: Some(path),
+                    socket: None,
+                });
+            }
             part_kind::SOCKET => {
                 if let Some(info) = agent_common::read_socket_info(part.data) {
                     section.fds.push(FdInfo {
@@ -413,6 +424,58 @@ mod tests {
         assert_eq!(named.path.as_deref(), Some("/run/x.sock"));
         let abstract_name = sockaddr("addr".into(), b"\x01\x00\0hidden\0").expect("decodes");
         assert_eq!(abstract_name.path.as_deref(), Some("@hidden"));
+    }
+
+    fn part(kind: u8, arg: u8, data: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(data.len()).expect("a short part");
+        let mut bytes = vec![kind, arg];
+        bytes.extend(len.to_ne_bytes());
+        bytes.extend(data);
+        bytes
+    }
+
+    #[test]
+    fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
+        let mut data = part(part_kind::PATH, 1, b"/etc/shadow");
+        data.extend(part(part_kind::FD_PATH, PART_RET, b"/etc/shadow"));
+        let ev = SyscallEvent {
+            nr: 257,
+            ret: 3,
+            args: [u64::from(-100i32 as u32), 0, 0, 0, 0, 0],
+            parts_len: u16::try_from(data.len()).expect("short"),
+            ..SyscallEvent::default()
+        };
+        let section = decode(&ev, &data).expect("decodes");
+        assert_eq!(section.name, "openat");
+        assert_eq!(section.args.get("flags"), Some(&ArgValue::Unsigned(0)));
+        let [path] = section.paths.as_slice() else {
+            panic!("one path: {:?}", section.paths);
+        };
+        let [fd] = section.fds.as_slice() else {
+            panic!("one descriptor: {:?}", section.fds);
+        };
+        assert_eq!((&*path.raw, &*path.path), ("/etc/shadow", "/etc/shadow"));
+        assert_eq!((fd.arg.as_ref(), fd.fd), ("ret", 3));
+        let Some(ArgValue::Text(pathname)) = section.args.get("pathname") else {
+            panic!("the pathname argument: {:?}", section.args);
+        };
+        let fd_path = fd.path.as_ref().expect("the file's path");
+        assert!(Arc::ptr_eq(&path.raw, &path.path));
+        assert!(Arc::ptr_eq(&path.raw, pathname));
+        assert!(Arc::ptr_eq(&path.path, fd_path));
+
+        // A relative path is its own string, made absolute.
+        let mut data = part(part_kind::BASE, 1, b"/tmp");
+        data.extend(part(part_kind::PATH, 1, b"a/../b"));
+        let ev = SyscallEvent {
+            parts_len: u16::try_from(data.len()).expect("short"),
+            ..ev
+        };
+        let section = decode(&ev, &data).expect("decodes");
+        assert_eq!(
+            section.paths.first().map(|p| (&*p.raw, &*p.path)),
+            Some(("a/../b", "/tmp/b"))
+        );
     }
 
     #[test]

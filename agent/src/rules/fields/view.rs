@@ -272,7 +272,7 @@ fn event_fd<'a>(view: &EventView<'a>) -> Option<Fd<'a>> {
     let syscall = view.syscall()?;
     let class = view.syscall_class();
     let by_arg = |arg: &str| syscall.fds.iter().find(|f| f.arg == arg);
-    let raw = syscall.paths.first().map(|p| p.raw.as_str());
+    let raw = syscall.paths.first().map(|p| &*p.raw);
     let shape = FdShape {
         raw,
         server: class == SyscallClass::Accept,

@@ -139,14 +139,14 @@ impl Fixture {
     }
 
     fn text(self, name: &'static str, value: &str) -> Self {
-        self.arg(name, ArgValue::Text(value.to_owned()))
+        self.arg(name, ArgValue::Text(value.into()))
     }
 
     fn path(mut self, arg: &'static str, path: &str) -> Self {
         self.sys().paths.push(PathArg {
             arg: Cow::Borrowed(arg),
-            raw: path.to_owned(),
-            path: path.to_owned(),
+            raw: path.into(),
+            path: path.into(),
         });
         self
     }
@@ -156,7 +156,7 @@ impl Fixture {
             arg: Cow::Borrowed(arg),
             fd,
             kind: "file".into(),
-            path: Some(path.to_owned()),
+            path: Some(path.into()),
             socket: None,
         });
         self
