@@ -25,15 +25,15 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         };
     }
     match field.id {
-        // Read above.
+        // Read above, by `Direct`.
         F::ProcPid
         | F::ProcPpid
         | F::UserUid
         | F::FdNum
         | F::EvtIsOpenRead
         | F::EvtIsOpenWrite
-        | F::EvtIsOpenCreate => None,
-        F::EvtType
+        | F::EvtIsOpenCreate
+        | F::EvtType
         | F::EvtHostname
         | F::ProcName
         | F::ProcExe
