@@ -225,18 +225,16 @@ struct Sharing {
     /// (an ancestor exec'd) are told apart by value.
     ancestries: HashMap<Vec<(u32, u64)>, Vec<Ancestry>>,
     leaders: HashMap<u32, Vec<Leader>>,
-    names: HashMap<&'static str, &'static str>,
+    /// The decoder's names of syscalls, sensors and arguments.
+    names: std::collections::HashSet<&'static str>,
 }
 
 impl Sharing {
     fn share(&mut self, events: &mut [Event]) {
         for syscall in crate::bpf::syscalls::SYSCALLS {
-            self.names.insert(syscall.name, syscall.name);
-            self.names
-                .insert(syscall.sensor.name(), syscall.sensor.name());
-            for arg in syscall.args {
-                self.names.insert(arg.name, arg.name);
-            }
+            self.names.insert(syscall.name);
+            self.names.insert(syscall.sensor.name());
+            self.names.extend(syscall.args.iter().map(|arg| arg.name));
         }
         for event in events {
             if let Some(process) = event.process.as_mut() {

@@ -282,6 +282,17 @@ pub struct Process {
     pub truncated: Vec<String>,
 }
 
+impl Process {
+    /// The command name, then the arguments after argv\[0\] (Falco's
+    /// `proc.cmdline`); the name alone when the arguments are unknown.
+    pub fn command_line(&self) -> Cow<'_, str> {
+        match &self.args {
+            Some(args) => args.command_line(&self.comm),
+            None => Cow::Borrowed(&self.comm),
+        }
+    }
+}
+
 /// One ancestor of a process: its host pid, start and what it runs, shared
 /// with the process tree so that listing ancestors on every event copies no
 /// strings. In JSON: `{"pid", "start_ns", "comm", "exe", "args"}`.

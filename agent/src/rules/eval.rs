@@ -39,9 +39,9 @@ pub struct Check {
     /// The test.
     pub test: CheckTest,
     /// Set when the value is read straight from the event (text, a number
-    /// or a flag, untransformed) and the test is of that type: the check then
-    /// tests the value as it is, with no [`Val`] made, moved and dropped on
-    /// the way. Most checks of Falco's rules are of this kind.
+    /// or a flag, untransformed): a test of that type then tests the value as
+    /// it is, with no [`Val`] made, moved and dropped on the way. Most checks
+    /// of Falco's rules are of this kind.
     direct: Option<Direct>,
 }
 

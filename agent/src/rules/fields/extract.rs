@@ -436,21 +436,19 @@ impl TextField {
 
     /// The field's text for the event, `None` when it has none.
     pub fn read<'a>(self, view: &'a EventView<'_>) -> Option<&'a str> {
-        let process = || view.process();
-        let parent = || Some(&process()?.ancestors.first()?.image);
+        let own = |part| generation_text(view.process()?, 0, part);
+        let parent = |part| generation_text(view.process()?, 1, part);
         match self {
             Self::EvtType => Some(view.event_type()),
             Self::EvtHostname => Some(&view.event.node),
-            Self::ProcName => Some(&process()?.comm),
-            Self::ProcExe => process()?.args.as_ref()?.get(0),
-            // A process the tree learnt of only from a fork it did not see
-            // has an empty image: no path, like its ancestors' (`<NA>`).
-            Self::ProcExePath => exe_path(process()?),
+            Self::ProcName => own(Part::Name),
+            Self::ProcExe => own(Part::Exe),
+            Self::ProcExePath => own(Part::ExePath),
             Self::ProcArgs => view.proc_args(),
             Self::ProcCmdline => view.cmdline(),
-            Self::ProcPname => Some(parent()?.comm()),
-            Self::ProcPexe => parent()?.args().get(0),
-            Self::ProcPexePath => Some(parent()?.exe()).filter(|e| !e.is_empty()),
+            Self::ProcPname => parent(Part::Name),
+            Self::ProcPexe => parent(Part::Exe),
+            Self::ProcPexePath => parent(Part::ExePath),
             Self::FdType => Some(fd_type(view.fd()?).0),
             Self::FdTypeChar => Some(fd_type(view.fd()?).1),
             // A file's name is its path, borrowed; only a socket's is built.
@@ -588,26 +586,39 @@ enum Part {
 
 /// One generation's `part`: 0 is the process itself, 1 its parent.
 fn generation<'a>(process: &'a Process, n: usize, part: Part) -> Option<Val<'a>> {
-    let str = |s: &'a str| Some(Val::Str(Cow::Borrowed(s)));
+    match part {
+        Part::Name | Part::Exe | Part::ExePath => {
+            generation_text(process, n, part).map(|s| Val::Str(Cow::Borrowed(s)))
+        }
+        Part::Cmdline if n == 0 => Some(Val::Str(process.command_line())),
+        Part::Cmdline => {
+            let image = &process.ancestors.get(n - 1)?.image;
+            Some(Val::Str(image.args().command_line(image.comm())))
+        }
+        Part::Pid if n == 0 => Some(Val::Int(process.pid.into())),
+        Part::Pid => Some(Val::Int(process.ancestors.get(n - 1)?.pid.into())),
+    }
+}
+
+/// One generation's name, executable or executable path, as the event holds
+/// it; `None` for the parts that are not text kept in the event.
+fn generation_text(process: &Process, n: usize, part: Part) -> Option<&str> {
     if n == 0 {
         return match part {
-            Part::Name => str(&process.comm),
-            Part::Exe => str(process.args.as_ref()?.get(0)?),
-            Part::ExePath => str(exe_path(process)?),
-            Part::Cmdline => Some(Val::Str(match &process.args {
-                Some(args) => args.command_line(&process.comm),
-                None => Cow::Borrowed(&process.comm),
-            })),
-            Part::Pid => Some(Val::Int(process.pid.into())),
+            Part::Name => Some(&process.comm),
+            Part::Exe => process.args.as_ref()?.get(0),
+            // A process the tree learnt of only from a fork it did not see
+            // has an empty image: no path, like its ancestors' (`<NA>`).
+            Part::ExePath => exe_path(process),
+            Part::Cmdline | Part::Pid => None,
         };
     }
-    let a = process.ancestors.get(n - 1)?;
+    let image = &process.ancestors.get(n - 1)?.image;
     match part {
-        Part::Name => str(a.image.comm()),
-        Part::Exe => str(a.image.args().get(0)?),
-        Part::ExePath => str(a.image.exe()).filter(|_| !a.image.exe().is_empty()),
-        Part::Cmdline => Some(Val::Str(a.image.args().command_line(a.image.comm()))),
-        Part::Pid => Some(Val::Int(a.pid.into())),
+        Part::Name => Some(image.comm()),
+        Part::Exe => image.args().get(0),
+        Part::ExePath => Some(image.exe()).filter(|e| !e.is_empty()),
+        Part::Cmdline | Part::Pid => None,
     }
 }
 

@@ -151,11 +151,7 @@ impl<'a> EventView<'a> {
     /// `proc.cmdline`: the command name and the arguments.
     pub fn cmdline(&self) -> Option<&str> {
         let process = self.process()?;
-        let line = self.cmdline.get_or_init(|| match &process.args {
-            Some(args) => args.command_line(&process.comm),
-            None => Cow::Borrowed(&process.comm),
-        });
-        Some(line)
+        Some(self.cmdline.get_or_init(|| process.command_line()))
     }
 
     /// `evt.args`: every argument as `name=value`.
