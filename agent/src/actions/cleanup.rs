@@ -9,6 +9,7 @@
 use std::{
     collections::HashSet,
     io,
+    os::fd::{AsRawFd, FromRawFd},
     path::{Path, PathBuf},
 };
 
@@ -181,6 +182,8 @@ fn remove_below(pin: &PinDir, dir: &Path, keep: &HashSet<PathBuf>, report: &mut 
         let result = if is_dir {
             remove_below(pin, &path, keep, report);
             std::fs::remove_dir(&path)
+        } else if dir == links {
+            detach_pinned_link(&path).and_then(|()| std::fs::remove_file(&path))
         } else {
             std::fs::remove_file(&path)
         };
@@ -193,6 +196,47 @@ fn remove_below(pin: &PinDir, dir: &Path, keep: &HashSet<PathBuf>, report: &mut 
             Err(source) => report.errors.push(CleanupError::Remove { path, source }),
         }
     }
+}
+
+/// Detaches the link pinned at `path` from its cgroup now. Removing the pin
+/// alone drops the kernel's last reference to the link, and the kernel
+/// releases a link from a work queue: the program could stay attached for a
+/// moment after cleanup said it was detached.
+fn detach_pinned_link(path: &Path) -> io::Result<()> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+    // `union bpf_attr`, as large as any command's part of it; each command
+    // reads its first fields.
+    let mut attr = [0u64; 16];
+    let pathname = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    attr[0] = pathname.as_ptr() as u64;
+    let bpf = |command: libc::c_long, attr: &mut [u64; 16]| {
+        // SAFETY: `attr` is a zeroed `union bpf_attr` of the size passed,
+        // holding the fields `command` reads (a NUL-terminated path that
+        // outlives the call, or a descriptor).
+        unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                command,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(attr),
+            )
+        }
+    };
+    let fd = bpf(BPF_OBJ_GET, &mut attr);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    // SAFETY: the kernel just returned this descriptor, owned by nobody else.
+    let link = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(link.as_raw_fd().cast_unsigned());
+    if bpf(BPF_LINK_DETACH, &mut attr) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn errors_as_text<S: serde::Serializer>(
