@@ -355,7 +355,7 @@ mod tests {
             priority: crate::rules::Priority::Critical,
             tags: vec!["t".into()],
             output: "out".into(),
-            fields: [("proc.name".to_owned(), serde_json::json!("sh"))].into(),
+            fields: [("proc.name".into(), serde_json::json!("sh"))].into(),
             event_type: "execve".into(),
             blast_radius: None,
         }));

@@ -279,17 +279,35 @@ impl Sharing {
     }
 
     fn share_syscall(&mut self, syscall: &mut crate::events::event::Syscall) {
-        let names = &self.names;
-        let to_static = |name: &mut std::borrow::Cow<'static, str>| {
-            if let Some(known) = names.get(name.as_ref()) {
-                *name = std::borrow::Cow::Borrowed(known);
-            }
+        let names = &mut self.names;
+        // Names the tables above do not hold (a descriptor's kind, a socket's
+        // family) are static strings in the decoder too: one copy each, kept
+        // for the rest of this benchmark's short run.
+        let mut to_static = |name: &mut std::borrow::Cow<'static, str>| {
+            let known = match names.get(name.as_ref()) {
+                Some(known) => *known,
+                None => {
+                    let leaked: &'static str = Box::leak(name.as_ref().into());
+                    names.insert(leaked);
+                    leaked
+                }
+            };
+            *name = std::borrow::Cow::Borrowed(known);
         };
         to_static(&mut syscall.name);
         to_static(&mut syscall.sensor);
-        syscall.args.keys_mut().for_each(to_static);
+        syscall.args.keys_mut().for_each(&mut to_static);
         for fd in &mut syscall.fds {
             to_static(&mut fd.arg);
+            to_static(&mut fd.kind);
+            if let Some(socket) = fd.socket.as_mut() {
+                to_static(&mut socket.family);
+                to_static(&mut socket.kind);
+                to_static(&mut socket.protocol);
+                if let Some(state) = socket.state.as_mut() {
+                    to_static(state);
+                }
+            }
         }
         for path in &mut syscall.paths {
             to_static(&mut path.arg);
@@ -617,5 +635,13 @@ mod tests {
                 .keys()
                 .all(|k| matches!(k, std::borrow::Cow::Borrowed(_)))
         );
+        let fd = syscall.fds.first().expect("the opened descriptor");
+        assert!(matches!(
+            (&fd.arg, &fd.kind),
+            (
+                std::borrow::Cow::Borrowed("ret"),
+                std::borrow::Cow::Borrowed("file")
+            )
+        ));
     }
 }

@@ -552,7 +552,7 @@ pub struct Violation {
     pub output: String,
     /// The value of each field the output names; `null` where the event has
     /// none (the output shows `<NA>`).
-    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    pub fields: std::collections::BTreeMap<std::sync::Arc<str>, serde_json::Value>,
     /// The kind of the event that matched, as Falco names it (`openat`,
     /// `execve`, ...).
     pub event_type: String,

@@ -4,7 +4,10 @@
 //! disjunction, as Falco does. Every problem is reported with its position;
 //! compilation goes on after an error so that one run reports them all.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use rustc_hash::FxHashSet;
 
@@ -22,6 +25,7 @@ use super::{
     ops::{IntTest, IpNet, IpTest, Ordering, StrTest, Test, hex_bytes},
     output::{Output, split_field},
     parser,
+    program::Program,
 };
 
 /// A rule ready to evaluate.
@@ -41,13 +45,15 @@ pub struct CompiledRule {
     pub actions: Vec<crate::actions::Action>,
     /// Its condition, exceptions included.
     pub condition: Node,
+    /// The same, as it runs.
+    pub program: Program,
     /// Its output template.
     pub output: Output,
     /// The event types it can match.
     pub event_types: EventTypes,
     /// The fields its condition reads that its output does not show, with
     /// their names, reported with each violation.
-    pub condition_fields: Vec<(String, Accessor)>,
+    pub condition_fields: Vec<(Arc<str>, Accessor)>,
     /// Where it was defined.
     pub position: Position,
     /// The only namespace whose events it is tested against (a team's rule).
@@ -120,6 +126,7 @@ pub fn compile(defs: &Definitions) -> Result<Compiled, RulesError> {
             tags: rule.tags.clone(),
             enabled: rule.enabled,
             actions: rule.actions.clone(),
+            program: Program::new(&condition, types),
             condition,
             output,
             event_types: types,
@@ -514,7 +521,7 @@ impl<'d> Compiler<'d> {
 }
 
 /// The distinct fields a condition reads, except those the output shows.
-fn condition_fields(condition: &Node, output: &Output) -> Vec<(String, Accessor)> {
+fn condition_fields(condition: &Node, output: &Output) -> Vec<(Arc<str>, Accessor)> {
     let shown: HashSet<&str> = output.field_names().collect();
     let mut seen = HashSet::new();
     let mut fields = Vec::new();
@@ -524,7 +531,7 @@ fn condition_fields(condition: &Node, output: &Output) -> Vec<(String, Accessor)
     {
         seen.insert("evt.type".to_owned());
         fields.push((
-            "evt.type".to_owned(),
+            "evt.type".into(),
             Accessor {
                 field,
                 transformers: Box::new([]),
@@ -534,7 +541,7 @@ fn condition_fields(condition: &Node, output: &Output) -> Vec<(String, Accessor)
     condition.visit_accessors(&mut |accessor| {
         let name = accessor.display_name();
         if !shown.contains(name.as_str()) && seen.insert(name.clone()) {
-            fields.push((name, accessor.clone()));
+            fields.push((name.into(), accessor.clone()));
         }
     });
     fields

@@ -215,7 +215,8 @@ impl Check {
         Some(passes.is_some_and(|p| p != negated))
     }
 
-    fn eval(&self, view: &EventView<'_>) -> bool {
+    /// Whether the value passes.
+    pub fn eval(&self, view: &EventView<'_>) -> bool {
         if let Some(direct) = self.direct
             && let Some(result) = self.eval_direct(direct, view)
         {

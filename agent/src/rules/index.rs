@@ -66,10 +66,15 @@ static BY_NR: LazyLock<Vec<Option<u8>>> = LazyLock::new(|| {
 /// its name (recorded events may come from elsewhere), else by its name.
 pub fn syscall_type_id(nr: u32, name: &str) -> Option<u8> {
     let by_nr = BY_NR.get(nr as usize).copied().flatten();
-    match by_nr {
-        Some(id) if UNIVERSE.get(usize::from(id)) == Some(&name) => Some(id),
-        _ => event_type_id(name),
+    if let Some(id) = by_nr
+        && let Some(known) = UNIVERSE.get(usize::from(id))
+        // The decoder's names are the table's own strings: most events are
+        // recognised by where their name lies, without reading it.
+        && (std::ptr::eq(*known, name) || *known == name)
+    {
+        return Some(id);
     }
+    event_type_id(name)
 }
 
 /// A set of event types.

@@ -16,6 +16,7 @@ pub mod loader;
 pub mod ops;
 pub mod output;
 pub mod parser;
+pub mod program;
 pub mod reload;
 pub mod resources;
 pub mod ruleset;

@@ -1,7 +1,7 @@
 //! Output templates: text with `%field` references, rendered for an event
 //! with `<NA>` where the event has no value, as Falco renders them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     eval::Accessor,
@@ -12,12 +12,14 @@ use super::{
 #[derive(Clone, Debug, Default)]
 pub struct Output {
     parts: Vec<Part>,
+    /// About how long a rendering is, so that most need one allocation.
+    rendered_len: usize,
 }
 
 #[derive(Clone, Debug)]
 enum Part {
     Text(String),
-    Field { name: String, accessor: Accessor },
+    Field { name: Arc<str>, accessor: Accessor },
 }
 
 /// A `%` reference that names no field.
@@ -57,7 +59,7 @@ impl Output {
                 parts.push(Part::Text(std::mem::take(&mut text)));
             }
             parts.push(Part::Field {
-                name: token.to_owned(),
+                name: token.into(),
                 accessor: Accessor {
                     field,
                     transformers: Box::new([]),
@@ -70,20 +72,31 @@ impl Output {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Ok(Self { parts })
+        let rendered_len = parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.len(),
+                // Command lines and paths are most of a rendering.
+                Part::Field { .. } => 64,
+            })
+            .sum();
+        Ok(Self {
+            parts,
+            rendered_len,
+        })
     }
 
     /// The rendered text and the value of each field it names (`null` for
     /// none).
-    pub fn render(&self, view: &EventView<'_>) -> (String, BTreeMap<String, serde_json::Value>) {
-        let mut out = String::new();
+    pub fn render(&self, view: &EventView<'_>) -> (String, BTreeMap<Arc<str>, serde_json::Value>) {
+        let mut out = String::with_capacity(self.rendered_len);
         let mut values = BTreeMap::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Field { name, accessor } => match accessor.get(view) {
                     Some(v) => {
-                        out.push_str(&v.render());
+                        v.render_into(&mut out);
                         values.insert(name.clone(), v.to_json());
                     }
                     None => {
@@ -99,7 +112,7 @@ impl Output {
     /// The names of the fields the template uses.
     pub fn field_names(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Field { name, .. } => Some(name.as_str()),
+            Part::Field { name, .. } => Some(&**name),
             Part::Text(_) => None,
         })
     }

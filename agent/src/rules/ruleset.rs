@@ -244,7 +244,6 @@ impl RuleSet {
             return;
         }
         let view = EventView::new(event, number);
-        let event_type = view.event_type();
         for &i in self.candidates_of(view.type_id()) {
             let Some(rule) = self.rules.get(i as usize) else {
                 continue;
@@ -258,7 +257,7 @@ impl RuleSet {
             {
                 continue;
             }
-            if !rule.condition.eval(&view) {
+            if !rule.program.eval(&view) {
                 continue;
             }
             let (output, mut fields) = rule.output.render(&view);
@@ -276,7 +275,7 @@ impl RuleSet {
                 tags: rule.tags.clone(),
                 output,
                 fields,
-                event_type: event_type.to_owned(),
+                event_type: view.event_type().to_owned(),
                 blast_radius: None,
             }));
             out.push(violation);

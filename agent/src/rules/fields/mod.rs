@@ -468,16 +468,36 @@ pub enum Val<'a> {
 impl Val<'_> {
     /// The value as an output shows it.
     pub fn render(&self) -> String {
-        match self {
-            Self::Str(s) => s.to_string(),
-            Self::Int(n) => n.to_string(),
-            Self::Bool(b) => b.to_string(),
-            Self::Ip(ip) => ip.to_string(),
-            Self::List(items) => {
-                let items: Vec<String> = items.iter().map(Val::render).collect();
-                format!("({})", items.join(","))
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    /// Appends the value as an output shows it, with no text of its own
+    /// made on the way.
+    pub fn render_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        // Writing into a String cannot fail.
+        let _ = match self {
+            Self::Str(s) => {
+                out.push_str(s);
+                Ok(())
             }
-        }
+            Self::Int(n) => write!(out, "{n}"),
+            Self::Bool(b) => write!(out, "{b}"),
+            Self::Ip(ip) => write!(out, "{ip}"),
+            Self::List(items) => {
+                out.push('(');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.render_into(out);
+                }
+                out.push(')');
+                Ok(())
+            }
+        };
     }
 
     /// The value as JSON, for a violation's field values.

@@ -843,15 +843,15 @@ fn each_default_rule_fires_on_its_event_and_not_on_its_benign_twin() {
             // fixture and must be rendered.
             // Only the fields the output shows: a condition may read fields
             // of alternatives this event did not take.
-            let missing: Vec<&String> = v
+            let missing: Vec<&str> = v
                 .fields
                 .iter()
                 .filter(|(name, value)| {
                     value.is_null()
-                        && output_names(&set, &v.rule).contains(name)
-                        && !(on_host && name.as_str() == "k8s.pod.uid")
+                        && output_names(&set, &v.rule).contains(&name.to_string())
+                        && !(on_host && &***name == "k8s.pod.uid")
                 })
-                .map(|(name, _)| name)
+                .map(|(name, _)| &**name)
                 .collect();
             assert!(
                 missing.is_empty(),
