@@ -106,7 +106,7 @@ use Sensor::{Benchmark, Descriptors, File, Network, Privilege};
 const FCNTL_DUP_COMMANDS: [u32; 2] = [0, 1030];
 
 /// Every syscall the sensors can report.
-pub const SYSCALLS: &[Syscall] = &[
+pub static SYSCALLS: &[Syscall] = &[
     // Files.
     call_fd(
         "open",
