@@ -492,7 +492,7 @@ fn profile(set: &RuleSet, events: &[Event]) -> Value {
             for &i in &applies {
                 let Some(event) = events.get(i) else { continue };
                 let view = EventView::new(event, i as u64 + 1);
-                matched += u64::from(std::hint::black_box(rule.condition.eval(&view)));
+                matched += u64::from(std::hint::black_box(rule.program.eval(&view)));
             }
         }
         let per_pass_ns =
@@ -505,7 +505,7 @@ fn profile(set: &RuleSet, events: &[Event]) -> Value {
                 for &i in slice {
                     let Some(event) = events.get(i) else { continue };
                     let view = EventView::new(event, i as u64 + 1);
-                    std::hint::black_box(rule.condition.eval(&view));
+                    std::hint::black_box(rule.program.eval(&view));
                 }
                 0
             });

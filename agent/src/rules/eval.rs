@@ -1,5 +1,7 @@
-//! Compiled conditions and their evaluation: a tree of checks whose right
-//! sides were prepared at compile time.
+//! Compiled conditions: a tree of checks whose right sides were prepared at
+//! compile time, and each check's evaluation. The tree is what the compiler
+//! reasons about (event types, what the kernel can match); the rules run it
+//! as a branching program ([`super::program`]).
 
 use std::borrow::Cow;
 
@@ -136,7 +138,9 @@ fn transform(t: Transformer, value: Val<'_>) -> Option<Val<'_>> {
 }
 
 impl Node {
-    /// Whether the condition holds for the event.
+    /// Whether the condition holds for the event, by walking the tree: the
+    /// meaning the branching programs the rules run are tested against.
+    #[cfg(test)]
     pub fn eval(&self, view: &EventView<'_>) -> bool {
         match self {
             Self::And(nodes) => nodes.iter().all(|n| n.eval(view)),

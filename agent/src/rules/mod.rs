@@ -2,7 +2,8 @@
 //!
 //! Rules files are read with positions ([`loader`]), conditions are parsed
 //! into a syntax tree ([`ast`]), macros and lists are resolved, and the result
-//! is compiled into matchers indexed by event type. Every problem is a
+//! is compiled into checks ([`eval`]) and run as branching programs
+//! ([`program`]) indexed by event type ([`index`]). Every problem is a
 //! [`diag::Diagnostic`] naming the file, line, column and item.
 
 pub mod ast;
