@@ -314,6 +314,51 @@ mod tests {
         );
     }
 
+    /// Every rule of Falco's file and of ours, run as a program, agrees with
+    /// its condition's tree on every fixture event it is a candidate for:
+    /// compiling to jumps, and dropping the type checks that the index
+    /// already answers, change no result.
+    #[test]
+    fn programs_agree_with_their_conditions_on_every_fixture_event() {
+        let files = [
+            (Arc::from(DEFAULT_RULES_NAME), Arc::from(DEFAULT_RULES)),
+            falco_rules(),
+        ];
+        let set = RuleSet::from_texts(&files, &Selection::default(), MatchMode::All)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/falco_rules");
+        let mut events = Vec::new();
+        for entry in std::fs::read_dir(fixtures).expect("the fixtures") {
+            let text = std::fs::read_to_string(entry.expect("an entry").path()).expect("a file");
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                events.push(serde_json::from_str::<Event>(line).expect("an event"));
+            }
+        }
+        assert!(events.len() > 40, "{} fixture events", events.len());
+        let (mut compared, mut held) = (0, 0);
+        for (number, event) in (1..).zip(&events) {
+            let id = EventView::new(event, number).type_id();
+            for rule in set.rules() {
+                let candidate = match id {
+                    Some(id) => rule.event_types.contains(id),
+                    None => rule.event_types.is_all(),
+                };
+                if !candidate {
+                    continue;
+                }
+                let tree = rule.condition.eval(&EventView::new(event, number));
+                let program = rule.program.eval(&EventView::new(event, number));
+                assert_eq!(tree, program, "{} on {event:?}", rule.name);
+                compared += 1;
+                held += usize::from(program);
+            }
+        }
+        assert!(
+            compared > 500 && held > 20,
+            "{compared} compared, {held} held"
+        );
+    }
+
     #[test]
     fn the_default_rules_compile() {
         let files = [(Arc::from(DEFAULT_RULES_NAME), Arc::from(DEFAULT_RULES))];
