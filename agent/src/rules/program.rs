@@ -108,17 +108,7 @@ impl Program {
                 StepTest::Types(types) => view.type_id().is_some_and(|id| types.contains(id)),
                 StepTest::Memo(slot, program) => view.memo(*slot, || program.eval(view)),
             };
-            if holds {
-                at = step.if_true;
-                if at == HOLDS {
-                    return true;
-                }
-            } else {
-                at = step.if_false;
-                if at == FAILS {
-                    return false;
-                }
-            }
+            at = if holds { step.if_true } else { step.if_false };
         }
     }
 
