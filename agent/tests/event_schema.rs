@@ -211,7 +211,7 @@ fn a_violation_in_a_pod_with_its_blast_radius_matches_the_published_schema() {
         violation: Some(Box::new(Violation {
             rule: "Terminal shell in container".into(),
             priority: guardrails::rules::Priority::Notice,
-            tags: vec![],
+            tags: [].into(),
             output: "shell".into(),
             fields: Default::default(),
             event_type: "execve".into(),

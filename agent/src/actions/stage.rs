@@ -149,7 +149,7 @@ pub struct ActionStage {
     actors: Actors,
     metrics: Arc<ActionMetrics>,
     /// Each rule's own `actions`, by rule name.
-    rule_actions: HashMap<String, (Vec<Action>, Vec<String>)>,
+    rule_actions: HashMap<String, (Vec<Action>, Arc<[String]>)>,
     /// The rule of each in-kernel kill slot.
     slots: Vec<String>,
     /// For each slot, the only namespace its rule applies in (a team's).
@@ -397,7 +397,7 @@ impl ActionStage {
                 let tags = self
                     .rule_actions
                     .get(rule)
-                    .map(|(_, tags)| tags.as_slice())
+                    .map(|(_, tags)| &**tags)
                     .unwrap_or_default();
                 if self.policy.mode(rule, tags, namespace, labels).0 == Mode::Enforce {
                     mask |= 1 << slot;
@@ -456,7 +456,7 @@ impl ActionStage {
         let (own, tags) = self
             .rule_actions
             .get(&v.rule)
-            .map(|(a, t)| (a.as_slice(), t.as_slice()))
+            .map(|(a, t)| (a.as_slice(), &**t))
             .unwrap_or_default();
         let actions = self.policy.actions(&v.rule, tags, own);
         if actions.is_empty() {

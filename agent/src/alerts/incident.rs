@@ -138,7 +138,7 @@ impl Aggregator {
                 rule: v.rule.clone(),
                 priority: v.priority,
                 severity: severity(v.priority),
-                tags: v.tags.clone(),
+                tags: v.tags.to_vec(),
                 namespace: place.namespace.clone(),
                 workload: place.workload.clone(),
                 team: place.team.clone(),

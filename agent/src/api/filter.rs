@@ -276,7 +276,7 @@ mod tests {
             Box::new(Violation {
                 rule: "Shell".into(),
                 priority,
-                tags: vec!["shell".into()],
+                tags: ["shell".to_owned()].into(),
                 output: String::new(),
                 fields: Default::default(),
                 event_type: "execve".into(),

@@ -296,7 +296,7 @@ fn rule_message(rule: &crate::rules::compile::CompiledRule) -> v1::Rule {
     v1::Rule {
         name: rule.name.clone(),
         priority: priority_number(rule.priority).into(),
-        tags: rule.tags.clone(),
+        tags: rule.tags.to_vec(),
         enabled: rule.enabled,
         description: rule.desc.clone(),
     }
@@ -353,7 +353,7 @@ mod tests {
         event.violation = Some(Box::new(Violation {
             rule: "r".into(),
             priority: crate::rules::Priority::Critical,
-            tags: vec!["t".into()],
+            tags: ["t".to_owned()].into(),
             output: "out".into(),
             fields: [("proc.name".into(), serde_json::json!("sh"))].into(),
             event_type: "execve".into(),

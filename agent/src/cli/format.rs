@@ -648,7 +648,7 @@ mod tests {
             violation: Some(Box::new(Violation {
                 rule: "Read sensitive file untrusted".into(),
                 priority: Priority::Warning,
-                tags: vec![],
+                tags: [].into(),
                 output: "Sensitive file opened (file=/etc/shadow)".into(),
                 fields: BTreeMap::new(),
                 event_type: "openat".into(),

@@ -546,8 +546,8 @@ pub struct Violation {
     /// The rule's priority.
     pub priority: crate::rules::Priority,
     /// The rule's tags.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    pub tags: std::sync::Arc<[String]>,
     /// The rule's output, rendered for the event.
     pub output: String,
     /// The value of each field the output names; `null` where the event has

@@ -38,7 +38,7 @@ pub struct CompiledRule {
     /// Its priority.
     pub priority: Priority,
     /// Its tags.
-    pub tags: Vec<String>,
+    pub tags: Arc<[String]>,
     /// Whether it is enabled.
     pub enabled: bool,
     /// The containment actions its `actions` key binds to it.
@@ -123,7 +123,7 @@ pub fn compile(defs: &Definitions) -> Result<Compiled, RulesError> {
             name: rule.name.clone(),
             desc: rule.desc.clone(),
             priority: rule.priority,
-            tags: rule.tags.clone(),
+            tags: rule.tags.as_slice().into(),
             enabled: rule.enabled,
             actions: rule.actions.clone(),
             program: Program::new(&condition, types),

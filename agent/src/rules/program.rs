@@ -112,6 +112,26 @@ impl Program {
         }
     }
 
+    /// The macro this program tests first, when the condition fails as soon
+    /// as that macro has the wrong result: rules that share it can all be
+    /// passed over on one look at the macro's remembered result.
+    pub fn guard(&self) -> Option<Guard> {
+        let step = self.steps.get(self.entry as usize)?;
+        let StepTest::Memo(slot, program) = &step.test else {
+            return None;
+        };
+        let holds = match (step.if_true, step.if_false) {
+            (_, FAILS) => true,
+            (FAILS, _) => false,
+            _ => return None,
+        };
+        Some(Guard {
+            slot: *slot,
+            holds,
+            program: (**program).clone(),
+        })
+    }
+
     /// The number of checks.
     pub fn len(&self) -> usize {
         self.steps.len()
@@ -120,6 +140,28 @@ impl Program {
     /// Whether the condition is known without a check.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+}
+
+/// A macro's result that a condition needs: `open_write` for the rules about
+/// writes, `open_read` for those about reads.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    slot: u16,
+    holds: bool,
+    program: Program,
+}
+
+impl Guard {
+    /// Whether two rules need the same macro to come out the same way.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.slot == other.slot && self.holds == other.holds
+    }
+
+    /// Whether the event gives the macro the result the rules need; the
+    /// result is remembered for the rules themselves.
+    pub fn passes(&self, view: &EventView<'_>) -> bool {
+        view.memo(self.slot, || self.program.eval(view)) == self.holds
     }
 }
 

@@ -65,7 +65,7 @@ pub(crate) fn violation(rule: &str, namespace: &str, workload: &str, pod: &str) 
     event.violation = Some(Box::new(Violation {
         rule: rule.to_owned(),
         priority: Priority::Critical,
-        tags: vec!["container".to_owned()],
+        tags: vec!["container".to_owned()].into(),
         output: format!("{rule} in {pod}"),
         fields: BTreeMap::new(),
         event_type: "execve".to_owned(),
