@@ -9,8 +9,8 @@ use base64::Engine as _;
 
 use super::{
     ast::{CmpOp, Transformer},
-    fields::{Direct, EventView, Field, Val},
-    ops::Test,
+    fields::{Direct, EventView, Field, FlagField, IntField, TextField, Val},
+    ops::{IntTest, StrTest, Test},
 };
 
 /// A compiled condition.
@@ -31,6 +31,18 @@ pub enum Node {
     /// A macro's condition, evaluated at most once per event (several rules
     /// share macros such as `open_read`), its result kept in this slot.
     Memo(u16, Box<Node>),
+}
+
+/// A check of a value read straight from the event by a test of the value's
+/// own type: what [`super::program`] runs without going through [`Check`].
+#[derive(Clone, Copy, Debug)]
+pub enum DirectCheck<'c> {
+    /// Text and its test, negated or not.
+    Text(TextField, &'c StrTest, bool),
+    /// A number and its test, negated or not.
+    Int(IntField, &'c IntTest, bool),
+    /// A flag and the value it must have.
+    Flag(FlagField, bool),
 }
 
 /// A field (possibly transformed) and what it must satisfy.
@@ -192,6 +204,22 @@ impl Check {
             test,
             direct,
         }
+    }
+
+    /// The check as a direct read and a test of the value's own type, with
+    /// whether the test is negated (`!=`); `None` for any other check.
+    pub fn as_direct(&self) -> Option<DirectCheck<'_>> {
+        let (test, negated) = match &self.test {
+            CheckTest::Is(test) => (test, false),
+            CheckTest::IsNot(test) => (test, true),
+            CheckTest::Exists | CheckTest::Field(..) => return None,
+        };
+        Some(match (self.direct?, test) {
+            (Direct::Text(field), Test::Str(test)) => DirectCheck::Text(field, test, negated),
+            (Direct::Int(field), Test::Int(test)) => DirectCheck::Int(field, test, negated),
+            (Direct::Flag(field), Test::Bool(want)) => DirectCheck::Flag(field, *want != negated),
+            _ => return None,
+        })
     }
 
     /// The result of a check whose value is read directly; `None` when

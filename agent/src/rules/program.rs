@@ -9,9 +9,10 @@
 //! evaluating a condition is one loop over the checks it reaches.
 
 use super::{
-    eval::{Check, Node},
-    fields::EventView,
+    eval::{Check, DirectCheck, Node},
+    fields::{EventView, FlagField, IntField, TextField},
     index::EventTypes,
+    ops::{IntTest, StrTest},
 };
 
 /// Where a step goes next: another step, or an outcome.
@@ -39,6 +40,12 @@ struct Step {
 
 #[derive(Clone, Debug)]
 enum StepTest {
+    /// Most checks of Falco's rules: text, a number or a flag read where it
+    /// lies and tested as it is, held here so that running one is a single
+    /// dispatch.
+    Text(TextField, Box<StrTest>, bool),
+    Int(IntField, IntTest, bool),
+    Flag(FlagField, bool),
     Check(Box<Check>),
     Types(EventTypes),
     /// A macro's condition, run at most once per event.
@@ -104,6 +111,13 @@ impl Program {
                 return at == HOLDS;
             };
             let holds = match &step.test {
+                StepTest::Text(field, test, negated) => field
+                    .read(view)
+                    .is_some_and(|s| test.matches(s) != *negated),
+                StepTest::Int(field, test, negated) => field
+                    .read(view)
+                    .is_some_and(|n| test.matches(n) != *negated),
+                StepTest::Flag(field, want) => field.read(view) == Some(*want),
                 StepTest::Check(check) => check.eval(view),
                 StepTest::Types(types) => view.type_id().is_some_and(|id| types.contains(id)),
                 StepTest::Memo(slot, program) => view.memo(*slot, || program.eval(view)),
@@ -200,7 +214,19 @@ impl Builder {
             }
             Node::Types(types) if types.and(self.types).is_empty() => if_false,
             Node::Types(types) => self.step(StepTest::Types(*types), if_true, if_false),
-            Node::Check(check) => self.step(StepTest::Check(check.clone()), if_true, if_false),
+            Node::Check(check) => {
+                let test = match check.as_direct() {
+                    Some(DirectCheck::Text(field, test, negated)) => {
+                        StepTest::Text(field, Box::new(test.clone()), negated)
+                    }
+                    Some(DirectCheck::Int(field, test, negated)) => {
+                        StepTest::Int(field, test.clone(), negated)
+                    }
+                    Some(DirectCheck::Flag(field, want)) => StepTest::Flag(field, want),
+                    None => StepTest::Check(check.clone()),
+                };
+                self.step(test, if_true, if_false)
+            }
             Node::Memo(slot, inner) => {
                 let program = Program::new(inner, self.types);
                 match program.entry {
