@@ -165,13 +165,14 @@ fn tls_config(config: &ApiConfig) -> Result<ServerTlsConfig, ApiError> {
 }
 
 /// The nice value of the API's threads.
-const API_NICE: libc::c_int = 10;
+const API_NICE: libc::c_int = 19;
 
 /// Threads that serve the API.
 const API_THREADS: usize = 2;
 
 /// Serves the API on `listeners` until `shutdown`, on threads of its own
-/// that run at a lower scheduling priority (nice 10) than the pipeline's:
+/// that run at the lowest scheduling priority (nice 19), below the
+/// pipeline's:
 /// when CPU is short, the streams fall behind, and each client is told what
 /// it lost, before the pipeline falls behind the kernel, whose losses no
 /// rule and no client would see.
