@@ -45,6 +45,23 @@ pub enum DirectCheck<'c> {
     Flag(FlagField, bool),
 }
 
+impl DirectCheck<'_> {
+    /// Whether the value passes; a missing value fails `=` and `!=` alike,
+    /// as in Falco.
+    #[inline]
+    pub fn eval(self, view: &EventView<'_>) -> bool {
+        match self {
+            Self::Text(field, test, negated) => {
+                field.read(view).is_some_and(|s| test.matches(s) != negated)
+            }
+            Self::Int(field, test, negated) => {
+                field.read(view).is_some_and(|n| test.matches(n) != negated)
+            }
+            Self::Flag(field, want) => field.read(view) == Some(want),
+        }
+    }
+}
+
 /// A field (possibly transformed) and what it must satisfy.
 #[derive(Clone, Debug)]
 pub struct Check {
@@ -225,26 +242,14 @@ impl Check {
     /// The result of a check whose value is read directly; `None` when
     /// the test does not take the value's type as it is.
     fn eval_direct(&self, direct: Direct, view: &EventView<'_>) -> Option<bool> {
-        let (test, negated) = match &self.test {
-            CheckTest::Exists => {
-                return Some(match direct {
-                    Direct::Text(f) => f.read(view).is_some(),
-                    Direct::Int(f) => f.read(view).is_some(),
-                    Direct::Flag(f) => f.read(view).is_some(),
-                });
-            }
-            CheckTest::Is(test) => (test, false),
-            CheckTest::IsNot(test) => (test, true),
-            CheckTest::Field(..) => return None,
-        };
-        // A missing value fails `=` and `!=` alike, as in Falco.
-        let passes = match (direct, test) {
-            (Direct::Text(f), Test::Str(t)) => f.read(view).map(|s| t.matches(s)),
-            (Direct::Int(f), Test::Int(t)) => f.read(view).map(|n| t.matches(n)),
-            (Direct::Flag(f), Test::Bool(want)) => f.read(view).map(|b| b == *want),
-            _ => return None,
-        };
-        Some(passes.is_some_and(|p| p != negated))
+        if let CheckTest::Exists = self.test {
+            return Some(match direct {
+                Direct::Text(f) => f.read(view).is_some(),
+                Direct::Int(f) => f.read(view).is_some(),
+                Direct::Flag(f) => f.read(view).is_some(),
+            });
+        }
+        self.as_direct().map(|check| check.eval(view))
     }
 
     /// Whether the value passes.

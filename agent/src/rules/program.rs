@@ -111,13 +111,13 @@ impl Program {
                 return at == HOLDS;
             };
             let holds = match &step.test {
-                StepTest::Text(field, test, negated) => field
-                    .read(view)
-                    .is_some_and(|s| test.matches(s) != *negated),
-                StepTest::Int(field, test, negated) => field
-                    .read(view)
-                    .is_some_and(|n| test.matches(n) != *negated),
-                StepTest::Flag(field, want) => field.read(view) == Some(*want),
+                StepTest::Text(field, test, negated) => {
+                    DirectCheck::Text(*field, test, *negated).eval(view)
+                }
+                StepTest::Int(field, test, negated) => {
+                    DirectCheck::Int(*field, test, *negated).eval(view)
+                }
+                StepTest::Flag(field, want) => DirectCheck::Flag(*field, *want).eval(view),
                 StepTest::Check(check) => check.eval(view),
                 StepTest::Types(types) => view.type_id().is_some_and(|id| types.contains(id)),
                 StepTest::Memo(slot, program) => view.memo(*slot, || program.eval(view)),
