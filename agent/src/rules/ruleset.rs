@@ -263,54 +263,54 @@ impl RuleSet {
                 let Some(rule) = self.rules.get(i as usize) else {
                     continue;
                 };
-                if self.matches(rule, event, &view, out) && self.mode == MatchMode::First {
+                if test_rule(rule, event, &view, out) && self.mode == MatchMode::First {
                     return;
                 }
             }
         }
     }
+}
 
-    /// Tests one rule; appends its violation when the event breaks it.
-    fn matches(
-        &self,
-        rule: &CompiledRule,
-        event: &Event,
-        view: &EventView<'_>,
-        out: &mut Vec<Event>,
-    ) -> bool {
-        if let Some(namespace) = &rule.namespace
-            && event
-                .kubernetes
-                .as_deref()
-                .and_then(|k| k.namespace.as_deref())
-                != Some(namespace.as_str())
-        {
-            return false;
-        }
-        if !rule.program.eval(view) {
-            return false;
-        }
-        let (output, mut fields) = rule.output.render(view);
-        for (name, accessor) in &rule.condition_fields {
-            let value = accessor
-                .get(view)
-                .map_or(serde_json::Value::Null, |v| v.to_json());
-            fields.insert(name.clone(), value);
-        }
-        let mut violation = event.clone();
-        violation.kind = EventKind::Violation;
-        violation.violation = Some(Box::new(Violation {
-            rule: rule.name.clone(),
-            priority: rule.priority,
-            tags: rule.tags.clone(),
-            output,
-            fields,
-            event_type: view.event_type().to_owned(),
-            blast_radius: None,
-        }));
-        out.push(violation);
-        true
+/// Tests one rule; appends its violation and says so when the event breaks
+/// it.
+fn test_rule(
+    rule: &CompiledRule,
+    event: &Event,
+    view: &EventView<'_>,
+    out: &mut Vec<Event>,
+) -> bool {
+    if let Some(namespace) = &rule.namespace
+        && event
+            .kubernetes
+            .as_deref()
+            .and_then(|k| k.namespace.as_deref())
+            != Some(namespace.as_str())
+    {
+        return false;
     }
+    if !rule.program.eval(view) {
+        return false;
+    }
+    let (output, mut fields) = rule.output.render(view);
+    for (name, accessor) in &rule.condition_fields {
+        let value = accessor
+            .get(view)
+            .map_or(serde_json::Value::Null, |v| v.to_json());
+        fields.insert(name.clone(), value);
+    }
+    let mut violation = event.clone();
+    violation.kind = EventKind::Violation;
+    violation.violation = Some(Box::new(Violation {
+        rule: rule.name.clone(),
+        priority: rule.priority,
+        tags: rule.tags.clone(),
+        output,
+        fields,
+        event_type: view.event_type().to_owned(),
+        blast_radius: None,
+    }));
+    out.push(violation);
+    true
 }
 
 /// The enabled rules an event of one type can match, in load order, cut
@@ -415,11 +415,7 @@ mod tests {
         for (number, event) in (1..).zip(&events) {
             let id = EventView::new(event, number).type_id();
             for rule in set.rules() {
-                let candidate = match id {
-                    Some(id) => rule.event_types.contains(id),
-                    None => rule.event_types.is_all(),
-                };
-                if !candidate {
+                if !is_candidate(rule, id) {
                     continue;
                 }
                 let tree = rule.condition.eval(&EventView::new(event, number));
@@ -459,10 +455,7 @@ mod tests {
                 .rules()
                 .iter()
                 .filter(|rule| rule.enabled)
-                .filter(|rule| match id {
-                    Some(id) => rule.event_types.contains(id),
-                    None => rule.event_types.is_all(),
-                })
+                .filter(|rule| is_candidate(rule, id))
                 .filter(|rule| rule.condition.eval(&EventView::new(event, number)))
                 .map(|rule| rule.name.as_str())
                 .collect();
@@ -476,6 +469,14 @@ mod tests {
             fired += raised.len();
         }
         assert!(fired > 20, "{fired} violations");
+    }
+
+    /// Whether the index offers `rule` to an event of type number `id`.
+    fn is_candidate(rule: &CompiledRule, id: Option<u8>) -> bool {
+        match id {
+            Some(id) => rule.event_types.contains(id),
+            None => rule.event_types.is_all(),
+        }
     }
 
     fn falcos_and_ours() -> RuleSet {
