@@ -150,6 +150,11 @@ pub(super) fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// How much `value` differs from `baseline`, in percent of the baseline.
+pub(super) fn change_percent(value: f64, baseline: f64) -> f64 {
+    (value - baseline) / baseline * 100.0
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: comparable between processes, unlike
 /// [`Instant`].
 pub(super) fn monotonic_ns() -> u64 {

@@ -46,8 +46,8 @@ use serde_json::Value;
 
 pub(super) use self::clients::{Preset, clients};
 use super::common::{
-    Agent, Cgroup, Machine, Tally, cgroup2_mount, clock_ticks_per_second, config_head, cpu_ticks,
-    loop_cpu, memory, monotonic_ns, unique, wait_timeout, wait_until_idle,
+    Agent, Cgroup, Machine, Tally, cgroup2_mount, change_percent, clock_ticks_per_second,
+    config_head, cpu_ticks, loop_cpu, memory, monotonic_ns, unique, wait_timeout, wait_until_idle,
 };
 
 /// getppid calls per live burst.
@@ -817,7 +817,7 @@ fn report(machine: &Machine, cpu: usize, rounds: u32, live: &Live, replays: &[Re
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     let m = |rate: f64| format!("{:.3} M/s", rate / 1e6);
     let ratio = |a: f64, b: f64| format!("x{:.3}", a / b);
-    let change = |a: f64, b: f64| format!("{:+.1} %", (a - b) / b * 100.0);
+    let change = |a: f64, b: f64| format!("{:+.1} %", change_percent(a, b));
     let kib = |bytes: f64| format!("{:.1} KiB", bytes / 1024.0);
     let mib = |kib: u64| kib as f64 / 1024.0;
     let us = |ns: f64| format!("{:.2} us", ns / 1e3);

@@ -36,8 +36,9 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, clock_ticks_per_second,
-    config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, unique, wait_until_idle,
+    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, change_percent,
+    clock_ticks_per_second, config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu,
+    unique, wait_until_idle,
 };
 
 /// Falco's stable rules, relative to the workspace root.
@@ -570,7 +571,7 @@ fn report(
     let bare = flood.bare.rate();
     let cpu_ns = f.cpu_ns_per_event();
     let bpf_ns = f.bpf.run_time_ns as f64 / f.tally.records.max(1) as f64;
-    let slowdown = |run: &AgentFlood| (run.with.rate() - bare) / bare * 100.0;
+    let slowdown = |run: &AgentFlood| change_percent(run.with.rate(), bare);
     println!();
     println!("Runtime Guardrails: rules benchmark (cargo xtask bench rules)");
     println!("  date     {}", machine.date);

@@ -28,8 +28,8 @@ use std::{
 use anyhow::{Context, ensure};
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, config_head, join_cgroup, loop_cpu,
-    memory, pin_to_cpu, wait_timeout,
+    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, change_percent, config_head, join_cgroup,
+    loop_cpu, memory, pin_to_cpu, wait_timeout,
 };
 
 /// getppid calls per repetition of the syscall loop.
@@ -474,7 +474,7 @@ fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
             }
         }
         let [off, on] = took.map(|d| d.as_secs_f64());
-        pair_overheads.push((on - off) / off * 100.0);
+        pair_overheads.push(change_percent(on, off));
     }
     pair_overheads.sort_by(f64::total_cmp);
     Ok(ExecFigures {
@@ -527,8 +527,7 @@ fn report(
     let offered = s.delivered_calls as f64 / loop_secs;
     let mib = |kib: u64| kib as f64 / 1024.0;
     let exec_overhead = exec.median_overhead();
-    let best_overhead =
-        (exec.with.as_secs_f64() - exec.without.as_secs_f64()) / exec.without.as_secs_f64() * 100.0;
+    let best_overhead = change_percent(exec.with.as_secs_f64(), exec.without.as_secs_f64());
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
 
     println!();
