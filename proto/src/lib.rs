@@ -6,6 +6,8 @@
 //! what `guardrails agent --stdout` prints.
 #![deny(missing_docs)]
 
+pub mod codec;
+
 /// Version 1 of the API.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -41,34 +41,15 @@ impl Sequenced {
 
     /// The event as JSON, in the event schema.
     pub fn json(&self) -> Arc<str> {
-        self.json.get_or_init(|| write_json(&self.event)).clone()
+        self.json
+            .get_or_init(|| {
+                crate::events::json::to_text(&self.event).unwrap_or_else(|error| {
+                    tracing::error!(%error, "cannot serialize an event");
+                    Arc::from("{}")
+                })
+            })
+            .clone()
     }
-}
-
-/// Writes an event's JSON through a buffer each thread keeps, so that a
-/// long event costs one allocation rather than one per doubling.
-fn write_json(event: &Event) -> Arc<str> {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with_borrow_mut(|buffer| {
-        buffer.clear();
-        let written = serde_json::to_writer(&mut *buffer, event)
-            .map_err(|e| e.to_string())
-            .and_then(|()| std::str::from_utf8(buffer).map_err(|e| e.to_string()));
-        let json = match written {
-            Ok(text) => Arc::from(text),
-            Err(error) => {
-                tracing::error!(%error, "cannot serialize an event");
-                Arc::from("{}")
-            }
-        };
-        // A burst of huge events should not pin their size for good.
-        if buffer.capacity() > 1 << 20 {
-            *buffer = Vec::new();
-        }
-        json
-    })
 }
 
 /// What a stream has been sent and lost, for GetStatus.

@@ -343,6 +343,7 @@ fn with_stream_windows(endpoint: Endpoint) -> Endpoint {
     endpoint
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(STREAM_WINDOW)
+        .max_frame_size(proto::codec::CLIENT_MAX_FRAME_BYTES)
 }
 
 /// What the agent may send ahead of this client's reading, per stream and

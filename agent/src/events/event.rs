@@ -33,16 +33,28 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
     /// The process the event is about (for `process_fork`, the parent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::json::process"
+    )]
     pub process: Option<Process>,
     /// The container the process runs in, or that it runs on the host;
     /// shared by the events of one cgroup.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::json::container"
+    )]
     pub container: Option<Arc<ContainerInfo>>,
     /// The pod, workload and container from the kube API, for a process in
     /// a pod's container when the agent runs with a cluster; shared by the
     /// events of one container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::json::kubernetes"
+    )]
     pub kubernetes: Option<Arc<super::kubernetes::Kubernetes>>,
     /// For `process_fork`: the new process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,7 +286,11 @@ pub struct Process {
     pub group_leader: Option<Leader>,
     /// Its ancestors, parent first, as the process tree knew them; shared
     /// by the events of the process while its lineage does not change.
-    #[serde(default, skip_serializing_if = "<[Ancestor]>::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "<[Ancestor]>::is_empty",
+        serialize_with = "super::json::ancestors"
+    )]
     pub ancestors: Arc<[Ancestor]>,
     /// Which of `filename`, `exe`, `cwd`, `args` were cut at their bound, or
     /// `args_unreadable` when argv could not be read at all.

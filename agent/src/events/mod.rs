@@ -5,6 +5,7 @@ pub mod action;
 pub mod clock;
 pub mod decode;
 pub mod event;
+pub mod json;
 pub mod kubernetes;
 pub mod reader;
 pub mod syscall;

@@ -64,10 +64,9 @@ pub async fn run(
 }
 
 fn json(event: &crate::events::Event) -> Option<Arc<str>> {
-    serde_json::to_string(event)
+    crate::events::json::to_text(event)
         .map_err(|e| tracing::error!(error = %e, "cannot serialize an event"))
         .ok()
-        .map(Arc::from)
 }
 
 /// Writes lines; true when stdout is gone.

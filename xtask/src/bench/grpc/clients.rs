@@ -210,6 +210,7 @@ async fn connect(socket: &Path) -> anyhow::Result<AgentServiceClient<Channel>> {
         .context("an endpoint")?
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(8 << 20)
+        .max_frame_size(proto::codec::CLIENT_MAX_FRAME_BYTES)
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move {
