@@ -66,6 +66,9 @@ pub enum BenchTarget {
         reps: u32,
         #[arg(long)]
         warmup: u64,
+        /// Calls per second, spread evenly; 0 for as fast as it can.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// Internal: join a cgroup, fork that many children that pause, print
     /// `ready`, and kill and reap them all when stdin closes.
@@ -130,7 +133,8 @@ pub fn run(target: BenchTarget) -> anyhow::Result<()> {
             calls,
             reps,
             warmup,
-        } => sensors::getppid_loop(&cgroup, cpu, calls, reps, warmup),
+            rate,
+        } => sensors::getppid_loop(&cgroup, cpu, calls, reps, warmup, rate),
         BenchTarget::Sleepers { cgroup, count } => sensors::sleepers(&cgroup, count),
         BenchTarget::OpenCloseLoop {
             cgroup,

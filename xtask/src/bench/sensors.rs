@@ -264,6 +264,7 @@ pub(super) fn getppid_loop(
     calls: u64,
     reps: u32,
     warmup: u64,
+    rate: u64,
 ) -> anyhow::Result<()> {
     ensure!(calls > 0 && reps > 0, "--calls and --reps must be positive");
     join_cgroup(cgroup)?;
@@ -273,7 +274,11 @@ pub(super) fn getppid_loop(
     let mut best = Duration::MAX;
     for _ in 0..reps {
         let rep = Instant::now();
-        getppid_n(calls);
+        if rate == 0 {
+            getppid_n(calls);
+        } else {
+            getppid_paced(calls, rate);
+        }
         best = best.min(rep.elapsed());
     }
     let total = started.elapsed();
@@ -284,6 +289,25 @@ pub(super) fn getppid_loop(
     writeln!(stdout, "{best_ns} {} {total_calls}", total.as_nanos())
         .and_then(|()| stdout.flush())
         .context("writing the loop's figures")
+}
+
+/// `calls` getppid(2) calls at `rate` per second: a millisecond's share at
+/// the start of each millisecond.
+fn getppid_paced(calls: u64, rate: u64) {
+    let per_ms = rate.div_ceil(1000).max(1);
+    let start = Instant::now();
+    let mut done = 0;
+    let mut ms = 0;
+    while done < calls {
+        let due = start + Duration::from_millis(ms);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let batch = per_ms.min(calls - done);
+        getppid_n(batch);
+        done += batch;
+        ms += 1;
+    }
 }
 
 fn getppid_n(calls: u64) {
