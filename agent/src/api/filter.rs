@@ -1,9 +1,10 @@
 //! A stream's filter, checked in the hub for every event: every constraint
 //! that is set must hold; within one, any value may match.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use proto::v1;
+use rustc_hash::FxHashSet;
 
 use crate::{
     events::{Event, EventKind},
@@ -11,20 +12,45 @@ use crate::{
 };
 
 /// A compiled [`v1::EventFilter`]. The default passes everything.
+///
+/// The hub checks every stream's filter on every event, on the pipeline's
+/// thread: kinds are a bit set, and names are hashed with FxHash rather than
+/// SipHash (the sets hold a client's few values, so crafted event fields
+/// cannot make long probe chains).
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    kinds: Option<HashSet<EventKind>>,
+    kinds: Option<KindSet>,
     violations_only: bool,
     min_priority: Option<Priority>,
-    rules: Option<HashSet<String>>,
-    tags: Option<HashSet<String>>,
-    namespaces: Option<HashSet<String>>,
-    pods: Option<HashSet<String>>,
+    rules: Option<FxHashSet<String>>,
+    tags: Option<FxHashSet<String>>,
+    namespaces: Option<FxHashSet<String>>,
+    pods: Option<FxHashSet<String>>,
     pod_labels: BTreeMap<String, String>,
     workloads: Vec<String>,
     container_ids: Vec<String>,
-    process_names: Option<HashSet<String>>,
+    process_names: Option<FxHashSet<String>>,
     process_paths: Vec<String>,
+}
+
+/// Event kinds, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct KindSet(u32);
+
+impl KindSet {
+    fn bit(kind: EventKind) -> u32 {
+        1 << kind as u32
+    }
+
+    fn contains(self, kind: EventKind) -> bool {
+        self.0 & Self::bit(kind) != 0
+    }
+}
+
+impl FromIterator<EventKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = EventKind>>(kinds: I) -> Self {
+        Self(kinds.into_iter().fold(0, |set, kind| set | Self::bit(kind)))
+    }
 }
 
 /// A filter value that cannot be used.
@@ -41,7 +67,7 @@ pub enum FilterError {
     ShortContainerId(String),
 }
 
-fn set(values: Vec<String>) -> Option<HashSet<String>> {
+fn set(values: Vec<String>) -> Option<FxHashSet<String>> {
     (!values.is_empty()).then(|| values.into_iter().collect())
 }
 
@@ -88,7 +114,7 @@ impl Filter {
     /// Whether `event` passes.
     pub fn matches(&self, event: &Event) -> bool {
         if let Some(kinds) = &self.kinds
-            && !kinds.contains(&event.kind)
+            && !kinds.contains(event.kind)
         {
             return false;
         }
@@ -288,6 +314,37 @@ mod tests {
 
     fn filter(f: v1::EventFilter) -> Filter {
         Filter::new(f).expect("a valid filter")
+    }
+
+    #[test]
+    fn a_kind_filter_passes_exactly_the_kinds_it_names() {
+        let kinds = [
+            "process_exec",
+            "process_fork",
+            "process_exit",
+            "events_lost",
+            "syscall",
+            "tcp_state",
+            "violation",
+            "action",
+        ];
+        for (i, named) in kinds.iter().enumerate() {
+            let other = kinds[(i + 3) % kinds.len()];
+            let f = filter(v1::EventFilter {
+                kinds: vec![(*named).into(), other.into()],
+                ..Default::default()
+            });
+            for kind in kinds {
+                let parsed: EventKind =
+                    serde_json::from_value(serde_json::Value::String(kind.into())).expect("a kind");
+                let passes = f.matches(&event(parsed, "shop", None));
+                assert_eq!(
+                    passes,
+                    kind == *named || kind == other,
+                    "{named}+{other}: {kind}"
+                );
+            }
+        }
     }
 
     #[test]
