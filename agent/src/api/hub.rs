@@ -189,6 +189,7 @@ impl Hub {
     /// it numbered, for the other outputs (which share its JSON).
     pub fn publish(&self, batch: Vec<Event>) -> Vec<Arc<Sequenced>> {
         let mut published = Vec::with_capacity(batch.len());
+        let mut lost = 0;
         let mut state = self.lock();
         for event in batch {
             state.last_sequence += 1;
@@ -198,14 +199,18 @@ impl Hub {
                 if !subscriber.filter.matches(&item.event) {
                     continue;
                 }
-                match subscriber.queue.try_send(item.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                // A place is taken before the event is shared, so that a
+                // full queue costs no reference count raised and dropped.
+                match subscriber.queue.try_reserve() {
+                    Ok(place) => place.send(item.clone()),
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        // Counted at once: the stream reports what it lost
+                        // before the next event it gets.
                         subscriber.stats.lost.fetch_add(1, Ordering::Relaxed);
                         subscriber.stats.unreported.fetch_add(1, Ordering::Relaxed);
-                        self.lost_to_clients.fetch_add(1, Ordering::Relaxed);
+                        lost += 1;
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                    Err(mpsc::error::TrySendError::Closed(())) => closed = true,
                 }
             }
             if closed {
@@ -218,6 +223,9 @@ impl Hub {
                 state.replay.push_back(item.clone());
             }
             published.push(item);
+        }
+        if lost > 0 {
+            self.lost_to_clients.fetch_add(lost, Ordering::Relaxed);
         }
         if let Some(metrics) = &self.metrics {
             metrics.set_api(

@@ -42,10 +42,28 @@ thread_local! {
 
 /// Appends `event`'s JSON to `out`.
 pub fn write(event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
-    let was = REUSING.replace(true);
-    let written = serde_json::to_writer(out, event);
-    REUSING.set(was);
-    written
+    let _reusing = Reusing::start();
+    serde_json::to_writer(out, event)
+}
+
+/// Reuse is on while one lives, and off again after, even if writing
+/// panicked.
+struct Reusing {
+    was: bool,
+}
+
+impl Reusing {
+    fn start() -> Self {
+        Self {
+            was: REUSING.replace(true),
+        }
+    }
+}
+
+impl Drop for Reusing {
+    fn drop(&mut self) {
+        REUSING.set(self.was);
+    }
 }
 
 /// `event`'s JSON, written through a buffer each thread keeps, so that a
@@ -129,10 +147,9 @@ where
         if let Some(json) = recent.find(same) {
             return json.serialize(serializer);
         }
-        let written = serde_json::to_string(value)
+        let written = serde_json::value::to_raw_value(value)
             .ok()
-            .filter(|text| text.len() <= MAX_KEPT_BYTES)
-            .and_then(|text| RawValue::from_string(text).ok());
+            .filter(|json| json.get().len() <= MAX_KEPT_BYTES);
         match written {
             Some(json) => recent.keep(key(), json).serialize(serializer),
             None => value.serialize(serializer),

@@ -152,8 +152,7 @@ impl Args {
         if let Some(json) = self.0.json.get() {
             return Some(json);
         }
-        let text = serde_json::to_string(&self.iter().collect::<Vec<_>>()).ok()?;
-        let json = serde_json::value::RawValue::from_string(text).ok()?;
+        let json = serde_json::value::to_raw_value(&self.iter().collect::<Vec<_>>()).ok()?;
         Some(self.0.json.get_or_init(|| json))
     }
 
