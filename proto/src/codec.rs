@@ -23,7 +23,22 @@ pub const CHUNK_BYTES: usize = 512 << 10;
 
 /// The HTTP/2 frame size our clients accept (`SETTINGS_MAX_FRAME_SIZE`), so
 /// that a chunk goes out in one frame rather than thirty-two.
-pub const CLIENT_MAX_FRAME_BYTES: u32 = 1 << 20;
+const CLIENT_MAX_FRAME_BYTES: u32 = 1 << 20;
+
+/// What the agent may send ahead of a client's reading, per stream and per
+/// connection (one stream each).
+const CLIENT_WINDOW_BYTES: u32 = 8 << 20;
+
+/// `endpoint` as our clients open it for event streams. HTTP/2's default
+/// flow-control windows (64 KiB) let the agent send about twenty events
+/// before it must wait for the client to acknowledge them, and its default
+/// frames (16 KiB) cut each chunk into a write every few events.
+pub fn for_event_streams(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
+    endpoint
+        .initial_stream_window_size(CLIENT_WINDOW_BYTES)
+        .initial_connection_window_size(CLIENT_WINDOW_BYTES)
+        .max_frame_size(CLIENT_MAX_FRAME_BYTES)
+}
 
 /// A [`ProstCodec`] whose streams hand the transport chunks of up to
 /// [`CHUNK_BYTES`].

@@ -336,24 +336,10 @@ impl Connection {
     }
 }
 
-/// HTTP/2's default flow-control windows (64 KiB) let the agent send about
-/// twenty events before it must wait for this client to acknowledge them;
-/// a busy stream then costs both sides a round trip every few events.
-fn with_stream_windows(endpoint: Endpoint) -> Endpoint {
-    endpoint
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(STREAM_WINDOW)
-        .max_frame_size(proto::codec::CLIENT_MAX_FRAME_BYTES)
-}
-
-/// What the agent may send ahead of this client's reading, per stream and
-/// per connection (one stream each).
-const STREAM_WINDOW: u32 = 8 << 20;
-
 async fn connect_socket(path: &std::path::Path) -> Result<Channel, ClientError> {
     let socket = path.to_path_buf();
     // The URI is a placeholder: the connector ignores it and dials the socket.
-    let endpoint = with_stream_windows(Endpoint::from_static("http://[::]:50051"));
+    let endpoint = proto::codec::for_event_streams(Endpoint::from_static("http://[::]:50051"));
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
@@ -371,7 +357,7 @@ async fn connect_socket(path: &std::path::Path) -> Result<Channel, ClientError> 
 
 fn tcp_endpoint(url: &str) -> Result<Endpoint, ClientError> {
     Endpoint::from_shared(url.to_owned())
-        .map(|e| with_stream_windows(e).connect_timeout(CONNECT_TIMEOUT))
+        .map(|e| proto::codec::for_event_streams(e).connect_timeout(CONNECT_TIMEOUT))
         .map_err(|e| ClientError::BadServer {
             url: url.to_owned(),
             why: chain(&e),

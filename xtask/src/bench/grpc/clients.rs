@@ -205,12 +205,9 @@ pub(crate) fn clients(
 
 async fn connect(socket: &Path) -> anyhow::Result<AgentServiceClient<Channel>> {
     let path: PathBuf = socket.to_owned();
-    // Windows as `guardrails events` opens them.
-    let channel = Endpoint::try_from("http://localhost")
-        .context("an endpoint")?
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(8 << 20)
-        .max_frame_size(proto::codec::CLIENT_MAX_FRAME_BYTES)
+    // Opened as `guardrails events` opens it.
+    let endpoint = Endpoint::try_from("http://localhost").context("an endpoint")?;
+    let channel = proto::codec::for_event_streams(endpoint)
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move {
