@@ -7,7 +7,9 @@
 //! same order as the kernel reported fork, exec and exit, so that a process
 //! that exec'd and exited within a millisecond still has its ancestry.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
     container::{ContainerResolver, Identity},
@@ -33,16 +35,16 @@ pub struct Enricher {
     containers: Option<ContainerResolver>,
     /// What each cgroup resolved to, shared by its events; bounded by
     /// [`CONTAINER_INFO_CACHE`] (cleared when full).
-    container_infos: HashMap<u64, Arc<ContainerInfo>>,
+    container_infos: FxHashMap<u64, Arc<ContainerInfo>>,
     max_ancestors: usize,
     names: NameCache,
     /// Processes looked up in `/proc` because the tree did not know them,
     /// so that each is read once; bounded by [`PROC_LOOKUPS`] (cleared when
     /// full).
-    looked_up: std::collections::HashSet<(u32, u64)>,
+    looked_up: FxHashSet<(u32, u64)>,
     /// Lineages by process, with the tree generation they were derived at;
     /// bounded by [`LINEAGES`] (cleared when full).
-    lineages: HashMap<(u32, u64), (u64, Lineage)>,
+    lineages: FxHashMap<(u32, u64), (u64, Lineage)>,
 }
 
 /// Processes whose lineage is kept for reuse.
@@ -75,11 +77,11 @@ impl Enricher {
         Self {
             tree: ProcessTree::new(limits),
             containers,
-            container_infos: HashMap::new(),
+            container_infos: FxHashMap::default(),
             max_ancestors,
             names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
-            looked_up: std::collections::HashSet::new(),
-            lineages: HashMap::new(),
+            looked_up: FxHashSet::default(),
+            lineages: FxHashMap::default(),
         }
     }
 

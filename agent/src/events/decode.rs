@@ -48,6 +48,16 @@ pub struct Decoder {
 impl Decoder {
     /// Decodes one record.
     pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let mut one = Vec::with_capacity(1);
+        self.decode_into(bytes, &mut one)?;
+        Ok(one.swap_remove(0))
+    }
+
+    /// Decodes one record onto the end of `batch`, where the event is
+    /// filled in place: an event is about 500 bytes, and returning it by
+    /// value copied it at every step on its way into the batch. A record
+    /// that does not decode adds nothing.
+    pub fn decode_into(&self, bytes: &[u8], batch: &mut Vec<Event>) -> Result<(), DecodeError> {
         let record = Record::parse(bytes)?;
         let (hdr, kind) = match &record {
             Record::Exec(ev, _) => (ev.hdr, EventKind::ProcessExec),
@@ -56,84 +66,101 @@ impl Decoder {
             Record::Syscall(ev, _) => (ev.hdr, EventKind::Syscall),
             Record::TcpState(ev) => (ev.hdr, EventKind::TcpState),
         };
-        let mut event = Event {
-            cpu: Some(hdr.cpu),
-            ..Event::new(
-                kind,
-                WallTime(self.clock.wall_time(hdr.ktime_ns)),
-                hdr.ktime_ns,
-                self.node.clone(),
-            )
+        batch.push(Event::new(
+            kind,
+            WallTime(self.clock.wall_time(hdr.ktime_ns)),
+            hdr.ktime_ns,
+            self.node.clone(),
+        ));
+        let filled = match batch.last_mut() {
+            Some(event) => {
+                event.cpu = Some(hdr.cpu);
+                fill(event, record)
+            }
+            None => Ok(()),
         };
-        match record {
-            Record::Exec(ev, data) => {
-                event.process = Some(exec_process(&ev, data)?);
-                event.kernel_kill = kernel_kill(&ev);
-                event.kernel_deny = kernel_deny(&ev);
-            }
-            Record::Fork(ev) => {
-                event.process = Some(process(&ev.parent));
-                event.fork = Some(Box::new(Fork {
-                    child_pid: ev.child_pid,
-                    child_ns_pid: ev.child_ns_pid,
-                    child_start_ns: ev.child_start_ns,
-                }));
-            }
-            Record::Exit(ev) => {
-                event.process = Some(process(&ev.proc));
-                event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
-            }
-            Record::Syscall(ev, data) => {
-                event.process = Some(process(&ev.proc));
-                event.syscall = Some(syscall::decode(&ev, data)?);
-            }
-            Record::TcpState(ev) => {
-                event.tcp_state = Some(Box::new(TcpState {
-                    old_state: syscall::tcp_state_name(ev.old_state)
-                        .map_or_else(|| ev.old_state.to_string(), Cow::into_owned),
-                    new_state: syscall::tcp_state_name(ev.new_state)
-                        .map_or_else(|| ev.new_state.to_string(), Cow::into_owned),
-                    socket: syscall::socket(&ev.socket),
-                    cgroup_id: ev.cgroup_id,
-                    owner: (ev.owner_pid != 0).then(|| SocketOwner {
-                        pid: ev.owner_pid,
-                        start_ns: ev.owner_start_ns,
-                        comm: Some(text(until_nul(&ev.owner_comm))).filter(|c| !c.is_empty()),
-                        exe: None,
-                    }),
-                }));
-            }
+        if filled.is_err() {
+            batch.pop();
         }
-        Ok(event)
+        filled
     }
 }
 
-fn process(p: &agent_common::Process) -> Process {
-    Process {
-        pid: p.pid,
-        tid: p.tid,
-        ns_pid: p.ns_pid,
-        ppid: p.ppid,
-        uid: p.uid,
-        gid: p.gid,
-        euid: p.euid,
-        egid: p.egid,
-        login_uid: (p.login_uid != u32::MAX).then_some(p.login_uid),
-        tty: p.tty,
-        pgid: p.pgid,
-        vpgid: p.vpgid,
-        sid: p.sid,
-        cgroup_id: p.cgroup_id,
-        start_ns: p.start_ns,
-        memory_cgroup_id: (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
-            .then_some(p.memory_cgroup_id),
-        cap_effective: Some(p.cap_effective),
-        comm: text(until_nul(&p.comm)),
-        ..Process::default()
+/// Adds the sections of `record` to its event.
+fn fill(event: &mut Event, record: Record<'_>) -> Result<(), DecodeError> {
+    match record {
+        Record::Exec(ev, data) => {
+            set_exec_process(&mut event.process, &ev, data)?;
+            event.kernel_kill = kernel_kill(&ev);
+            event.kernel_deny = kernel_deny(&ev);
+        }
+        Record::Fork(ev) => {
+            set_process(&mut event.process, &ev.parent);
+            event.fork = Some(Box::new(Fork {
+                child_pid: ev.child_pid,
+                child_ns_pid: ev.child_ns_pid,
+                child_start_ns: ev.child_start_ns,
+            }));
+        }
+        Record::Exit(ev) => {
+            set_process(&mut event.process, &ev.proc);
+            event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
+        }
+        Record::Syscall(ev, data) => {
+            event.syscall = Some(syscall::decode(&ev, data)?);
+            set_process(&mut event.process, &ev.proc);
+        }
+        Record::TcpState(ev) => {
+            event.tcp_state = Some(Box::new(TcpState {
+                old_state: syscall::tcp_state_name(ev.old_state)
+                    .map_or_else(|| ev.old_state.to_string(), Cow::into_owned),
+                new_state: syscall::tcp_state_name(ev.new_state)
+                    .map_or_else(|| ev.new_state.to_string(), Cow::into_owned),
+                socket: syscall::socket(&ev.socket),
+                cgroup_id: ev.cgroup_id,
+                owner: (ev.owner_pid != 0).then(|| SocketOwner {
+                    pid: ev.owner_pid,
+                    start_ns: ev.owner_start_ns,
+                    comm: Some(text(until_nul(&ev.owner_comm))).filter(|c| !c.is_empty()),
+                    exe: None,
+                }),
+            }));
+        }
     }
+    Ok(())
 }
 
-fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
+/// Fills `slot` with the process of a record, in place.
+fn set_process<'a>(slot: &'a mut Option<Process>, p: &agent_common::Process) -> &'a mut Process {
+    let process = slot.insert(Process::default());
+    process.pid = p.pid;
+    process.tid = p.tid;
+    process.ns_pid = p.ns_pid;
+    process.ppid = p.ppid;
+    process.uid = p.uid;
+    process.gid = p.gid;
+    process.euid = p.euid;
+    process.egid = p.egid;
+    process.login_uid = (p.login_uid != u32::MAX).then_some(p.login_uid);
+    process.tty = p.tty;
+    process.pgid = p.pgid;
+    process.vpgid = p.vpgid;
+    process.sid = p.sid;
+    process.cgroup_id = p.cgroup_id;
+    process.start_ns = p.start_ns;
+    process.memory_cgroup_id = (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
+        .then_some(p.memory_cgroup_id);
+    process.cap_effective = Some(p.cap_effective);
+    process.comm = text(until_nul(&p.comm));
+    process
+}
+
+/// Fills `slot` with the process of an exec record and what it runs.
+fn set_exec_process(
+    slot: &mut Option<Process>,
+    ev: &ExecEvent,
+    data: &[u8],
+) -> Result<(), DecodeError> {
     let lengths = [ev.filename_len, ev.exe_len, ev.cwd_len, ev.args_len].map(usize::from);
     let need = lengths.iter().sum();
     if data.len() < need {
@@ -151,7 +178,8 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
     let (filename, exe, cwd, args) = (next(), next(), next(), next());
 
     let flags = ev.flags;
-    let truncated = [
+    let process = set_process(slot, &ev.proc);
+    process.truncated = [
         (exec_flags::FILENAME_TRUNCATED, "filename"),
         (exec_flags::EXE_TRUNCATED, "exe"),
         (exec_flags::CWD_TRUNCATED, "cwd"),
@@ -162,22 +190,18 @@ fn exec_process(ev: &ExecEvent, data: &[u8]) -> Result<Process, DecodeError> {
     .filter(|(flag, _)| flags & flag != 0)
     .map(|(_, name)| name.to_owned())
     .collect();
-
-    Ok(Process {
-        exe: Some(text(exe).into()),
-        filename: Some(text(filename)),
-        args: Some(Args::new(split_args(args))),
-        argc: Some(ev.argc),
-        cwd: Some(text(cwd).into()),
-        exe_memfd: flags & exec_flags::EXE_MEMFD != 0,
-        exe_upper_layer: flags & exec_flags::EXE_UPPER_LAYER != 0,
-        cap_effective: Some(ev.cap_effective),
-        exe_ino: Some(ev.exe_ino),
-        exe_mtime_ns: Some(ev.exe_mtime_ns),
-        exe_ctime_ns: Some(ev.exe_ctime_ns),
-        truncated,
-        ..process(&ev.proc)
-    })
+    process.exe = Some(text(exe).into());
+    process.filename = Some(text(filename));
+    process.args = Some(Args::new(split_args(args)));
+    process.argc = Some(ev.argc);
+    process.cwd = Some(text(cwd).into());
+    process.exe_memfd = flags & exec_flags::EXE_MEMFD != 0;
+    process.exe_upper_layer = flags & exec_flags::EXE_UPPER_LAYER != 0;
+    process.cap_effective = Some(ev.cap_effective);
+    process.exe_ino = Some(ev.exe_ino);
+    process.exe_mtime_ns = Some(ev.exe_mtime_ns);
+    process.exe_ctime_ns = Some(ev.exe_ctime_ns);
+    Ok(())
 }
 
 /// The kill the exec hook made, if any. A slot past the last (a record from

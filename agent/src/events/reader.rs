@@ -303,17 +303,16 @@ impl Pipeline {
             self.tally.records += 1;
             // Each record takes an 8-byte header and is padded to 8 bytes.
             self.drained_bytes += (record.len() as u64 + 8 + 7) & !7;
-            let mut event = match self.decoder.decode(&record) {
-                Ok(event) => event,
-                Err(e) => {
-                    self.tally.decode_failed += 1;
-                    tracing::debug!(error = %e, "undecodable record");
-                    continue;
-                }
-            };
+            let decoded = self.decoder.decode_into(&record, &mut self.batch);
             drop(record);
-            self.enricher.enrich(&mut event);
-            self.batch.push(event);
+            if let Err(e) = decoded {
+                self.tally.decode_failed += 1;
+                tracing::debug!(error = %e, "undecodable record");
+                continue;
+            }
+            if let Some(event) = self.batch.last_mut() {
+                self.enricher.enrich(event);
+            }
             if self.batch.len() >= BATCH_EVENTS && !self.flush() {
                 return Drained::QueueFull;
             }
