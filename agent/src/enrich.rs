@@ -123,7 +123,7 @@ impl Enricher {
                     pid: process.pid,
                     ppid: process.ppid,
                     start_ns: process.start_ns,
-                    comm: process.comm.clone(),
+                    comm: process.comm.to_string(),
                     exe: process.exe.clone().unwrap_or_default(),
                     args: process.args.clone().unwrap_or_default(),
                     cwd: process.cwd.clone().unwrap_or_default(),

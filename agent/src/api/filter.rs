@@ -206,7 +206,7 @@ impl Filter {
                 return false;
             };
             if let Some(names) = &self.process_names
-                && !names.contains(&process.comm)
+                && !names.contains(process.comm.as_str())
             {
                 return false;
             }

@@ -151,7 +151,7 @@ fn set_process<'a>(slot: &'a mut Option<Process>, p: &agent_common::Process) -> 
     process.memory_cgroup_id = (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
         .then_some(p.memory_cgroup_id);
     process.cap_effective = Some(p.cap_effective);
-    process.comm = text(until_nul(&p.comm));
+    process.comm = compact_str::CompactString::from_utf8_lossy(until_nul(&p.comm));
     process
 }
 

@@ -241,7 +241,7 @@ pub struct Process {
     #[serde(default)]
     pub start_ns: u64,
     /// Command name (at most 15 bytes, as the kernel keeps it).
-    pub comm: String,
+    pub comm: compact_str::CompactString,
     /// Executable, resolved to an absolute path (exec events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe: Option<Arc<str>>,

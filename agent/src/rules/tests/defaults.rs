@@ -54,7 +54,7 @@ impl Fixture {
                 group_name: Some("app".into()),
                 cgroup_id: 8812,
                 start_ns: 1_071_000_000_000,
-                comm: comm.to_owned(),
+                comm: comm.into(),
                 exe: Some(exe.into()),
                 args: Some(args.iter().map(|a| (*a).to_owned()).collect()),
                 argc: Some(u32::try_from(args.len()).expect("few args")),
