@@ -244,6 +244,18 @@ impl RuleSet {
         }
     }
 
+    /// Whether any enabled rule can match `event`, from its kind and type
+    /// alone (no condition is tested).
+    pub fn can_match(&self, event: &Event) -> bool {
+        !matches!(
+            event.kind,
+            EventKind::Violation | EventKind::EventsLost | EventKind::Action
+        ) && !self
+            .candidates_of(EventView::new(event, 0).type_id())
+            .rules
+            .is_empty()
+    }
+
     /// Tests `event` (the `number`th the rules have seen) and appends a
     /// violation for each rule it matches.
     pub fn evaluate(&self, event: &Event, number: u64, out: &mut Vec<Event>) {

@@ -61,13 +61,23 @@ pub async fn run(
                             let first = next_number;
                             next_number += batch.len() as u64;
                             let set = rules.borrow().clone();
-                            in_flight.push_back(tokio::task::spawn_blocking(move || {
-                                evaluate(&set, batch, first)
-                            }));
+                            // A batch no rule applies to, with none ahead of
+                            // it, goes on at once: handing it to a worker
+                            // thread and back costs more than the lookups.
+                            if in_flight.is_empty() && !batch.iter().any(|e| set.can_match(e)) {
+                                Some(Ok((batch, 0)))
+                            } else {
+                                in_flight.push_back(tokio::task::spawn_blocking(move || {
+                                    evaluate(&set, batch, first)
+                                }));
+                                None
+                            }
                         }
-                        None => input_open = false,
+                        None => {
+                            input_open = false;
+                            None
+                        }
                     }
-                    None
                 }
                 result = async {
                     match in_flight.front_mut() {
@@ -148,6 +158,68 @@ mod tests {
                 u64::from(pid),
                 "n".into(),
             )
+        }
+    }
+
+    fn getppid(pid: u32) -> Event {
+        let mut event = exec(pid, "odd");
+        event.kind = EventKind::Syscall;
+        event.syscall = Some(crate::events::event::Syscall {
+            name: "getppid".into(),
+            nr: 110,
+            ..Default::default()
+        });
+        event
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_no_rule_applies_to_pass_between_evaluated_ones_in_order() {
+        let text = "- rule: odd\n  desc: d\n  condition: evt.type = execve and proc.name = odd\n  output: \"%proc.pid\"\n  priority: INFO\n";
+        let files = [(Arc::from("t.yaml"), Arc::from(text))];
+        let set =
+            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules");
+        assert!(!set.can_match(&getppid(1)), "no rule is about getppid");
+        assert!(set.can_match(&exec(1, "odd")));
+        let (_rules_tx, rules_rx) = watch::channel(Arc::new(set));
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let stage = tokio::spawn(run(
+            in_rx,
+            out_tx,
+            rules_rx,
+            2,
+            Arc::new(Metrics::default()),
+        ));
+        let producer = tokio::spawn(async move {
+            for b in 0..40u32 {
+                let batch = (0..10u32)
+                    .map(|i| match b % 3 {
+                        0 => exec(b * 10 + i, "odd"),
+                        _ => getppid(b * 10 + i),
+                    })
+                    .collect();
+                in_tx.send(batch).await.expect("the stage runs");
+            }
+        });
+        let mut seen = Vec::new();
+        while let Some(batch) = out_rx.recv().await {
+            seen.extend(batch);
+        }
+        producer.await.expect("producer");
+        let tally = stage.await.expect("stage");
+        let execs = (0..40u32).filter(|b| b % 3 == 0).count() as u64 * 10;
+        assert_eq!((tally.events, tally.violations), (400, execs));
+        let pids: Vec<u32> = seen
+            .iter()
+            .filter(|e| e.kind != EventKind::Violation)
+            .filter_map(|e| e.process.as_ref().map(|p| p.pid))
+            .collect();
+        assert_eq!(pids, (0..400).collect::<Vec<u32>>(), "events stay in order");
+        for (i, event) in seen.iter().enumerate() {
+            if event.kind == EventKind::Violation {
+                let trigger = &seen[i - 1];
+                assert_eq!(trigger.kind, EventKind::ProcessExec);
+            }
         }
     }
 
