@@ -151,7 +151,13 @@ fn set_process<'a>(slot: &'a mut Option<Process>, p: &agent_common::Process) -> 
     process.memory_cgroup_id = (p.memory_cgroup_id != 0 && p.memory_cgroup_id != p.cgroup_id)
         .then_some(p.memory_cgroup_id);
     process.cap_effective = Some(p.cap_effective);
-    process.comm = compact_str::CompactString::from_utf8_lossy(until_nul(&p.comm));
+    let comm = until_nul(&p.comm);
+    // Command names are nearly always valid UTF-8; the lossy conversion is
+    // the slow path.
+    process.comm = match std::str::from_utf8(comm) {
+        Ok(comm) => comm.into(),
+        Err(_) => compact_str::CompactString::from_utf8_lossy(comm),
+    };
     process
 }
 
