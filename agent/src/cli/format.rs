@@ -629,7 +629,7 @@ mod tests {
 
     fn open_denied() -> Event {
         Event {
-            syscall: Some(Syscall {
+            syscall: Some(Box::new(Syscall {
                 name: "openat".into(),
                 ret: -13,
                 paths: vec![PathArg {
@@ -638,7 +638,7 @@ mod tests {
                     path: "/etc/shadow".into(),
                 }],
                 ..Syscall::default()
-            }),
+            })),
             ..event(EventKind::Syscall)
         }
     }
@@ -726,7 +726,7 @@ mod tests {
     #[test]
     fn a_connect_shows_its_endpoint_and_a_privilege_call_its_arguments() {
         let connect = Event {
-            syscall: Some(Syscall {
+            syscall: Some(Box::new(Syscall {
                 name: "connect".into(),
                 addresses: vec![Address {
                     arg: "addr".into(),
@@ -736,7 +736,7 @@ mod tests {
                     path: None,
                 }],
                 ..Syscall::default()
-            }),
+            })),
             ..event(EventKind::Syscall)
         };
         assert!(
@@ -745,13 +745,13 @@ mod tests {
             compact_line(&value(&connect), false)
         );
         let setuid = Event {
-            syscall: Some(Syscall {
+            syscall: Some(Box::new(Syscall {
                 name: "setuid".into(),
                 args: [("uid".into(), ArgValue::Unsigned(0))]
                     .into_iter()
                     .collect(),
                 ..Syscall::default()
-            }),
+            })),
             ..event(EventKind::Syscall)
         };
         assert!(compact_line(&value(&setuid), false).ends_with("setuid uid=0"));

@@ -240,7 +240,7 @@ impl Sharing {
             if let Some(process) = event.process.as_mut() {
                 self.share_process(process);
             }
-            if let Some(syscall) = event.syscall.as_mut() {
+            if let Some(syscall) = event.syscall.as_deref_mut() {
                 self.share_syscall(syscall);
             }
         }
@@ -627,7 +627,7 @@ mod tests {
             process(0).exe.as_ref().expect("exe"),
             process(2).exe.as_ref().expect("exe")
         ));
-        let syscall = events[0].syscall.as_ref().expect("a syscall");
+        let syscall = events[0].syscall.as_deref().expect("a syscall");
         assert!(matches!(syscall.name, std::borrow::Cow::Borrowed("openat")));
         assert!(
             syscall

@@ -107,7 +107,7 @@ fn fill(event: &mut Event, record: Record<'_>) -> Result<(), DecodeError> {
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            syscall::decode(&mut event.syscall, &ev, data)?;
+            event.syscall = Some(syscall::decode(&ev, data)?);
             set_process(&mut event.process, &ev.proc);
         }
         Record::TcpState(ev) => {

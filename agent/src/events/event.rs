@@ -67,7 +67,7 @@ pub struct Event {
     pub lost: Option<Box<Lost>>,
     /// For `syscall`: the call, its arguments and what they referred to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syscall: Option<Syscall>,
+    pub syscall: Option<Box<Syscall>>,
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<Box<TcpState>>,

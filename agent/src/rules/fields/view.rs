@@ -135,7 +135,7 @@ impl<'a> EventView<'a> {
 
     /// The syscall, for syscall events.
     pub fn syscall(&self) -> Option<&'a Syscall> {
-        self.event.syscall.as_ref()
+        self.event.syscall.as_deref()
     }
 
     /// Falco's name for the event's type.
@@ -192,7 +192,7 @@ pub fn event_type_name(event: &Event) -> &str {
         EventKind::ProcessExec => "execve",
         EventKind::ProcessFork => "clone",
         EventKind::ProcessExit => "procexit",
-        EventKind::Syscall => event.syscall.as_ref().map_or("syscall", |s| &s.name),
+        EventKind::Syscall => event.syscall.as_deref().map_or("syscall", |s| &s.name),
         EventKind::TcpState => "tcp_state",
         EventKind::EventsLost => "events_lost",
         EventKind::Violation => "violation",

@@ -105,13 +105,13 @@ impl Fixture {
         p.args = None;
         p.argc = None;
         p.cwd = None;
-        f.0.syscall = Some(Syscall {
+        f.0.syscall = Some(Box::new(Syscall {
             name: Cow::Borrowed(name),
             nr: spec.nr,
             sensor: Cow::Borrowed(spec.sensor.name()),
             ret,
             ..Syscall::default()
-        });
+        }));
         f
     }
 
