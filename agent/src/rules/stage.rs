@@ -172,32 +172,31 @@ mod tests {
         event
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batches_no_rule_applies_to_pass_between_evaluated_ones_in_order() {
+    /// One rule: an exec of a program called `odd`.
+    fn odd_rule() -> RuleSet {
         let text = "- rule: odd\n  desc: d\n  condition: evt.type = execve and proc.name = odd\n  output: \"%proc.pid\"\n  priority: INFO\n";
         let files = [(Arc::from("t.yaml"), Arc::from(text))];
-        let set =
-            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules");
-        assert!(!set.can_match(&getppid(1)), "no rule is about getppid");
-        assert!(set.can_match(&exec(1, "odd")));
-        let (_rules_tx, rules_rx) = watch::channel(Arc::new(set));
+        RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules")
+    }
+
+    /// Sends `batches` through the stage with `workers`; returns what came out.
+    async fn through_stage(
+        rules: RuleSet,
+        workers: usize,
+        batches: Vec<Batch>,
+    ) -> (Vec<Event>, StageTally) {
+        let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let (in_tx, in_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel(4);
         let stage = tokio::spawn(run(
             in_rx,
             out_tx,
             rules_rx,
-            2,
+            workers,
             Arc::new(Metrics::default()),
         ));
         let producer = tokio::spawn(async move {
-            for b in 0..40u32 {
-                let batch = (0..10u32)
-                    .map(|i| match b % 3 {
-                        0 => exec(b * 10 + i, "odd"),
-                        _ => getppid(b * 10 + i),
-                    })
-                    .collect();
+            for batch in batches {
                 in_tx.send(batch).await.expect("the stage runs");
             }
         });
@@ -206,7 +205,25 @@ mod tests {
             seen.extend(batch);
         }
         producer.await.expect("producer");
-        let tally = stage.await.expect("stage");
+        (seen, stage.await.expect("stage"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_no_rule_applies_to_pass_between_evaluated_ones_in_order() {
+        let rules = odd_rule();
+        assert!(!rules.can_match(&getppid(1)), "no rule is about getppid");
+        assert!(rules.can_match(&exec(1, "odd")));
+        let batches = (0..40u32)
+            .map(|b| {
+                (0..10u32)
+                    .map(|i| match b % 3 {
+                        0 => exec(b * 10 + i, "odd"),
+                        _ => getppid(b * 10 + i),
+                    })
+                    .collect()
+            })
+            .collect();
+        let (seen, tally) = through_stage(rules, 2, batches).await;
         let execs = (0..40u32).filter(|b| b % 3 == 0).count() as u64 * 10;
         assert_eq!((tally.events, tally.violations), (400, execs));
         let pids: Vec<u32> = seen
@@ -225,37 +242,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_come_out_in_order_with_each_violation_after_its_event() {
-        let text = "- rule: odd\n  desc: d\n  condition: evt.type = execve and proc.name = odd\n  output: \"%proc.pid\"\n  priority: INFO\n";
-        let files = [(Arc::from("t.yaml"), Arc::from(text))];
-        let set =
-            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules");
-        let (_rules_tx, rules_rx) = watch::channel(Arc::new(set));
-        let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_tx, mut out_rx) = mpsc::channel(4);
-        let stage = tokio::spawn(run(
-            in_rx,
-            out_tx,
-            rules_rx,
-            3,
-            Arc::new(Metrics::default()),
-        ));
-        let producer = tokio::spawn(async move {
-            for b in 0..50u32 {
-                let batch = (0..100u32)
+        let batches = (0..50u32)
+            .map(|b| {
+                (0..100u32)
                     .map(|i| {
                         let pid = b * 100 + i;
                         exec(pid, if pid % 2 == 1 { "odd" } else { "even" })
                     })
-                    .collect();
-                in_tx.send(batch).await.expect("the stage runs");
-            }
-        });
-        let mut seen = Vec::new();
-        while let Some(batch) = out_rx.recv().await {
-            seen.extend(batch);
-        }
-        producer.await.expect("producer");
-        let tally = stage.await.expect("stage");
+                    .collect()
+            })
+            .collect();
+        let (seen, tally) = through_stage(odd_rule(), 3, batches).await;
         assert_eq!((tally.events, tally.violations), (5000, 2500));
         let mut expected_pid = 0;
         let mut previous: Option<&Event> = None;

@@ -190,6 +190,24 @@ pub(super) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     Ok(next()? + next()?)
 }
 
+/// User+system CPU time from getrusage(`who`) (`RUSAGE_SELF`, or
+/// `RUSAGE_CHILDREN` for the reaped children), in nanoseconds; 0 if it fails.
+pub(super) fn rusage_cpu_ns(who: libc::c_int) -> u64 {
+    // SAFETY: getrusage fills the rusage it is given; all-zero is a valid one.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write.
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return 0;
+    }
+    let ns = |t: libc::timeval| {
+        u64::try_from(t.tv_sec)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(t.tv_usec).unwrap_or(0).saturating_mul(1_000))
+    };
+    ns(usage.ru_utime).saturating_add(ns(usage.ru_stime))
+}
+
 pub(super) fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -32,7 +32,7 @@ use anyhow::{Context, ensure};
 
 use super::common::{
     Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, change_percent, clock_ticks_per_second,
-    config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, wait_timeout,
+    config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, rusage_cpu_ns, wait_timeout,
 };
 
 /// getppid calls per repetition of the syscall loop.
@@ -161,10 +161,10 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         let delivered = run_loop(&cgroup, cpu)?;
         // The agent is the only child reaped in between: the children's CPU
         // time grows by its whole life's, drain and shutdown included.
-        let children_before = children_cpu_ns();
+        let children_before = rusage_cpu_ns(libc::RUSAGE_CHILDREN);
         let tally = running.stop()?;
         let until_stopped = started.elapsed();
-        let agent_cpu = children_cpu_ns()
+        let agent_cpu = rusage_cpu_ns(libc::RUSAGE_CHILDREN)
             .saturating_sub(children_before)
             .saturating_sub(cpu_at_start);
         figures.delivered_agent_cpu_ns += agent_cpu;
@@ -185,23 +185,6 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
 /// Ticks of /proc/PID/stat in nanoseconds.
 fn ticks_ns(ticks: u64) -> u64 {
     ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second()
-}
-
-/// User+system CPU time of this process's reaped children, in nanoseconds.
-fn children_cpu_ns() -> u64 {
-    // SAFETY: getrusage fills the rusage it is given; all-zero is a valid one.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid rusage to write.
-    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
-        return 0;
-    }
-    let ns = |t: libc::timeval| {
-        u64::try_from(t.tv_sec)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::try_from(t.tv_usec).unwrap_or(0).saturating_mul(1_000))
-    };
-    ns(usage.ru_utime).saturating_add(ns(usage.ru_stime))
 }
 
 /// The agent's hidden `bench-empty-hook`: a program that does nothing,

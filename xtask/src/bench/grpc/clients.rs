@@ -28,7 +28,7 @@ use proto::v1::{self, agent_service_client::AgentServiceClient, stream_events_re
 use serde_json::{Value, json};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::bench::common::{monotonic_ns, pin_to_cpu, pin_to_other_cpus};
+use crate::bench::common::{monotonic_ns, pin_to_cpu, pin_to_other_cpus, rusage_cpu_ns};
 
 /// How long nothing must arrive, after stdin closed, before the figures are
 /// taken.
@@ -334,7 +334,7 @@ async fn run(socket: PathBuf, presets: Vec<Preset>, replay: bool) -> anyhow::Res
         "sequence_start": first.last_sequence,
         "sequence_end": sequence.last.load(Ordering::Relaxed),
         "sequence_last_change_ns": sequence.last_change_ns.load(Ordering::Relaxed),
-        "cpu_ns": own_cpu_ns(),
+        "cpu_ns": rusage_cpu_ns(libc::RUSAGE_SELF),
         "timed_out": timed_out,
     }))
 }
@@ -395,21 +395,4 @@ async fn poll(
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// This process's CPU time (user and system), in nanoseconds.
-fn own_cpu_ns() -> u64 {
-    // SAFETY: rusage is plain data; getrusage fills it.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let ns = |t: libc::timeval| {
-        u64::try_from(t.tv_sec)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::try_from(t.tv_usec).unwrap_or(0).saturating_mul(1_000))
-    };
-    ns(usage.ru_utime).saturating_add(ns(usage.ru_stime))
 }
