@@ -380,4 +380,24 @@ mod tests {
             Err(DecodeError::ExecData { .. })
         ));
     }
+
+    #[test]
+    fn records_decode_onto_the_batch_and_a_bad_one_leaves_it_as_it_was() {
+        let good = exec_record("/bin/echo", "/usr/bin/echo", "/", b"echo\0hi\0", 0);
+        let mut bad = good.clone();
+        bad.truncate(bad.len() - 1);
+        let mut batch = Vec::new();
+        decoder().decode_into(&good, &mut batch).expect("decodes");
+        assert!(decoder().decode_into(&bad, &mut batch).is_err());
+        decoder().decode_into(&good, &mut batch).expect("decodes");
+        assert_eq!(batch.len(), 2, "the bad record added nothing");
+        for event in &batch {
+            let process = event.process.as_ref().expect("a process");
+            assert_eq!((process.pid, process.comm.as_str()), (7, "echo"));
+            assert_eq!(
+                process.args.as_ref().map(|a| a.to_vec()),
+                Some(vec!["echo".to_owned(), "hi".to_owned()])
+            );
+        }
+    }
 }
