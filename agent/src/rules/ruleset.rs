@@ -247,22 +247,17 @@ impl RuleSet {
     /// Whether any enabled rule can match `event`, from its kind and type
     /// alone (no condition is tested).
     pub fn can_match(&self, event: &Event) -> bool {
-        !matches!(
-            event.kind,
-            EventKind::Violation | EventKind::EventsLost | EventKind::Action
-        ) && !self
-            .candidates_of(EventView::new(event, 0).type_id())
-            .rules
-            .is_empty()
+        is_rules_input(event.kind)
+            && !self
+                .candidates_of(EventView::new(event, 0).type_id())
+                .rules
+                .is_empty()
     }
 
     /// Tests `event` (the `number`th the rules have seen) and appends a
     /// violation for each rule it matches.
     pub fn evaluate(&self, event: &Event, number: u64, out: &mut Vec<Event>) {
-        if matches!(
-            event.kind,
-            EventKind::Violation | EventKind::EventsLost | EventKind::Action
-        ) {
+        if !is_rules_input(event.kind) {
             return;
         }
         let view = EventView::new(event, number);
@@ -281,6 +276,15 @@ impl RuleSet {
             }
         }
     }
+}
+
+/// Whether rules look at events of `kind`: not at what the agent itself
+/// reports (violations, losses, containment actions).
+fn is_rules_input(kind: EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Violation | EventKind::EventsLost | EventKind::Action
+    )
 }
 
 /// Tests one rule; appends its violation and says so when the event breaks

@@ -208,7 +208,12 @@ pub(super) fn rusage_cpu_ns(who: libc::c_int) -> u64 {
     ns(usage.ru_utime).saturating_add(ns(usage.ru_stime))
 }
 
-pub(super) fn clock_ticks_per_second() -> u64 {
+/// Clock ticks (as /proc/PID/stat counts CPU time) in nanoseconds.
+pub(super) fn ticks_to_ns(ticks: u64) -> u64 {
+    ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)

@@ -46,8 +46,8 @@ use serde_json::Value;
 
 pub(super) use self::clients::{Preset, clients};
 use super::common::{
-    Agent, Cgroup, Machine, Tally, cgroup2_mount, change_percent, clock_ticks_per_second,
-    config_head, cpu_ticks, loop_cpu, memory, monotonic_ns, unique, wait_timeout, wait_until_idle,
+    Agent, Cgroup, Machine, Tally, cgroup2_mount, change_percent, config_head, cpu_ticks, loop_cpu,
+    memory, monotonic_ns, ticks_to_ns, unique, wait_timeout, wait_until_idle,
 };
 
 /// getppid calls per live burst.
@@ -803,10 +803,6 @@ impl Bench<'_> {
         );
         Ok(run)
     }
-}
-
-fn ticks_to_ns(ticks: u64) -> u64 {
-    ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second()
 }
 
 /// A directory under the temporary directory, removed on drop.

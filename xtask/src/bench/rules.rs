@@ -36,9 +36,8 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, change_percent,
-    clock_ticks_per_second, config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu,
-    unique, wait_until_idle,
+    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, change_percent, config_head,
+    cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, ticks_to_ns, unique, wait_until_idle,
 };
 
 /// Falco's stable rules, relative to the workspace root.
@@ -373,7 +372,7 @@ fn flood_with_agent(
         with,
         tally,
         rules,
-        cpu_ns: ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second(),
+        cpu_ns: ticks_to_ns(ticks),
         bpf: bpf_delta(&bpf_before, &bpf_after, pid, &before_ids),
         memory,
         idle_memory,

@@ -31,8 +31,8 @@ use std::{
 use anyhow::{Context, ensure};
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, change_percent, clock_ticks_per_second,
-    config_head, cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, rusage_cpu_ns, wait_timeout,
+    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, change_percent, config_head, cpu_ticks,
+    join_cgroup, loop_cpu, memory, pin_to_cpu, rusage_cpu_ns, ticks_to_ns, wait_timeout,
 };
 
 /// getppid calls per repetition of the syscall loop.
@@ -156,7 +156,7 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         best("filtered", filtered, &mut figures.filtered_ns);
 
         let running = Agent::start(agent, &delivered_config)?;
-        let cpu_at_start = ticks_ns(cpu_ticks(running.pid())?);
+        let cpu_at_start = ticks_to_ns(cpu_ticks(running.pid())?);
         let started = Instant::now();
         let delivered = run_loop(&cgroup, cpu)?;
         // The agent is the only child reaped in between: the children's CPU
@@ -180,11 +180,6 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
             u64::try_from(until_stopped.as_nanos()).unwrap_or(u64::MAX);
     }
     Ok(figures)
-}
-
-/// Ticks of /proc/PID/stat in nanoseconds.
-fn ticks_ns(ticks: u64) -> u64 {
-    ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second()
 }
 
 /// The agent's hidden `bench-empty-hook`: a program that does nothing,
