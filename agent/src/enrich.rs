@@ -45,6 +45,31 @@ pub struct Enricher {
     /// Lineages by process, with the tree generation they were derived at;
     /// bounded by [`LINEAGES`] (cleared when full).
     lineages: FxHashMap<(u32, u64), (u64, Lineage)>,
+    /// The last enriched process of each of [`RECENT_THREADS`] slots, by
+    /// thread id.
+    recent: Box<[Option<Recent>]>,
+}
+
+/// Threads whose last enriched process is kept, one slot per thread id
+/// modulo this.
+const RECENT_THREADS: usize = 256;
+
+/// How long an enriched process is reused at most, so that names and
+/// containers that resolve later are seen within this time: 1 s.
+const REUSE_NS: u64 = 1_000_000_000;
+
+/// A thread's last syscall event: the process section as decoded and as
+/// enriched. The thread's next syscall event whose decoded section is equal
+/// shares the enriched one, if the tree has not changed since and it is
+/// recent: a thread making many syscalls then costs one shared reference
+/// per event, not one per name, path and ancestry it carries.
+#[derive(Debug)]
+struct Recent {
+    decoded: Process,
+    enriched: Arc<Process>,
+    container: Option<Arc<ContainerInfo>>,
+    generation: u64,
+    at_ns: u64,
 }
 
 /// Processes whose lineage is kept for reuse.
@@ -82,6 +107,9 @@ impl Enricher {
             names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
             looked_up: FxHashSet::default(),
             lineages: FxHashMap::default(),
+            recent: std::iter::repeat_with(|| None)
+                .take(RECENT_THREADS)
+                .collect(),
         }
     }
 
@@ -104,9 +132,23 @@ impl Enricher {
             event.container = self.container(tcp.cgroup_id, None);
             return;
         }
-        let Some(process) = event.process.as_mut() else {
+        let Some(shared) = event.process.as_mut() else {
             return;
         };
+        let recent_slot = (shared.tid as usize) % RECENT_THREADS;
+        let reusable = event.kind == EventKind::Syscall;
+        if reusable
+            && let Some(recent) = &self.recent[recent_slot]
+            && recent.generation == self.tree.generation()
+            && now.wrapping_sub(recent.at_ns) < REUSE_NS
+            && recent.decoded == **shared
+        {
+            *shared = recent.enriched.clone();
+            event.container = recent.container.clone();
+            return;
+        }
+        let decoded = reusable.then(|| (**shared).clone());
+        let process = Arc::make_mut(shared);
         match event.kind {
             // A refused exec changed nothing: the process runs its old
             // program, which the tree keeps.
@@ -209,6 +251,15 @@ impl Enricher {
 
         if event.kind == EventKind::ProcessExit {
             self.tree.on_exit(process.pid, process.start_ns, now);
+        }
+        if let (Some(decoded), Some(enriched)) = (decoded, &event.process) {
+            self.recent[recent_slot] = Some(Recent {
+                decoded,
+                enriched: enriched.clone(),
+                container: event.container.clone(),
+                generation: self.tree.generation(),
+                at_ns: now,
+            });
         }
     }
 
@@ -338,5 +389,101 @@ fn container_info(identity: &Identity) -> ContainerInfo {
             cgroup_driver: Some(c.driver.as_str().to_owned()),
             monitor: c.monitor,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::event::{Fork, WallTime};
+
+    /// Not a live process: `/proc` has nothing to add about it.
+    const PID: u32 = 4_000_000;
+
+    fn event(kind: EventKind, at_ns: u64, process: Process) -> Event {
+        Event {
+            process: Some(Arc::new(process)),
+            ..Event::new(
+                kind,
+                WallTime(std::time::SystemTime::now()),
+                at_ns,
+                "node".into(),
+            )
+        }
+    }
+
+    fn decoded() -> Process {
+        Process {
+            pid: PID,
+            tid: PID,
+            ppid: 1,
+            start_ns: 5,
+            comm: "sh".into(),
+            ..Process::default()
+        }
+    }
+
+    fn enriched(enricher: &mut Enricher, kind: EventKind, at_ns: u64, process: Process) -> Event {
+        let mut event = event(kind, at_ns, process);
+        enricher.enrich(&mut event);
+        event
+    }
+
+    fn section(event: &Event) -> &Arc<Process> {
+        event.process.as_ref().expect("a process")
+    }
+
+    #[test]
+    fn a_threads_calls_share_one_process_section_until_it_the_tree_or_the_time_changes() {
+        let mut enricher = Enricher::new(
+            TreeLimits {
+                max_entries: 64,
+                exit_grace_ns: 1_000_000_000,
+            },
+            16,
+            None,
+        );
+        let exec = Process {
+            exe: Some("/bin/sh".into()),
+            args: Some(["sh"].into_iter().collect()),
+            cwd: Some("/".into()),
+            ..decoded()
+        };
+        enriched(&mut enricher, EventKind::ProcessExec, 10, exec);
+
+        let first = enriched(&mut enricher, EventKind::Syscall, 20, decoded());
+        let second = enriched(&mut enricher, EventKind::Syscall, 30, decoded());
+        assert!(Arc::ptr_eq(section(&first), section(&second)));
+        assert_eq!(section(&second).exe.as_deref(), Some("/bin/sh"));
+        assert_eq!(section(&second).user_name.as_deref(), Some("root"));
+
+        // A fork changes the tree: the next call is enriched again.
+        let mut fork = event(EventKind::ProcessFork, 40, decoded());
+        fork.fork = Some(Box::new(Fork {
+            child_pid: PID + 1,
+            child_ns_pid: PID + 1,
+            child_start_ns: 40,
+        }));
+        enricher.enrich(&mut fork);
+        let third = enriched(&mut enricher, EventKind::Syscall, 50, decoded());
+        assert!(!Arc::ptr_eq(section(&second), section(&third)));
+        assert_eq!(section(&third).exe.as_deref(), Some("/bin/sh"));
+        let fourth = enriched(&mut enricher, EventKind::Syscall, 60, decoded());
+        assert!(Arc::ptr_eq(section(&third), section(&fourth)));
+
+        // Not beyond REUSE_NS, so that names and containers that resolve
+        // later are seen.
+        let late = enriched(&mut enricher, EventKind::Syscall, 60 + REUSE_NS, decoded());
+        assert!(!Arc::ptr_eq(section(&fourth), section(&late)));
+
+        // What the kernel reports changed: a section of its own, enriched.
+        let setuid = Process {
+            euid: 1000,
+            ..decoded()
+        };
+        let after = enriched(&mut enricher, EventKind::Syscall, 70 + REUSE_NS, setuid);
+        assert!(!Arc::ptr_eq(section(&late), section(&after)));
+        assert_eq!(section(&after).euid, 1000);
+        assert_eq!(section(&after).exe.as_deref(), Some("/bin/sh"));
     }
 }

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::sync::Arc;
+
 use guardrails::{
     actions::Mode,
     events::{
@@ -45,21 +47,21 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
     };
     let events = [
         Event {
-            process: Some(exec_process.clone()),
+            process: Some(Arc::new(exec_process.clone())),
             ..event(EventKind::ProcessExec)
         },
         Event {
-            process: Some(exec_process.clone()),
+            process: Some(Arc::new(exec_process.clone())),
             kernel_kill: Some(KernelKill { slot: 63 }),
             ..event(EventKind::ProcessExec)
         },
         Event {
-            process: Some(exec_process),
+            process: Some(Arc::new(exec_process)),
             kernel_deny: Some(KernelDeny { slot: 2 }),
             ..event(EventKind::ProcessExec)
         },
         Event {
-            process: Some(process.clone()),
+            process: Some(Arc::new(process.clone())),
             fork: Some(Box::new(Fork {
                 child_pid: 3,
                 child_ns_pid: 2,
@@ -68,12 +70,12 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
             ..event(EventKind::ProcessFork)
         },
         Event {
-            process: Some(process.clone()),
+            process: Some(Arc::new(process.clone())),
             exit: Some(Box::new(Exit::from_wait_status(3 << 8))),
             ..event(EventKind::ProcessExit)
         },
         Event {
-            process: Some(process),
+            process: Some(Arc::new(process)),
             exit: Some(Box::new(Exit::from_wait_status(9))),
             ..event(EventKind::ProcessExit)
         },
@@ -89,11 +91,11 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
             ..event(EventKind::EventsLost)
         },
         Event {
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid: 42,
                 comm: "nc".into(),
                 ..Process::default()
-            }),
+            })),
             action: Some(Box::new(ActionReport {
                 action: "kill".into(),
                 mode: Mode::Enforce,
@@ -124,10 +126,10 @@ fn every_kind_of_event_the_agent_can_emit_matches_the_published_schema() {
 #[test]
 fn the_schema_refuses_an_exec_without_its_arguments() {
     let mut exec = serde_json::to_value(Event {
-        process: Some(Process {
+        process: Some(Arc::new(Process {
             comm: "x".into(),
             ..Process::default()
-        }),
+        })),
         ..event(EventKind::ProcessExec)
     })
     .expect("serializes");
@@ -203,10 +205,10 @@ fn a_violation_in_a_pod_with_its_blast_radius_matches_the_published_schema() {
         ..BlastRadius::default()
     };
     let violation = Event {
-        process: Some(Process {
+        process: Some(Arc::new(Process {
             comm: "sh".into(),
             ..Process::default()
-        }),
+        })),
         kubernetes: Some(section.into()),
         violation: Some(Box::new(Violation {
             rule: "Terminal shell in container".into(),
@@ -220,10 +222,10 @@ fn a_violation_in_a_pod_with_its_blast_radius_matches_the_published_schema() {
         ..event(EventKind::Violation)
     };
     let unresolved = Event {
-        process: Some(Process {
+        process: Some(Arc::new(Process {
             comm: "sh".into(),
             ..Process::default()
-        }),
+        })),
         kubernetes: Some(Kubernetes::unresolved().into()),
         exit: Some(Box::new(Exit::from_wait_status(0))),
         ..event(EventKind::ProcessExit)

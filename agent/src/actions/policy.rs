@@ -297,11 +297,11 @@ mod tests {
             0,
             "node".into(),
         );
-        e.process = Some(Process {
+        e.process = Some(Arc::new(Process {
             pid,
             cgroup_id,
             ..Process::default()
-        });
+        }));
         e.container = Some(Arc::new(ContainerInfo {
             kind: if container { "container" } else { "host" }.to_owned(),
             id: container.then(|| "ab".repeat(32)),

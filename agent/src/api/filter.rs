@@ -276,11 +276,11 @@ mod tests {
             1,
             "n1".into(),
         );
-        event.process = Some(Process {
+        event.process = Some(Arc::new(Process {
             comm: "curl".into(),
             exe: Some("/usr/bin/curl".into()),
             ..Process::default()
-        });
+        }));
         event.container = Some(Arc::new(ContainerInfo {
             kind: "container".into(),
             id: Some("0123456789ab".repeat(5) + "cdef"),

@@ -379,13 +379,13 @@ mod tests {
             5,
             "n1".into(),
         );
-        event.process = Some(Process {
+        event.process = Some(Arc::new(Process {
             pid: 7,
             comm: "sh".into(),
             args: Some(["sh", "-c", "x"].into_iter().collect()),
             ancestors: Arc::from([Ancestor::new(1, "init", "/sbin/init", &["init"])]),
             ..Process::default()
-        });
+        }));
         event.kubernetes = Some(Arc::new(Kubernetes {
             status: PodStatus::Resolved,
             pod: Some("web".into()),

@@ -327,13 +327,13 @@ mod tests {
             u64::MAX - 7,
             "n1".into(),
         );
-        event.process = Some(Process {
+        event.process = Some(Arc::new(Process {
             pid: 7,
             comm: "sh".into(),
             exe: Some("/bin/sh".into()),
             args: Some(["sh", "-c", "ünïcode \"quoted\""].into_iter().collect()),
             ..Process::default()
-        });
+        }));
         event.container = Some(Arc::new(ContainerInfo {
             kind: "container".into(),
             id: Some("ab".repeat(32)),

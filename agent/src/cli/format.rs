@@ -589,11 +589,11 @@ mod tests {
 
     fn event(kind: EventKind) -> Event {
         Event {
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid: 4242,
                 comm: "bash".into(),
                 ..Process::default()
-            }),
+            })),
             container: Some(Arc::new(ContainerInfo {
                 kind: "container".into(),
                 id: Some("0123456789abcdef0123456789abcdef".into()),
@@ -620,7 +620,7 @@ mod tests {
 
     fn exec() -> Event {
         let mut e = event(EventKind::ProcessExec);
-        if let Some(p) = &mut e.process {
+        if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
             p.args = Some(["curl", "-s", "http://x/a b", "it's"].into_iter().collect());
             p.argc = Some(4);
         }
@@ -704,11 +704,11 @@ mod tests {
     #[test]
     fn a_cut_argv_ends_in_an_ellipsis_and_no_args_shows_the_executable() {
         let mut e = exec();
-        if let Some(p) = &mut e.process {
+        if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
             p.argc = Some(9);
         }
         assert!(compact_line(&value(&e), false).ends_with("'it'\\''s' …"));
-        if let Some(p) = &mut e.process {
+        if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
             p.args = None;
             p.exe = Some("/usr/bin/curl".into());
         }
@@ -796,7 +796,7 @@ mod tests {
     #[test]
     fn without_colour_there_is_no_escape_and_what_a_process_chose_is_escaped() {
         let mut e = exec();
-        if let Some(p) = &mut e.process {
+        if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
             p.args = Some(["sh", "-c", "\x1b[2Jrm -rf /\nok"].into_iter().collect());
         }
         let line = compact_line(&value(&e), false);

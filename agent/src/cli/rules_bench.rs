@@ -225,6 +225,8 @@ struct Sharing {
     /// (an ancestor exec'd) are told apart by value.
     ancestries: HashMap<Vec<(u32, u64)>, Vec<Ancestry>>,
     leaders: HashMap<u32, Vec<Leader>>,
+    /// Each thread's last process section.
+    last_process: HashMap<u32, Arc<crate::events::event::Process>>,
     /// The decoder's names of syscalls, sensors and arguments.
     names: std::collections::HashSet<&'static str>,
 }
@@ -238,7 +240,15 @@ impl Sharing {
         }
         for event in events {
             if let Some(process) = event.process.as_mut() {
-                self.share_process(process);
+                self.share_process(Arc::make_mut(process));
+                // As the agent does, a thread's successive equal sections
+                // are one.
+                match self.last_process.get(&process.tid) {
+                    Some(last) if **last == **process => *process = last.clone(),
+                    _ => {
+                        self.last_process.insert(process.tid, process.clone());
+                    }
+                }
             }
             if let Some(syscall) = event.syscall.as_deref_mut() {
                 self.share_syscall(syscall);

@@ -131,8 +131,12 @@ fn fill(event: &mut Event, record: Record<'_>) -> Result<(), DecodeError> {
 }
 
 /// Fills `slot` with the process of a record, in place.
-fn set_process<'a>(slot: &'a mut Option<Process>, p: &agent_common::Process) -> &'a mut Process {
-    let process = slot.insert(Process::default());
+fn set_process<'a>(
+    slot: &'a mut Option<Arc<Process>>,
+    p: &agent_common::Process,
+) -> &'a mut Process {
+    // A new allocation, so this borrows it without copying.
+    let process = Arc::make_mut(slot.insert(Arc::default()));
     process.pid = p.pid;
     process.tid = p.tid;
     process.ns_pid = p.ns_pid;
@@ -163,7 +167,7 @@ fn set_process<'a>(slot: &'a mut Option<Process>, p: &agent_common::Process) -> 
 
 /// Fills `slot` with the process of an exec record and what it runs.
 fn set_exec_process(
-    slot: &mut Option<Process>,
+    slot: &mut Option<Arc<Process>>,
     ev: &ExecEvent,
     data: &[u8],
 ) -> Result<(), DecodeError> {

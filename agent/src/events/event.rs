@@ -33,12 +33,14 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
     /// The process the event is about (for `process_fork`, the parent).
+    /// Shared by the successive events of a thread while what the kernel
+    /// and the agent know of it does not change (see [`crate::enrich`]).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "super::json::process"
     )]
-    pub process: Option<Process>,
+    pub process: Option<Arc<Process>>,
     /// The container the process runs in, or that it runs on the host;
     /// shared by the events of one cgroup.
     #[serde(
@@ -880,12 +882,12 @@ mod tests {
     fn an_event_survives_a_json_round_trip_unchanged() {
         let event = Event {
             cpu: Some(1),
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid: 10,
                 args: Some(["/bin/echo", "hi"].into_iter().collect()),
                 truncated: vec!["args".into()],
                 ..Process::default()
-            }),
+            })),
             kernel_kill: Some(KernelKill { slot: 3 }),
             ..Event::new(
                 EventKind::ProcessExec,

@@ -34,7 +34,7 @@ const MAX_KEPT_BYTES: usize = 16 << 10;
 
 thread_local! {
     static REUSING: Cell<bool> = const { Cell::new(false) };
-    static PROCESSES: RefCell<Recent<Process>> = const { RefCell::new(Recent::new()) };
+    static PROCESSES: RefCell<Recent<Arc<Process>>> = const { RefCell::new(Recent::new()) };
     static ANCESTRIES: RefCell<Recent<Arc<[Ancestor]>>> = const { RefCell::new(Recent::new()) };
     static CONTAINERS: RefCell<Recent<Arc<ContainerInfo>>> = const { RefCell::new(Recent::new()) };
     static PODS: RefCell<Recent<Arc<Kubernetes>>> = const { RefCell::new(Recent::new()) };
@@ -159,17 +159,17 @@ where
 
 /// `Event::process`: equal processes write the same JSON.
 pub(super) fn process<S: Serializer>(
-    process: &Option<Process>,
+    process: &Option<Arc<Process>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    struct Section<'a>(&'a Process);
+    struct Section<'a>(&'a Arc<Process>);
     impl Serialize for Section<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let process = self.0;
             reuse(
                 &PROCESSES,
-                process,
-                |kept| kept == process,
+                &**process,
+                |kept| Arc::ptr_eq(kept, process) || **kept == **process,
                 || process.clone(),
                 serializer,
             )
@@ -253,7 +253,7 @@ mod tests {
 
     fn event(process: Process) -> Event {
         Event {
-            process: Some(process),
+            process: Some(Arc::new(process)),
             container: Some(Arc::new(ContainerInfo {
                 kind: "host".into(),
                 ..ContainerInfo::default()
@@ -297,11 +297,20 @@ mod tests {
         assert_eq!(kept_processes(), 1, "the second event reused the first's");
 
         // Same process, another state: nothing stale may be written.
-        first.process.as_mut().expect("a process").euid = 1000;
+        first
+            .process
+            .as_mut()
+            .map(Arc::make_mut)
+            .expect("a process")
+            .euid = 1000;
         assert_written_as_plain(&first);
         assert!(to_text(&first).expect("writes").contains(r#""euid":1000"#));
-        first.process.as_mut().expect("a process").ancestors =
-            Arc::from([Ancestor::new(1, "systemd", "/lib/systemd/systemd", &[])]);
+        first
+            .process
+            .as_mut()
+            .map(Arc::make_mut)
+            .expect("a process")
+            .ancestors = Arc::from([Ancestor::new(1, "systemd", "/lib/systemd/systemd", &[])]);
         assert_written_as_plain(&first);
         assert!(to_text(&first).expect("writes").contains("systemd"));
         assert_eq!(kept_processes(), 3);

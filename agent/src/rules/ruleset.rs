@@ -529,7 +529,7 @@ mod tests {
     fn exec(comm: &str, parents: &[&str], container: Option<&str>) -> Event {
         use crate::events::event::{Ancestor, ContainerInfo, Process, WallTime};
         Event {
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid: 10,
                 comm: comm.into(),
                 exe: Some(format!("/bin/{comm}").into()),
@@ -540,7 +540,7 @@ mod tests {
                     .map(|(i, p)| Ancestor::new(9 - i as u32, p, &format!("/usr/bin/{p}"), &[p]))
                     .collect(),
                 ..Process::default()
-            }),
+            })),
             container: Some(Arc::new(match container {
                 Some(id) => ContainerInfo {
                     kind: "container".into(),
@@ -757,7 +757,7 @@ mod tests {
             "addresses": [{"arg": "addr", "family": "unix", "path": "/run/docker.sock"}]}})));
         assert_eq!(fired(&set, &unix), ["docker-socket"]);
         let mut memfd = exec("payload", &[], None);
-        if let Some(p) = memfd.process.as_mut() {
+        if let Some(p) = memfd.process.as_mut().map(Arc::make_mut) {
             p.exe = Some("/memfd:payload (deleted)".into());
             p.exe_memfd = true;
         }
@@ -778,7 +778,7 @@ mod tests {
             .concat(),
         );
         let mut dropped = exec("miner", &[], Some("0123456789ab0123"));
-        if let Some(p) = dropped.process.as_mut() {
+        if let Some(p) = dropped.process.as_mut().map(Arc::make_mut) {
             p.exe_upper_layer = true;
         }
         assert_eq!(fired(&set, &dropped), ["dropped"]);

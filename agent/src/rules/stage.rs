@@ -147,11 +147,11 @@ mod tests {
 
     fn exec(pid: u32, comm: &str) -> Event {
         Event {
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid,
                 comm: comm.into(),
                 ..Process::default()
-            }),
+            })),
             ..Event::new(
                 EventKind::ProcessExec,
                 WallTime(std::time::SystemTime::now()),

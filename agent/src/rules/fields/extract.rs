@@ -916,12 +916,14 @@ pub fn render_all_args(view: &EventView<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::events::event::{Event, EventKind, Process, WallTime};
 
     fn event(process: Process) -> Event {
         Event {
-            process: Some(process),
+            process: Some(Arc::new(process)),
             ..Event::new(
                 EventKind::Syscall,
                 WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),

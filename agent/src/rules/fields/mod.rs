@@ -532,6 +532,8 @@ mod tests {
 
     #[test]
     fn the_working_directory_ends_with_a_slash_as_in_falco() {
+        use std::sync::Arc;
+
         use crate::events::event::{Event, EventKind, Process, WallTime};
         let cwd = resolve("proc.cwd", None).expect("proc.cwd");
         for (dir, want) in [
@@ -540,11 +542,11 @@ mod tests {
             ("/tmp/x/", "/tmp/x/"),
         ] {
             let event = Event {
-                process: Some(Process {
+                process: Some(Arc::new(Process {
                     comm: "x".into(),
                     cwd: Some(dir.into()),
                     ..Process::default()
-                }),
+                })),
                 ..Event::new(
                     EventKind::ProcessExec,
                     WallTime::parse("2026-11-26T05:18:39.123456789Z").expect("a time"),

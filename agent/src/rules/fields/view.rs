@@ -130,7 +130,7 @@ impl<'a> EventView<'a> {
 
     /// The process the event is about.
     pub fn process(&self) -> Option<&'a Process> {
-        self.event.process.as_ref()
+        self.event.process.as_deref()
     }
 
     /// The syscall, for syscall events.

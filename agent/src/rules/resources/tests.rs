@@ -58,11 +58,11 @@ fn run(
 
 fn exec_in(namespace: &str, comm: &str) -> Event {
     Event {
-        process: Some(Process {
+        process: Some(Arc::new(Process {
             pid: 10,
             comm: comm.into(),
             ..Process::default()
-        }),
+        })),
         kubernetes: Some(Arc::new(Kubernetes {
             namespace: Some(namespace.into()),
             ..Kubernetes::unresolved()

@@ -41,7 +41,7 @@ impl Fixture {
         };
         Self(Event {
             cpu: Some(1),
-            process: Some(Process {
+            process: Some(Arc::new(Process {
                 pid: 7456,
                 tid: 7456,
                 ns_pid: 12,
@@ -61,7 +61,7 @@ impl Fixture {
                 cwd: Some("/srv".into()),
                 ancestors: vec![Ancestor::new(7448, "bash", "/bin/bash", &["/bin/bash"])].into(),
                 ..Process::default()
-            }),
+            })),
             container: Some(Arc::new(ContainerInfo {
                 kind: "container".into(),
                 id: Some(CONTAINER_ID.into()),
@@ -126,7 +126,11 @@ impl Fixture {
     }
 
     fn process(&mut self) -> &mut Process {
-        self.0.process.as_mut().expect("a process")
+        self.0
+            .process
+            .as_mut()
+            .map(Arc::make_mut)
+            .expect("a process")
     }
 
     fn sys(&mut self) -> &mut Syscall {
@@ -481,7 +485,7 @@ fn cases() -> Vec<Case> {
             Fixture::exec(&["/usr/bin/apt-get", "install", "-y", "nmap"]).user(0, "root"),
             // npm running the application's start script.
             Fixture::exec(&["npm", "start"]).with(|e| {
-                if let Some(p) = e.process.as_mut() {
+                if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
                     p.exe = Some("/usr/local/bin/npm".into());
                 }
             }),
@@ -645,7 +649,7 @@ fn cases() -> Vec<Case> {
         case(
             "Fileless program execution",
             Fixture::exec(&["/proc/self/fd/3"]).with(|e| {
-                if let Some(p) = e.process.as_mut() {
+                if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
                     p.comm = "3".into();
                     p.exe = Some("/memfd:payload (deleted)".into());
                     p.exe_memfd = true;
@@ -657,7 +661,7 @@ fn cases() -> Vec<Case> {
         case(
             "Program written in container executed",
             Fixture::exec(&["/usr/local/bin/tool"]).with(|e| {
-                if let Some(p) = e.process.as_mut() {
+                if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
                     p.exe_upper_layer = true;
                 }
             }),
@@ -667,7 +671,7 @@ fn cases() -> Vec<Case> {
         Case {
             rule: "Program executed from temporary directory",
             fires: Fixture::exec(&["/tmp/.x/agent"]).with(|e| {
-                if let Some(p) = e.process.as_mut() {
+                if let Some(p) = e.process.as_mut().map(Arc::make_mut) {
                     p.exe_upper_layer = true;
                 }
             }),
