@@ -12,7 +12,10 @@
 //!    and events lost, from the agent's `stopped` log line, and the agent's
 //!    CPU time per event (all its threads, from the start of the loop to
 //!    its exit): how many events one core decodes at that cost, since one
-//!    loop on one CPU makes only about a million.
+//!    loop on one CPU makes only about a million. The same again with the
+//!    sensors' pipeline alone (decode, process tree, containers: no rules,
+//!    no gRPC API), which is what this benchmark's target is about; the
+//!    later stages are measured by the rules and gRPC benchmarks.
 //! 3. The agent's RSS, idle and with 10,000 live processes.
 //! 4. Exec-heavy work: a shell loop of fork+exec of /bin/true, with and
 //!    without the agent (whole node), alternating.
@@ -110,6 +113,48 @@ struct SyscallFigures {
     /// The agent's CPU time (user+system, all threads) from the start of
     /// each delivered loop to its exit, summed.
     delivered_agent_cpu_ns: u64,
+    /// The same runs with the sensors' pipeline alone: records and agent
+    /// CPU time, summed.
+    sensors_only: Tally,
+    sensors_only_cpu_ns: u64,
+}
+
+/// What one delivered run measured.
+struct DeliveredRun {
+    run: LoopRun,
+    tally: Tally,
+    /// The agent's CPU time from the start of the loop to its exit.
+    agent_cpu_ns: u64,
+    /// From the start of the loop to the agent's exit.
+    until_stopped: Duration,
+}
+
+/// Runs the loop with the agent started from `config`, every call
+/// delivered, and stops the agent once the loop is done.
+fn delivered_run(
+    agent: &Path,
+    config: &str,
+    cgroup: &Cgroup,
+    cpu: usize,
+) -> anyhow::Result<DeliveredRun> {
+    let running = Agent::start(agent, config)?;
+    let cpu_at_start = ticks_to_ns(cpu_ticks(running.pid())?);
+    let started = Instant::now();
+    let run = run_loop(cgroup, cpu)?;
+    // The agent is the only child reaped in between: the children's CPU
+    // time grows by its whole life's, drain and shutdown included.
+    let children_before = rusage_cpu_ns(libc::RUSAGE_CHILDREN);
+    let tally = running.stop()?;
+    let until_stopped = started.elapsed();
+    let agent_cpu_ns = rusage_cpu_ns(libc::RUSAGE_CHILDREN)
+        .saturating_sub(children_before)
+        .saturating_sub(cpu_at_start);
+    Ok(DeliveredRun {
+        run,
+        tally,
+        agent_cpu_ns,
+        until_stopped,
+    })
 }
 
 fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<SyscallFigures> {
@@ -119,6 +164,11 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         cgroup.path.display().to_string()
     );
     let filtered_config = format!("{}{scope}", config_head());
+    let sensors_only_config = format!(
+        "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n\
+         rules:\n  defaults: false\napi:\n  enabled: false\n{scope}",
+        config_head()
+    );
     let delivered_config = format!(
         "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
         config_head()
@@ -134,6 +184,8 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         delivered_loop_ns: 0,
         delivered_until_stopped_ns: 0,
         delivered_agent_cpu_ns: 0,
+        sensors_only: Tally::default(),
+        sensors_only_cpu_ns: 0,
     };
     for round in 1..=LOOP_ROUNDS {
         let best = |name: &str, run: LoopRun, figure: &mut f64| {
@@ -155,19 +207,13 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         running.stop()?;
         best("filtered", filtered, &mut figures.filtered_ns);
 
-        let running = Agent::start(agent, &delivered_config)?;
-        let cpu_at_start = ticks_to_ns(cpu_ticks(running.pid())?);
-        let started = Instant::now();
-        let delivered = run_loop(&cgroup, cpu)?;
-        // The agent is the only child reaped in between: the children's CPU
-        // time grows by its whole life's, drain and shutdown included.
-        let children_before = rusage_cpu_ns(libc::RUSAGE_CHILDREN);
-        let tally = running.stop()?;
-        let until_stopped = started.elapsed();
-        let agent_cpu = rusage_cpu_ns(libc::RUSAGE_CHILDREN)
-            .saturating_sub(children_before)
-            .saturating_sub(cpu_at_start);
-        figures.delivered_agent_cpu_ns += agent_cpu;
+        let DeliveredRun {
+            run: delivered,
+            tally,
+            agent_cpu_ns,
+            until_stopped,
+        } = delivered_run(agent, &delivered_config, &cgroup, cpu)?;
+        figures.delivered_agent_cpu_ns += agent_cpu_ns;
         eprintln!(
             "xtask:   round {round}: delivered {:8.1} ns/call, {} records, {} lost",
             delivered.best_ns_per_call, tally.records, tally.lost
@@ -178,6 +224,16 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         figures.delivered_loop_ns += delivered.total_ns;
         figures.delivered_until_stopped_ns +=
             u64::try_from(until_stopped.as_nanos()).unwrap_or(u64::MAX);
+
+        let alone = delivered_run(agent, &sensors_only_config, &cgroup, cpu)?;
+        eprintln!(
+            "xtask:   round {round}: sensors only, agent {:.0} ns per event, {} records, {} lost",
+            alone.agent_cpu_ns as f64 / alone.tally.records.max(1) as f64,
+            alone.tally.records,
+            alone.tally.lost
+        );
+        figures.sensors_only.add(alone.tally);
+        figures.sensors_only_cpu_ns += alone.agent_cpu_ns;
     }
     Ok(figures)
 }
@@ -652,7 +708,7 @@ fn report(
         met(s.tally.lost == 0),
     );
     row(
-        "  agent CPU per event (all its threads)",
+        "  agent CPU per event (rules and API on)",
         format!("{cpu_per_event:.0} ns"),
         String::new(),
         "",
@@ -664,6 +720,26 @@ fn report(
         String::new(),
         ">= 3 M/s, 0 lost",
         met(one_core >= 3e6 && s.tally.lost == 0),
+    );
+    let alone_decoded = s
+        .sensors_only
+        .records
+        .saturating_sub(s.sensors_only.decode_failed);
+    let alone_per_event = s.sensors_only_cpu_ns as f64 / alone_decoded.max(1) as f64;
+    let alone_one_core = 1e9 / alone_per_event.max(f64::MIN_POSITIVE);
+    row(
+        "  sensors only (no rules, no API): CPU/event",
+        format!("{alone_per_event:.0} ns"),
+        String::new(),
+        "",
+        "",
+    );
+    row(
+        "  events one core decodes at that cost",
+        format!("{:.2} M/s", alone_one_core / 1e6),
+        format!("{} lost", s.sensors_only.lost),
+        ">= 3 M/s, 0 lost",
+        met(alone_one_core >= 3e6 && s.sensors_only.lost == 0),
     );
     row(
         "agent RSS, idle",
