@@ -54,9 +54,9 @@ impl Decoder {
     }
 
     /// Decodes one record onto the end of `batch`, where the event is
-    /// filled in place: an event is about 500 bytes, and returning it by
-    /// value copied it at every step on its way into the batch. A record
-    /// that does not decode adds nothing.
+    /// filled in place: returned by value, an event was copied at every
+    /// step on its way into the batch. A record that does not decode adds
+    /// nothing.
     pub fn decode_into(&self, bytes: &[u8], batch: &mut Vec<Event>) -> Result<(), DecodeError> {
         let record = Record::parse(bytes)?;
         let (hdr, kind) = match &record {

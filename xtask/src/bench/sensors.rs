@@ -157,6 +157,13 @@ fn delivered_run(
     })
 }
 
+/// The agent's CPU time per event it decoded, in ns.
+#[expect(clippy::cast_precision_loss, reason = "figures, not exact counts")]
+fn cpu_per_decoded(cpu_ns: u64, tally: &Tally) -> f64 {
+    let decoded = tally.records.saturating_sub(tally.decode_failed);
+    cpu_ns as f64 / decoded.max(1) as f64
+}
+
 fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<SyscallFigures> {
     let cgroup = Cgroup::create(mount, "getppid")?;
     let scope = format!(
@@ -164,15 +171,12 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         cgroup.path.display().to_string()
     );
     let filtered_config = format!("{}{scope}", config_head());
-    let sensors_only_config = format!(
-        "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n\
-         rules:\n  defaults: false\napi:\n  enabled: false\n{scope}",
-        config_head()
-    );
     let delivered_config = format!(
         "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
         config_head()
     );
+    let sensors_only_config =
+        format!("{delivered_config}rules:\n  defaults: false\napi:\n  enabled: false\n");
 
     let mut figures = SyscallFigures {
         bare_ns: f64::INFINITY,
@@ -228,7 +232,7 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         let alone = delivered_run(agent, &sensors_only_config, &cgroup, cpu)?;
         eprintln!(
             "xtask:   round {round}: sensors only, agent {:.0} ns per event, {} records, {} lost",
-            alone.agent_cpu_ns as f64 / alone.tally.records.max(1) as f64,
+            cpu_per_decoded(alone.agent_cpu_ns, &alone.tally),
             alone.tally.records,
             alone.tally.lost
         );
@@ -677,7 +681,7 @@ fn report(
         "<= +200 ns",
         met(delivered_delta <= 200.0),
     );
-    let cpu_per_event = s.delivered_agent_cpu_ns as f64 / decoded.max(1) as f64;
+    let cpu_per_event = cpu_per_decoded(s.delivered_agent_cpu_ns, &s.tally);
     let one_core = 1e9 / cpu_per_event.max(f64::MIN_POSITIVE);
     row(
         "events decoded per second (during the loop)",
@@ -721,11 +725,7 @@ fn report(
         ">= 3 M/s, 0 lost",
         met(one_core >= 3e6 && s.tally.lost == 0),
     );
-    let alone_decoded = s
-        .sensors_only
-        .records
-        .saturating_sub(s.sensors_only.decode_failed);
-    let alone_per_event = s.sensors_only_cpu_ns as f64 / alone_decoded.max(1) as f64;
+    let alone_per_event = cpu_per_decoded(s.sensors_only_cpu_ns, &s.sensors_only);
     let alone_one_core = 1e9 / alone_per_event.max(f64::MIN_POSITIVE);
     row(
         "  sensors only (no rules, no API): CPU/event",
