@@ -177,7 +177,7 @@ pub struct EventHeader {
 
 /// `struct gr_process`: the task an event is about.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Process {
     /// Host thread group id.
     pub pid: u32,

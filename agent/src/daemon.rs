@@ -196,10 +196,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let capacity = usize::try_from(config.transport.queue_capacity.0).unwrap_or(usize::MAX);
     // The queue carries batches; its capacity is given in events.
     let (tx, rx) = mpsc::channel((capacity / BATCH_EVENTS).max(1));
-    let decoder = Decoder {
-        clock: BootClock::now(),
-        node: node.as_str().into(),
-    };
+    let decoder = Decoder::new(BootClock::now(), node.as_str().into());
     let reader = Reader::new(
         maps.events,
         maps.counters,

@@ -65,7 +65,7 @@ const REUSE_NS: u64 = 1_000_000_000;
 /// per event, not one per name, path and ancestry it carries.
 #[derive(Debug)]
 struct Recent {
-    decoded: Process,
+    decoded: Arc<Process>,
     enriched: Arc<Process>,
     container: Option<Arc<ContainerInfo>>,
     generation: u64,
@@ -141,13 +141,13 @@ impl Enricher {
             && let Some(recent) = &self.recent[recent_slot]
             && recent.generation == self.tree.generation()
             && now.wrapping_sub(recent.at_ns) < REUSE_NS
-            && recent.decoded == **shared
+            && (Arc::ptr_eq(&recent.decoded, shared) || recent.decoded == *shared)
         {
             *shared = recent.enriched.clone();
             event.container = recent.container.clone();
             return;
         }
-        let decoded = reusable.then(|| (**shared).clone());
+        let decoded = reusable.then(|| shared.clone());
         let process = Arc::make_mut(shared);
         match event.kind {
             // A refused exec changed nothing: the process runs its old

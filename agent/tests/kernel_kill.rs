@@ -82,10 +82,7 @@ fn load(scope: &[&TestCgroup]) -> (Sensors, SensorMaps) {
 
 /// Every event waiting in the ring buffer.
 fn drain(events: &mut RingBuf<MapData>) -> Vec<Event> {
-    let decoder = Decoder {
-        clock: BootClock::now(),
-        node: "test".into(),
-    };
+    let mut decoder = Decoder::new(BootClock::now(), "test".into());
     let mut out = Vec::new();
     while let Some(record) = events.next() {
         out.push(decoder.decode(&record).expect("a record decodes"));

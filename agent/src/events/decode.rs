@@ -43,11 +43,32 @@ pub struct Decoder {
     pub clock: BootClock,
     /// The node's name.
     pub node: Arc<str>,
+    /// The process section of each of [`THREAD_SECTIONS`] threads' last
+    /// syscall record, as on the wire and as decoded, by thread id.
+    threads: Box<[Option<ThreadSection>]>,
 }
 
+/// A thread's last syscall process section, as on the wire and as decoded.
+type ThreadSection = (agent_common::Process, Arc<Process>);
+
+/// Threads whose last syscall process section is kept, one slot per thread
+/// id modulo this.
+const THREAD_SECTIONS: usize = 256;
+
 impl Decoder {
+    /// A decoder for the node called `node`.
+    pub fn new(clock: BootClock, node: Arc<str>) -> Self {
+        Self {
+            clock,
+            node,
+            threads: std::iter::repeat_with(|| None)
+                .take(THREAD_SECTIONS)
+                .collect(),
+        }
+    }
+
     /// Decodes one record.
-    pub fn decode(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
         let mut one = Vec::with_capacity(1);
         self.decode_into(bytes, &mut one)?;
         Ok(one.swap_remove(0))
@@ -57,7 +78,7 @@ impl Decoder {
     /// filled in place: returned by value, an event was copied at every
     /// step on its way into the batch. A record that does not decode adds
     /// nothing.
-    pub fn decode_into(&self, bytes: &[u8], batch: &mut Vec<Event>) -> Result<(), DecodeError> {
+    pub fn decode_into(&mut self, bytes: &[u8], batch: &mut Vec<Event>) -> Result<(), DecodeError> {
         let record = Record::parse(bytes)?;
         let (hdr, kind) = match &record {
             Record::Exec(ev, _) => (ev.hdr, EventKind::ProcessExec),
@@ -75,7 +96,7 @@ impl Decoder {
         let filled = match batch.last_mut() {
             Some(event) => {
                 event.cpu = Some(hdr.cpu);
-                fill(event, record)
+                fill(event, record, &mut self.threads)
             }
             None => Ok(()),
         };
@@ -86,8 +107,16 @@ impl Decoder {
     }
 }
 
-/// Adds the sections of `record` to its event.
-fn fill(event: &mut Event, record: Record<'_>) -> Result<(), DecodeError> {
+/// Adds the sections of `record` to its event. A syscall record whose
+/// process section is the same as its thread's last one shares that one's
+/// decoded section: a thread making many syscalls then costs one reference
+/// per event rather than a new section, and the enricher recognises it by
+/// its address.
+fn fill(
+    event: &mut Event,
+    record: Record<'_>,
+    threads: &mut [Option<ThreadSection>],
+) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
             set_exec_process(&mut event.process, &ev, data)?;
@@ -108,7 +137,14 @@ fn fill(event: &mut Event, record: Record<'_>) -> Result<(), DecodeError> {
         }
         Record::Syscall(ev, data) => {
             event.syscall = Some(syscall::decode(&ev, data)?);
-            set_process(&mut event.process, &ev.proc);
+            let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
+            match kept {
+                Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),
+                _ => {
+                    set_process(&mut event.process, &ev.proc);
+                    *kept = event.process.clone().map(|decoded| (ev.proc, decoded));
+                }
+            }
         }
         Record::TcpState(ev) => {
             event.tcp_state = Some(Box::new(TcpState {
@@ -287,11 +323,28 @@ mod tests {
         bytes
     }
 
-    fn decoder() -> Decoder {
-        Decoder {
-            clock: BootClock::now(),
-            node: "n1".into(),
+    /// A getppid record of thread `tid` with user id `uid`.
+    fn syscall_record(tid: u32, uid: u32) -> Vec<u8> {
+        let mut ev = agent_common::SyscallEvent::default();
+        ev.hdr.kind = WireKind::Syscall as u16;
+        ev.hdr.version = WIRE_VERSION;
+        ev.nr = 110;
+        ev.proc.pid = tid;
+        ev.proc.tid = tid;
+        ev.proc.uid = uid;
+        ev.proc.comm[..4].copy_from_slice(b"loop");
+        // SAFETY: SyscallEvent is a repr(C) struct of integers.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const agent_common::SyscallEvent).cast::<u8>(),
+                size_of::<agent_common::SyscallEvent>(),
+            )
         }
+        .to_vec()
+    }
+
+    fn decoder() -> Decoder {
+        Decoder::new(BootClock::now(), "n1".into())
     }
 
     #[test]
@@ -403,5 +456,32 @@ mod tests {
                 Some(vec!["echo".to_owned(), "hi".to_owned()])
             );
         }
+    }
+
+    #[test]
+    fn a_threads_equal_syscall_sections_decode_to_one_shared_process() {
+        let mut decoder = decoder();
+        let mut decode = |tid, uid| {
+            let event = decoder.decode(&syscall_record(tid, uid)).expect("decodes");
+            assert_eq!(event.syscall.as_ref().map(|s| &*s.name), Some("getppid"));
+            event.process.expect("a process")
+        };
+        let first = decode(40, 1000);
+        let again = decode(40, 1000);
+        assert!(Arc::ptr_eq(&first, &again), "the same section is shared");
+        let other_thread = decode(41, 1000);
+        assert!(!Arc::ptr_eq(&first, &other_thread));
+        assert_eq!(other_thread.tid, 41);
+        let changed = decode(40, 0);
+        assert!(!Arc::ptr_eq(&first, &changed), "a changed section is new");
+        assert_eq!(
+            (changed.tid, changed.uid, changed.comm.as_str()),
+            (40, 0, "loop")
+        );
+        assert_eq!((first.uid, first.comm.as_str()), (1000, "loop"));
+        // Thread 41 shares the slot of 41 + 256 and is not confused with it.
+        let colliding = decode(41 + 256, 1000);
+        assert_eq!(colliding.tid, 41 + 256);
+        assert_eq!(decode(41, 1000).tid, 41);
     }
 }

@@ -36,8 +36,9 @@ struct Part<'a> {
 /// A record's parts; a syscall has few, kept inline.
 type Parts<'a> = smallvec::SmallVec<[Part<'a>; 8]>;
 
-fn parts(data: &[u8]) -> Result<Parts<'_>, SyscallDecodeError> {
-    let mut parts = Parts::new();
+/// Splits `data` into `parts`: filled in place, because a returned
+/// `Parts` was copied whole (its inline room included) on the way out.
+fn split_parts<'a>(data: &'a [u8], parts: &mut Parts<'a>) -> Result<(), SyscallDecodeError> {
     let mut at = 0;
     while at < data.len() {
         let header = agent_common::read_part_header(&data[at..])
@@ -54,7 +55,7 @@ fn parts(data: &[u8]) -> Result<Parts<'_>, SyscallDecodeError> {
         });
         at = end;
     }
-    Ok(parts)
+    Ok(())
 }
 
 /// Decodes the syscall section of a record; `data` is what follows the struct.
@@ -62,7 +63,8 @@ fn parts(data: &[u8]) -> Result<Parts<'_>, SyscallDecodeError> {
 pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDecodeError> {
     let table = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
-    let parts = parts(data)?;
+    let mut parts = Parts::new();
+    split_parts(data, &mut parts)?;
     let arg_name = |index: u8| -> Cow<'static, str> {
         if index == PART_RET {
             "ret".into()
@@ -481,7 +483,7 @@ mod tests {
     fn parts_that_overrun_the_record_are_an_error() {
         let data = [3u8, 0, 10, 0, b'/'];
         assert!(matches!(
-            parts(&data),
+            split_parts(&data, &mut Parts::new()),
             Err(SyscallDecodeError::PartsOverrun(0))
         ));
     }
