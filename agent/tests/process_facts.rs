@@ -193,6 +193,49 @@ fn session_and_group_leaders_are_named_from_the_process_tree() {
 }
 
 #[test]
+fn a_process_in_its_own_pid_namespace_has_its_numbers_there_and_on_the_host() {
+    let Some(_kernel) = kernel_test() else { return };
+    let cgroup = TestCgroup::new();
+    let agent = Agent::start(&config_for(&cgroup));
+
+    // pid 1 of a new PID namespace leads a new session there and runs a
+    // child: the child's group is visible in its namespace, as 1.
+    let token = support::unique_hex(12);
+    let mut command = cgroup.command("unshare");
+    command.args([
+        "--pid",
+        "--fork",
+        "setsid",
+        "/bin/sh",
+        "-c",
+        &format!("/bin/true {token}; exit 0"),
+    ]);
+    assert!(command.status().expect("run unshare").success());
+
+    let events = agent.wait_for_events("the child's exit", |events| {
+        events.iter().any(|e| {
+            e["kind"] == "process_exit"
+                && e["process"]["comm"] == "true"
+                && e["process"]["ns_pid"] == 2
+        })
+    });
+    for kind in ["process_exec", "process_exit"] {
+        let p = &by_token(&events, &cgroup, kind, &token)["process"];
+        let shell = p["ppid"].as_u64().expect("a parent");
+        assert_eq!(p["ns_pid"], 2, "pid 1's first child there: {p}");
+        assert_ne!(p["pid"], p["ns_pid"], "the host's number differs: {p}");
+        assert_eq!(
+            (&p["pgid"], &p["sid"]),
+            (&shell.into(), &shell.into()),
+            "{p}"
+        );
+        assert_eq!(p["vpgid"], 1, "the group as its namespace sees it: {p}");
+    }
+    support::assert_schema_valid(&events);
+    agent.stop();
+}
+
+#[test]
 fn an_execd_binary_carries_its_inode_and_times_on_every_event() {
     let Some(_kernel) = kernel_test() else { return };
     let cgroup = TestCgroup::new();

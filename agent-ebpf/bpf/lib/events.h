@@ -25,21 +25,31 @@ static __always_inline void gr_count(enum gr_counter counter)
 /* Whether the current task's events are reported: not the agent's own, and
  * inside the configured cgroup scope when there is one. The scope decision is
  * cached per cgroup (cgroup ids are never reused, the scope is fixed at load),
- * so the walk up the ancestors happens once per cgroup, not per event. */
+ * so the walk up the ancestors happens once per cgroup, not per event; and
+ * each CPU remembers its last decision in front of that cache. */
 static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct gr_scope_last *last;
 	__u64 cgroup_id;
 	__u8 *cached, verdict = 0;
+	__u32 zero = 0;
 
 	if (tgid == cfg->agent_pid)
 		return false;
 	if (!cfg->scope_enabled)
 		return true;
 	cgroup_id = bpf_get_current_cgroup_id();
+	last = bpf_map_lookup_elem(&gr_scope_last, &zero);
+	if (last && cgroup_id && last->in_scope == cgroup_id)
+		return true;
+	if (last && cgroup_id && last->out_of_scope == cgroup_id)
+		return false;
 	cached = bpf_map_lookup_elem(&gr_scope_cache, &cgroup_id);
-	if (cached)
-		return *cached;
+	if (cached) {
+		verdict = *cached;
+		goto remember;
+	}
 	for (int level = 0; level < GR_SCOPE_MAX_DEPTH; level++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (id == 0)
@@ -50,6 +60,11 @@ static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
 		}
 	}
 	bpf_map_update_elem(&gr_scope_cache, &cgroup_id, &verdict, BPF_ANY);
+remember:
+	if (last && verdict)
+		last->in_scope = cgroup_id;
+	else if (last)
+		last->out_of_scope = cgroup_id;
 	return verdict;
 }
 

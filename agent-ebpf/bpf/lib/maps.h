@@ -47,6 +47,23 @@ struct gr_scope_cache_map {
 	__type(value, __u8);
 };
 
+/* Each CPU's last cgroup found in scope and last found out of it: a task
+ * making many syscalls meets its cgroup again on the next one, which then
+ * costs an array load, not a hash lookup. One 8-byte store each, so a
+ * program that interrupts another on this CPU cannot pair an id with the
+ * other's verdict. 0: none yet. */
+struct gr_scope_last {
+	__u64 in_scope;
+	__u64 out_of_scope;
+};
+
+struct gr_scope_last_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_scope_last);
+};
+
 /* Per-CPU room to build a record bigger than the BPF stack allows. */
 struct gr_exec_scratch {
 	/* ev and data are sent as one record: char data needs no padding after
@@ -173,6 +190,7 @@ GR_MAP struct gr_counters_map gr_counters SEC(".maps");
 GR_MAP struct gr_config_map gr_config SEC(".maps");
 GR_MAP struct gr_scope_map gr_scope SEC(".maps");
 GR_MAP struct gr_scope_cache_map gr_scope_cache SEC(".maps");
+GR_MAP struct gr_scope_last_map gr_scope_last SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");

@@ -21,30 +21,46 @@ static __always_inline __u32 gr_pid_ns_nr(struct pid *pid)
 	return upid.nr;
 }
 
+/*
+ * `pid`'s number and namespace at `level`. Level 0, the host's namespace and
+ * the one most tasks live in, is read with plain loads; a deeper level is an
+ * index the verifier cannot bound, so it is read with the helper. The zero
+ * index is hidden from the compiler: a constant index into this flexible
+ * array becomes a relocation that the loader rejects, while the verifier
+ * still sees a constant and checks the load.
+ */
+static __always_inline struct upid gr_upid_at(struct pid *pid, unsigned int level)
+{
+	struct upid upid = {};
+	unsigned int zero = 0;
+
+	if (!pid)
+		return upid;
+	if (level == 0) {
+		barrier_var(zero);
+		upid.nr = pid->numbers[zero & 31].nr;
+		upid.ns = pid->numbers[zero & 31].ns;
+	} else {
+		bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	}
+	return upid;
+}
+
 /* The number of `pid` in the host's (the initial) PID namespace. */
 static __always_inline __u32 gr_pid_host_nr(struct pid *pid)
 {
-	struct upid upid = {};
-	unsigned int level = 0;
-
-	if (!pid)
-		return 0;
-	/* The index is hidden from the compiler: a constant index into this
-	 * flexible array becomes a relocation that the loader rejects. */
-	barrier_var(level);
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
-	return upid.nr;
+	return gr_upid_at(pid, 0).nr;
 }
 
 /* The number of `pid` in the PID namespace `ns` at `level`, as the kernel's
  * pid_nr_ns(); 0 when the pid is not visible there. */
 static __always_inline __u32 gr_pid_nr_in(struct pid *pid, unsigned int level, struct pid_namespace *ns)
 {
-	struct upid upid = {};
+	struct upid upid;
 
 	if (!pid || pid->level < level)
 		return 0;
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	upid = gr_upid_at(pid, level);
 	return upid.ns == ns ? upid.nr : 0;
 }
 
@@ -102,17 +118,16 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 	struct pid *thread_pid = leader->thread_pid;
 	struct pid *pgrp = signal->pids[PIDTYPE_PGID];
 	struct pid *session = signal->pids[PIDTYPE_SID];
-	struct upid own = {};
+	struct upid own;
 	unsigned int level = 0;
 
 	p->pid = task->tgid;
 	p->tid = task->pid;
 	p->ppid = task->real_parent->tgid;
 	/* The task's own PID namespace is the innermost one of its pid. */
-	if (thread_pid) {
+	if (thread_pid)
 		level = thread_pid->level;
-		bpf_core_read(&own, sizeof(own), &thread_pid->numbers[level & 31]);
-	}
+	own = gr_upid_at(thread_pid, level);
 	p->ns_pid = own.nr;
 	p->pgid = gr_pid_host_nr(pgrp);
 	p->sid = gr_pid_host_nr(session);
@@ -131,7 +146,10 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 	p->cgroup_id = bpf_get_current_cgroup_id();
 	p->memory_cgroup_id = gr_memory_cgroup_id(task);
 	p->start_ns = leader->start_boottime;
-	bpf_get_current_comm(p->comm, sizeof(p->comm));
+	/* Two loads rather than the helper, which copies byte by byte and then
+	 * clears the rest; the kernel keeps comm NUL-terminated in its 16 bytes. */
+	_Static_assert(sizeof(task->comm) == GR_COMM_LEN, "comm is 16 bytes");
+	__builtin_memcpy(p->comm, task->comm, GR_COMM_LEN);
 }
 
 #endif /* GUARDRAILS_TASK_H */

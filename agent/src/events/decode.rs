@@ -96,7 +96,7 @@ impl Decoder {
         let filled = match batch.last_mut() {
             Some(event) => {
                 event.cpu = Some(hdr.cpu);
-                fill(event, record, &mut self.threads)
+                fill(event, &record, &mut self.threads)
             }
             None => Ok(()),
         };
@@ -114,14 +114,14 @@ impl Decoder {
 /// its address.
 fn fill(
     event: &mut Event,
-    record: Record<'_>,
+    record: &Record<'_>,
     threads: &mut [Option<ThreadSection>],
 ) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
-            set_exec_process(&mut event.process, &ev, data)?;
-            event.kernel_kill = kernel_kill(&ev);
-            event.kernel_deny = kernel_deny(&ev);
+            set_exec_process(&mut event.process, ev, data)?;
+            event.kernel_kill = kernel_kill(ev);
+            event.kernel_deny = kernel_deny(ev);
         }
         Record::Fork(ev) => {
             set_process(&mut event.process, &ev.parent);
@@ -136,7 +136,7 @@ fn fill(
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            event.syscall = Some(syscall::decode(&ev, data)?);
+            event.syscall = Some(syscall::decode(ev, data)?);
             let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
             match kept {
                 Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),
