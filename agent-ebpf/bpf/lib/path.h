@@ -20,6 +20,7 @@ struct gr_path_walk {
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
 	struct mount *mnt;
+	struct dentry *mnt_root; /* vfsmnt's, read once per mount crossed */
 	struct dentry *root_dentry;
 	struct vfsmount *root_mnt;
 	char *buf;   /* 2 * GR_PATH_MAX bytes; the path ends at GR_PATH_MAX */
@@ -28,6 +29,25 @@ struct gr_path_walk {
 	bool done;
 };
 
+/* A dentry's parent and name, which lie side by side in struct dentry: one
+ * read for both where they do (in every kernel so far), two where not. */
+struct gr_dentry_link {
+	struct dentry *parent;
+	struct qstr name;
+};
+
+static __always_inline void gr_dentry_link(struct dentry *dentry, struct gr_dentry_link *link)
+{
+	if (bpf_core_field_offset(struct dentry, d_name) ==
+	    bpf_core_field_offset(struct dentry, d_parent) + sizeof(struct dentry *)) {
+		if (bpf_core_read(link, sizeof(*link), &dentry->d_parent))
+			__builtin_memset(link, 0, sizeof(*link));
+		return;
+	}
+	link->parent = BPF_CORE_READ(dentry, d_parent);
+	link->name = BPF_CORE_READ(dentry, d_name);
+}
+
 static long gr_path_step(__u64 index, struct gr_path_walk *w)
 {
 	/* Copied out of w first: inside BPF_CORE_READ, an access through w would
@@ -35,13 +55,16 @@ static long gr_path_step(__u64 index, struct gr_path_walk *w)
 	struct dentry *dentry = w->dentry;
 	struct vfsmount *vfsmnt = w->vfsmnt;
 	struct mount *mnt = w->mnt;
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	struct dentry *mnt_root = w->mnt_root;
+	struct gr_dentry_link link;
+	struct dentry *parent;
 	struct qstr name;
 	__u32 len, start;
 
 	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
 		goto done;
+	gr_dentry_link(dentry, &link);
+	parent = link.parent;
 	bool last = false;
 
 	if (dentry == mnt_root || dentry == parent) {
@@ -60,13 +83,15 @@ static long gr_path_step(__u64 index, struct gr_path_walk *w)
 			goto done;
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = mnt_parent;
-		w->vfsmnt = (struct vfsmount *)((char *)mnt_parent +
-						bpf_core_field_offset(struct mount, mnt));
+		vfsmnt = (struct vfsmount *)((char *)mnt_parent +
+					     bpf_core_field_offset(struct mount, mnt));
+		w->vfsmnt = vfsmnt;
+		w->mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 		return 0;
 	}
 
 component:
-	name = BPF_CORE_READ(dentry, d_name);
+	name = link.name;
 	len = name.len;
 	if (len > GR_NAME_MAX)
 		len = GR_NAME_MAX;
@@ -99,16 +124,18 @@ done:
 static __always_inline __u32 gr_resolve_path(const struct path *path, const struct path *root,
 					      char *buf, bool *truncated)
 {
+	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
 	struct gr_path_walk w = {
 		.dentry = BPF_CORE_READ(path, dentry),
-		.vfsmnt = BPF_CORE_READ(path, mnt),
+		.vfsmnt = vfsmnt,
+		.mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
 		.root_dentry = BPF_CORE_READ(root, dentry),
 		.root_mnt = BPF_CORE_READ(root, mnt),
 		.buf = buf,
 		.start = GR_PATH_MAX,
 	};
 
-	w.mnt = (struct mount *)((char *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt));
 	bpf_loop(GR_PATH_MAX_DEPTH, gr_path_step, &w, 0);
 	if (!w.done)
 		w.truncated = true;
