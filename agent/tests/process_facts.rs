@@ -231,6 +231,15 @@ fn a_process_in_its_own_pid_namespace_has_its_numbers_there_and_on_the_host() {
         );
         assert_eq!(p["vpgid"], 1, "the group as its namespace sees it: {p}");
     }
+    let child = &by_token(&events, &cgroup, "process_exec", &token)["process"]["pid"];
+    let fork = in_cgroup(&events, &cgroup)
+        .find(|e| e["kind"] == "process_fork" && &e["fork"]["child_pid"] == child)
+        .expect("the shell's fork of the child");
+    assert_eq!(fork["fork"]["child_ns_pid"], 2, "{fork}");
+    assert_eq!(
+        fork["process"]["ns_pid"], 1,
+        "the shell is pid 1 there: {fork}"
+    );
     support::assert_schema_valid(&events);
     agent.stop();
 }

@@ -8,26 +8,14 @@
 #include <bpf/bpf_core_read.h>
 #include "wire.h"
 
-/* The number of a struct pid as seen from its innermost PID namespace. */
-static __always_inline __u32 gr_pid_ns_nr(struct pid *pid)
-{
-	struct upid upid = {};
-	unsigned int level;
-
-	if (!pid)
-		return 0;
-	level = BPF_CORE_READ(pid, level);
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
-	return upid.nr;
-}
-
 /*
  * `pid`'s number and namespace at `level`. Level 0, the host's namespace and
  * the one most tasks live in, is read with plain loads; a deeper level is an
  * index the verifier cannot bound, so it is read with the helper. The zero
  * index is hidden from the compiler: a constant index into this flexible
  * array becomes a relocation that the loader rejects, while the verifier
- * still sees a constant and checks the load.
+ * still sees a constant and checks the load. `pid` is a BTF pointer (read
+ * through a task from the hook's arguments or bpf_get_current_task_btf()).
  */
 static __always_inline struct upid gr_upid_at(struct pid *pid, unsigned int level)
 {
@@ -44,6 +32,14 @@ static __always_inline struct upid gr_upid_at(struct pid *pid, unsigned int leve
 		bpf_core_read(&upid, sizeof(upid), &pid->numbers[level & 31]);
 	}
 	return upid;
+}
+
+/* The number of a struct pid as seen from its innermost PID namespace. */
+static __always_inline __u32 gr_pid_ns_nr(struct pid *pid)
+{
+	if (!pid)
+		return 0;
+	return gr_upid_at(pid, pid->level).nr;
 }
 
 /* The number of `pid` in the host's (the initial) PID namespace. */

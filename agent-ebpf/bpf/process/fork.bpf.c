@@ -26,7 +26,7 @@ int BPF_PROG(gr_fork, struct task_struct *parent, struct task_struct *child)
 	gr_fill_header(&ev->hdr, GR_EVENT_FORK);
 	gr_fill_current(&ev->parent);
 	ev->child_pid = BPF_CORE_READ(child, tgid);
-	ev->child_ns_pid = gr_pid_ns_nr(BPF_CORE_READ(child, thread_pid));
+	ev->child_ns_pid = gr_pid_ns_nr(child->thread_pid);
 	ev->child_start_ns = BPF_CORE_READ(child, start_boottime);
 	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));
 	return 0;
