@@ -4,6 +4,8 @@
 //! into `gr_syscall_specs` for the kernel, and the decoder names the syscall
 //! and its arguments. Numbers are x86_64's.
 
+use std::sync::OnceLock;
+
 use agent_common::{ArgKind, DIRFD_CWD, NO_FILTER, SyscallSpec};
 
 use super::hooks::Sensor;
@@ -412,9 +414,46 @@ pub fn by_name(name: &str) -> Option<&'static Syscall> {
     SYSCALLS.iter().find(|s| s.name == name)
 }
 
-/// The syscall with this number, if a sensor reports it.
-pub fn by_number(nr: u32) -> Option<&'static Syscall> {
-    SYSCALLS.iter().find(|s| s.nr == nr)
+/// The syscall with this number, if a sensor reports it, with what decoding
+/// its records needs: looked up once per record, so by index, not by search.
+pub fn by_number(nr: u32) -> Option<&'static Decoding> {
+    static BY_NUMBER: OnceLock<Box<[Option<Decoding>]>> = OnceLock::new();
+    let table = BY_NUMBER.get_or_init(|| {
+        let len = SYSCALLS
+            .iter()
+            .map(|s| s.nr as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table: Box<[Option<Decoding>]> =
+            std::iter::repeat_with(|| None).take(len).collect();
+        for syscall in SYSCALLS {
+            let mut by_name: ArgOrder = (0..syscall.args.len() as u8).collect();
+            by_name.sort_by_key(|&i| syscall.args[usize::from(i)].name);
+            table[syscall.nr as usize] = Some(Decoding { syscall, by_name });
+        }
+        table
+    });
+    table.get(usize::try_from(nr).ok()?)?.as_ref()
+}
+
+/// A syscall's argument indices, in some order.
+pub type ArgOrder = smallvec::SmallVec<[u8; 6]>;
+
+/// A reported syscall as its records are decoded.
+#[derive(Debug)]
+pub struct Decoding {
+    /// The syscall.
+    pub syscall: &'static Syscall,
+    /// Its arguments' indices in the order of their names, the order in
+    /// which an event lists them.
+    pub by_name: ArgOrder,
+}
+
+impl Decoding {
+    /// Where argument `index` stands in name order.
+    pub fn rank(&self, index: u8) -> Option<usize> {
+        self.by_name.iter().position(|&i| i == index)
+    }
 }
 
 impl Syscall {
@@ -462,6 +501,24 @@ mod tests {
     }
 
     #[test]
+    fn each_syscall_is_found_by_its_number_with_its_arguments_in_name_order() {
+        for syscall in SYSCALLS {
+            let found = by_number(syscall.nr).expect("every syscall is found");
+            assert_eq!(found.syscall, syscall);
+            let names: Vec<&str> = found
+                .by_name
+                .iter()
+                .map(|&i| syscall.args[usize::from(i)].name)
+                .collect();
+            let mut sorted: Vec<&str> = syscall.args.iter().map(|a| a.name).collect();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted, "{}", syscall.name);
+        }
+        assert!(by_number(39).is_none(), "getpid is not reported");
+        assert!(by_number(u32::MAX).is_none());
+    }
+
+    #[test]
     fn every_relative_path_points_at_a_directory_descriptor() {
         for s in SYSCALLS {
             for arg in s.args {
@@ -475,12 +532,12 @@ mod tests {
 
     #[test]
     fn a_spec_describes_each_argument_and_the_return_value() {
-        let openat = by_number(257).expect("openat").spec();
+        let openat = by_number(257).expect("openat").syscall.spec();
         assert_eq!(openat.args[..4], [7, 3, 1, 1]);
         assert_eq!(openat.dirfd_of[1], 0);
         assert_eq!(openat.ret, ArgKind::Fd as u8);
         assert_eq!(openat.filter_arg, NO_FILTER);
-        let fcntl = by_number(72).expect("fcntl").spec();
+        let fcntl = by_number(72).expect("fcntl").syscall.spec();
         assert_eq!((fcntl.filter_arg, fcntl.filter_values), (1, [0, 1030]));
     }
 

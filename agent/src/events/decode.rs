@@ -46,6 +46,9 @@ pub struct Decoder {
     /// The process section of each of [`THREAD_SECTIONS`] threads' last
     /// syscall record, as on the wire and as decoded, by thread id.
     threads: Box<[Option<ThreadSection>]>,
+    /// Paths and strings of recent syscall records, shared by the next
+    /// records that carry the same bytes.
+    strings: syscall::RecentStrings,
 }
 
 /// A thread's last syscall process section, as on the wire and as decoded.
@@ -64,6 +67,7 @@ impl Decoder {
             threads: std::iter::repeat_with(|| None)
                 .take(THREAD_SECTIONS)
                 .collect(),
+            strings: syscall::RecentStrings::default(),
         }
     }
 
@@ -96,7 +100,7 @@ impl Decoder {
         let filled = match batch.last_mut() {
             Some(event) => {
                 event.cpu = Some(hdr.cpu);
-                fill(event, &record, &mut self.threads)
+                fill(event, &record, &mut self.threads, &mut self.strings)
             }
             None => Ok(()),
         };
@@ -116,6 +120,7 @@ fn fill(
     event: &mut Event,
     record: &Record<'_>,
     threads: &mut [Option<ThreadSection>],
+    strings: &mut syscall::RecentStrings,
 ) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
@@ -136,7 +141,7 @@ fn fill(
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            event.syscall = Some(syscall::decode(ev, data)?);
+            event.syscall = Some(syscall::decode(ev, data, strings)?);
             let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
             match kept {
                 Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),

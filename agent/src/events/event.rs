@@ -641,6 +641,20 @@ impl SyscallArgs {
         }
     }
 
+    /// Appends an argument whose name sorts after those present, as the
+    /// decoder's table gives them: no search.
+    pub(crate) fn push_in_order(&mut self, name: Cow<'static, str>, value: ArgValue) {
+        debug_assert!(self.0.last().is_none_or(|(last, _)| *last < name));
+        self.0.push((name, value));
+    }
+
+    /// Replaces the value of the argument at `position` in name order.
+    pub(crate) fn set_at(&mut self, position: usize, value: ArgValue) {
+        if let Some((_, old)) = self.0.get_mut(position) {
+            *old = value;
+        }
+    }
+
     /// The arguments in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Cow<'static, str>, &ArgValue)> {
         self.0.iter().map(|(n, v)| (n, v))

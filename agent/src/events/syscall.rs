@@ -58,10 +58,71 @@ fn split_parts<'a>(data: &'a [u8], parts: &mut Parts<'a>) -> Result<(), SyscallD
     Ok(())
 }
 
+/// Strings of recent records by their bytes. A process opens the same files
+/// again and again (its libraries, its configuration, one log): a path seen
+/// lately costs a lookup and a reference instead of an allocation, a copy,
+/// a UTF-8 check and a free on the thread that drops the event.
+#[derive(Clone, Debug)]
+pub struct RecentStrings {
+    slots: Box<[Option<Arc<str>>]>,
+}
+
+/// Strings kept, one per slot, a new one replacing the one in its slot.
+const RECENT_STRINGS: usize = 256;
+
+/// A longer string is not kept, so that the cache holds at most about 64 KiB.
+const MAX_RECENT_LEN: usize = 256;
+
+impl Default for RecentStrings {
+    fn default() -> Self {
+        Self {
+            slots: std::iter::repeat_with(|| None)
+                .take(RECENT_STRINGS)
+                .collect(),
+        }
+    }
+}
+
+impl RecentStrings {
+    /// `bytes` as text (invalid UTF-8 replaced), shared with the last equal
+    /// string in its slot.
+    pub fn get(&mut self, bytes: &[u8]) -> Arc<str> {
+        if bytes.len() > MAX_RECENT_LEN {
+            return String::from_utf8_lossy(bytes).into();
+        }
+        let mut hasher = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut hasher, bytes);
+        // The multiplication leaves its best bits at the top.
+        let slot = (std::hash::Hasher::finish(&hasher) >> 56) as usize % RECENT_STRINGS;
+        let Some(kept) = self.slots.get_mut(slot) else {
+            return String::from_utf8_lossy(bytes).into();
+        };
+        if let Some(text) = kept
+            && text.as_bytes() == bytes
+        {
+            return text.clone();
+        }
+        match String::from_utf8_lossy(bytes) {
+            // Only a string equal to its bytes can be found by them.
+            Cow::Borrowed(valid) => {
+                let text: Arc<str> = valid.into();
+                *kept = Some(text.clone());
+                text
+            }
+            Cow::Owned(replaced) => replaced.into(),
+        }
+    }
+}
+
 /// Decodes the syscall section of a record; `data` is what follows the struct.
 /// Built in its box, so that the section is not moved once filled.
-pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDecodeError> {
-    let table = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
+pub fn decode(
+    ev: &SyscallEvent,
+    data: &[u8],
+    strings: &mut RecentStrings,
+) -> Result<Box<Syscall>, SyscallDecodeError> {
+    let known = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
+    let table = known.syscall;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
     let mut parts = Parts::new();
     split_parts(data, &mut parts)?;
@@ -93,10 +154,15 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDec
     section.nr = ev.nr;
     section.sensor = table.sensor.name().into();
     section.ret = ev.ret;
-    for (arg, value) in table.args.iter().zip(ev.args) {
-        section
-            .args
-            .insert(arg.name.into(), scalar_value(arg, value));
+    for &index in &known.by_name {
+        if let (Some(arg), Some(&value)) = (
+            table.args.get(usize::from(index)),
+            ev.args.get(usize::from(index)),
+        ) {
+            section
+                .args
+                .push_in_order(arg.name.into(), scalar_value(arg, value));
+        }
     }
     section.fds.reserve_exact(descriptors);
     section.paths.reserve_exact(paths);
@@ -121,7 +187,7 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDec
     for part in &parts {
         match part.kind {
             part_kind::PATH | part_kind::STRING => {
-                let value: Arc<str> = String::from_utf8_lossy(part.data).into();
+                let value = strings.get(part.data);
                 if part.kind == part_kind::PATH {
                     let absolute = match bases.get(&part.arg) {
                         Some(base) if !value.starts_with('/') => {
@@ -137,19 +203,23 @@ pub fn decode(ev: &SyscallEvent, data: &[u8]) -> Result<Box<Syscall>, SyscallDec
                         path: absolute,
                     });
                 }
-                section
-                    .args
-                    .insert(arg_name(part.arg), ArgValue::Text(value));
+                match known.rank(part.arg) {
+                    Some(position) => section.args.set_at(position, ArgValue::Text(value)),
+                    None => {
+                        section
+                            .args
+                            .insert(arg_name(part.arg), ArgValue::Text(value));
+                    }
+                }
             }
             part_kind::FD_PATH => {
-                let path = String::from_utf8_lossy(part.data);
                 // An open's new descriptor names the file its path argument
                 // did: one string for both.
                 let path = section
                     .paths
                     .iter()
-                    .find(|p| *p.path == *path)
-                    .map_or_else(|| Arc::from(&*path), |p| p.path.clone());
+                    .find(|p| p.path.as_bytes() == part.data)
+                    .map_or_else(|| strings.get(part.data), |p| p.path.clone());
                 section.fds.push(FdInfo {
                     arg: arg_name(part.arg),
                     fd: fd_value(part.arg),
@@ -246,9 +316,10 @@ fn is_normal(path: &str) -> bool {
     path.starts_with('/')
         && (path.len() == 1 || !path.ends_with('/'))
         && path
-            .split('/')
+            .as_bytes()
+            .split(|&b| b == b'/')
             .skip(1)
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
         || path == "/"
 }
 
@@ -446,7 +517,7 @@ mod tests {
             parts_len: u16::try_from(data.len()).expect("short"),
             ..SyscallEvent::default()
         };
-        let section = decode(&ev, &data).expect("decodes");
+        let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
         assert_eq!(section.name, "openat");
         assert_eq!(section.args.get("flags"), Some(&ArgValue::Unsigned(0)));
         let [path] = section.paths.as_slice() else {
@@ -472,10 +543,71 @@ mod tests {
             parts_len: u16::try_from(data.len()).expect("short"),
             ..ev
         };
-        let section = decode(&ev, &data).expect("decodes");
+        let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
         assert_eq!(
             section.paths.first().map(|p| (&*p.raw, &*p.path)),
             Some(("a/../b", "/tmp/b"))
+        );
+    }
+
+    #[test]
+    fn recent_strings_are_shared_only_between_equal_bytes() {
+        let mut strings = RecentStrings::default();
+        let first = strings.get(b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let again = strings.get(b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert!(Arc::ptr_eq(&first, &again));
+
+        // Every string gets its own text, whichever slot it shares.
+        let many: Vec<(String, Arc<str>)> = (0..4 * RECENT_STRINGS)
+            .map(|i| {
+                let text = format!("/tmp/file-{i}");
+                let got = strings.get(text.as_bytes());
+                (text, got)
+            })
+            .collect();
+        for (text, got) in &many {
+            assert_eq!(**got, **text);
+            assert_eq!(*strings.get(text.as_bytes()), **text);
+        }
+
+        // Invalid UTF-8 is replaced, and the replacement is never found by
+        // other bytes that read the same.
+        let bad = strings.get(b"/tmp/\xff");
+        assert_eq!(&*bad, "/tmp/\u{fffd}");
+        assert_eq!(&*strings.get("/tmp/\u{fffd}".as_bytes()), "/tmp/\u{fffd}");
+        assert_eq!(&*strings.get(b"/tmp/\xfe"), "/tmp/\u{fffd}");
+
+        // A long string is not kept.
+        let long = "/x".repeat(MAX_RECENT_LEN);
+        let a = strings.get(long.as_bytes());
+        let b = strings.get(long.as_bytes());
+        assert_eq!(*a, *long);
+        assert!(!Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn records_with_the_same_path_share_its_string() {
+        let mut data = part(part_kind::PATH, 1, b"/etc/hosts");
+        data.extend(part(part_kind::FD_PATH, PART_RET, b"/etc/hosts"));
+        let ev = SyscallEvent {
+            nr: 257,
+            ret: 3,
+            parts_len: u16::try_from(data.len()).expect("short"),
+            ..SyscallEvent::default()
+        };
+        let mut strings = RecentStrings::default();
+        let first = decode(&ev, &data, &mut strings).expect("decodes");
+        let second = decode(&ev, &data, &mut strings).expect("decodes");
+        let path = |section: &Syscall| section.paths.first().expect("a path").path.clone();
+        assert_eq!(&*path(&second), "/etc/hosts");
+        assert!(Arc::ptr_eq(&path(&first), &path(&second)));
+        assert_eq!(first, second);
+        // The arguments in name order, the path's value its string.
+        let names: Vec<&str> = second.args.keys().map(|k| k.as_ref()).collect();
+        assert_eq!(names, ["dirfd", "flags", "mode", "pathname"]);
+        assert_eq!(
+            second.args.get("pathname"),
+            Some(&ArgValue::Text(path(&second)))
         );
     }
 
