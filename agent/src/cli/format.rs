@@ -632,7 +632,7 @@ mod tests {
             syscall: Some(Box::new(Syscall {
                 name: "openat".into(),
                 ret: -13,
-                paths: vec![PathArg {
+                paths: smallvec::smallvec![PathArg {
                     arg: "filename".into(),
                     raw: "shadow".into(),
                     path: "/etc/shadow".into(),

@@ -518,11 +518,11 @@ pub struct Syscall {
     pub args: SyscallArgs,
     /// What each descriptor argument, and a returned descriptor (`arg: "ret"`),
     /// referred to when the call returned.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fds: Vec<FdInfo>,
+    #[serde(default, skip_serializing_if = "smallvec::SmallVec::is_empty")]
+    pub fds: Descriptors,
     /// Each path argument, as given and made absolute.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub paths: Vec<PathArg>,
+    #[serde(default, skip_serializing_if = "smallvec::SmallVec::is_empty")]
+    pub paths: PathArgs,
     /// Each socket address argument, decoded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<Address>,
@@ -536,6 +536,14 @@ pub struct Syscall {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
+
+/// A syscall's descriptors. Most calls that have one have one (an open's
+/// new descriptor, a connect's socket): it lies in the section, which is
+/// boxed already, instead of in an allocation of its own.
+pub type Descriptors = smallvec::SmallVec<[FdInfo; 1]>;
+
+/// A syscall's path arguments; inline for the one most calls have.
+pub type PathArgs = smallvec::SmallVec<[PathArg; 1]>;
 
 /// A kill in the kernel: SIGKILL sent at the exec, before the new program
 /// ran an instruction of its own.
@@ -741,7 +749,7 @@ pub struct FdInfo {
     pub path: Option<Arc<str>>,
     /// For `socket`: what the kernel holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub socket: Option<Socket>,
+    pub socket: Option<Box<Socket>>,
 }
 
 /// A socket as the kernel holds it.

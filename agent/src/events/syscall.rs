@@ -235,7 +235,7 @@ pub fn decode(
                         fd: fd_value(part.arg),
                         kind: "socket".into(),
                         path: None,
-                        socket: Some(socket(&info)),
+                        socket: Some(Box::new(socket(&info))),
                     });
                 }
             }
@@ -602,6 +602,9 @@ mod tests {
         assert_eq!(&*path(&second), "/etc/hosts");
         assert!(Arc::ptr_eq(&path(&first), &path(&second)));
         assert_eq!(first, second);
+        // The descriptor and the path lie in the section, not in
+        // allocations of their own.
+        assert!(!second.fds.spilled() && !second.paths.spilled());
         // The arguments in name order, the path's value its string.
         let names: Vec<&str> = second.args.keys().map(|k| k.as_ref()).collect();
         assert_eq!(names, ["dirfd", "flags", "mode", "pathname"]);

@@ -172,7 +172,7 @@ impl Fixture {
             fd,
             kind: "socket".into(),
             path: None,
-            socket: Some(socket),
+            socket: Some(Box::new(socket)),
         });
         self
     }
