@@ -1,7 +1,8 @@
 //! The pipeline's matching step: batches of enriched events come in, in the
-//! order the kernel reported them; each batch is evaluated on one of several
-//! worker threads; batches go out in the same order, each violation right
-//! after the event that raised it.
+//! order the kernel reported them; a batch that finds none waiting behind it
+//! is evaluated at once by this task, and while batches queue up each goes
+//! to one of several worker threads; batches go out in the same order, each
+//! violation right after the event that raised it.
 //!
 //! The process tree is updated before this step, by the reader alone, so
 //! evaluating batches in parallel reads consistent process state: every
@@ -66,6 +67,12 @@ pub async fn run(
                             // thread and back costs more than the lookups.
                             if in_flight.is_empty() && !batch.iter().any(|e| set.can_match(e)) {
                                 Some(Ok((batch, 0)))
+                            } else if in_flight.is_empty() && rx.is_empty() {
+                                // Keeping up: evaluated here, which costs no
+                                // thread wake-ups there and back (a batch
+                                // takes well under a millisecond). Workers
+                                // share the load once batches queue up.
+                                Some(Ok(evaluate(&set, batch, first)))
                             } else {
                                 in_flight.push_back(tokio::task::spawn_blocking(move || {
                                     evaluate(&set, batch, first)
@@ -206,6 +213,41 @@ mod tests {
         }
         producer.await.expect("producer");
         (seen, stage.await.expect("stage"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_arrives_alone_is_evaluated_and_passed_on_before_the_next() {
+        let (_rules_tx, rules_rx) = watch::channel(Arc::new(odd_rule()));
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let stage = tokio::spawn(run(
+            in_rx,
+            out_tx,
+            rules_rx,
+            2,
+            Arc::new(Metrics::default()),
+        ));
+        // Each batch waits for the one before it to come out: the stage
+        // always finds the queue empty and nothing in flight.
+        for b in 0..20u32 {
+            let batch: Batch = (0..10u32).map(|i| exec(b * 10 + i, "odd")).collect();
+            in_tx.send(batch).await.expect("the stage runs");
+            let out = out_rx.recv().await.expect("the batch comes out");
+            let kinds: Vec<EventKind> = out.iter().map(|e| e.kind).collect();
+            let expected: Vec<EventKind> = (0..10)
+                .flat_map(|_| [EventKind::ProcessExec, EventKind::Violation])
+                .collect();
+            assert_eq!(kinds, expected, "each exec then its violation");
+            let pids: Vec<u32> = out
+                .iter()
+                .filter(|e| e.kind != EventKind::Violation)
+                .filter_map(|e| e.process.as_ref().map(|p| p.pid))
+                .collect();
+            assert_eq!(pids, (b * 10..b * 10 + 10).collect::<Vec<u32>>());
+        }
+        drop(in_tx);
+        let tally = stage.await.expect("stage");
+        assert_eq!((tally.events, tally.violations), (200, 200));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
