@@ -528,10 +528,10 @@ pub struct Syscall {
     pub addresses: Vec<Address>,
     /// openat2's `struct open_how`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub open_how: Option<OpenHow>,
+    pub open_how: Option<Box<OpenHow>>,
     /// capset's capability sets, as 64-bit masks (bit n = capability n).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capabilities: Option<CapSets>,
+    pub capabilities: Option<Box<CapSets>>,
     /// Whether a path or string was cut at its bound, or a part did not fit.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -623,11 +623,11 @@ pub struct SocketOwner {
     pub exe: Option<String>,
 }
 
-/// A syscall's arguments by name, in name order (as JSON shows them). A
-/// syscall has at most six, kept inline: decoding an event allocates, searches
-/// and frees no map node for them.
+/// A syscall's arguments by name, in name order (as JSON shows them). Up to
+/// five are kept inline (a sixth, as in sendto, moves them to the heap):
+/// decoding an event allocates, searches and frees no map node for them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SyscallArgs(smallvec::SmallVec<[(Cow<'static, str>, ArgValue); 6]>);
+pub struct SyscallArgs(smallvec::SmallVec<[(Cow<'static, str>, ArgValue); 5]>);
 
 impl SyscallArgs {
     /// The value of the argument called `name`.

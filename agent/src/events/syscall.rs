@@ -270,11 +270,11 @@ pub fn decode(
                         .and_then(|b| b.try_into().ok())
                         .map_or(0, u64::from_ne_bytes)
                 };
-                section.open_how = Some(OpenHow {
+                section.open_how = Some(Box::new(OpenHow {
                     flags: word(0),
                     mode: word(1),
                     resolve: word(2),
-                });
+                }));
             }
             part_kind::CAP_DATA => {
                 let word = |i: usize| {
@@ -286,11 +286,11 @@ pub fn decode(
                 // Two structs of {effective, permitted, inheritable}: the low
                 // then the high 32 capabilities.
                 let set = |i: usize| u64::from(word(i)) | (u64::from(word(i + 3)) << 32);
-                section.capabilities = Some(CapSets {
+                section.capabilities = Some(Box::new(CapSets {
                     effective: set(0),
                     permitted: set(1),
                     inheritable: set(2),
-                });
+                }));
             }
             _ => {}
         }

@@ -275,11 +275,11 @@ fn capset(permitted: u64, comm: &str) -> Fixture {
         .arg("hdrp", ArgValue::Unsigned(0x7ffd_1000))
         .with(|e| {
             if let Some(s) = e.syscall.as_mut() {
-                s.capabilities = Some(CapSets {
+                s.capabilities = Some(Box::new(CapSets {
                     effective: permitted,
                     permitted,
                     inheritable: 0,
-                });
+                }));
             }
         })
 }
