@@ -186,15 +186,19 @@ mod tests {
         RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules")
     }
 
-    /// Sends `batches` through the stage with `workers`; returns what came out.
-    async fn through_stage(
+    /// A running stage with `workers`: its input, its output, its task.
+    fn start_stage(
         rules: RuleSet,
         workers: usize,
-        batches: Vec<Batch>,
-    ) -> (Vec<Event>, StageTally) {
+    ) -> (
+        mpsc::Sender<Batch>,
+        mpsc::Receiver<Batch>,
+        JoinHandle<StageTally>,
+    ) {
+        // Rules are never swapped here: the stage keeps the last ones.
         let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let (out_tx, out_rx) = mpsc::channel(4);
         let stage = tokio::spawn(run(
             in_rx,
             out_tx,
@@ -202,6 +206,16 @@ mod tests {
             workers,
             Arc::new(Metrics::default()),
         ));
+        (in_tx, out_rx, stage)
+    }
+
+    /// Sends `batches` through the stage with `workers`; returns what came out.
+    async fn through_stage(
+        rules: RuleSet,
+        workers: usize,
+        batches: Vec<Batch>,
+    ) -> (Vec<Event>, StageTally) {
+        let (in_tx, mut out_rx, stage) = start_stage(rules, workers);
         let producer = tokio::spawn(async move {
             for batch in batches {
                 in_tx.send(batch).await.expect("the stage runs");
@@ -217,16 +231,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_that_arrives_alone_is_evaluated_and_passed_on_before_the_next() {
-        let (_rules_tx, rules_rx) = watch::channel(Arc::new(odd_rule()));
-        let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_tx, mut out_rx) = mpsc::channel(4);
-        let stage = tokio::spawn(run(
-            in_rx,
-            out_tx,
-            rules_rx,
-            2,
-            Arc::new(Metrics::default()),
-        ));
+        let (in_tx, mut out_rx, stage) = start_stage(odd_rule(), 2);
         // Each batch waits for the one before it to come out: the stage
         // always finds the queue empty and nothing in flight.
         for b in 0..20u32 {
