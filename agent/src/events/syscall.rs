@@ -506,10 +506,11 @@ mod tests {
         bytes
     }
 
-    #[test]
-    fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
-        let mut data = part(part_kind::PATH, 1, b"/etc/shadow");
-        data.extend(part(part_kind::FD_PATH, PART_RET, b"/etc/shadow"));
+    /// An openat(AT_FDCWD, `path`) that returned descriptor 3, which the
+    /// kernel resolved to `path`: the record and its parts.
+    fn open_record(path: &[u8]) -> (SyscallEvent, Vec<u8>) {
+        let mut data = part(part_kind::PATH, 1, path);
+        data.extend(part(part_kind::FD_PATH, PART_RET, path));
         let ev = SyscallEvent {
             nr: 257,
             ret: 3,
@@ -517,6 +518,12 @@ mod tests {
             parts_len: u16::try_from(data.len()).expect("short"),
             ..SyscallEvent::default()
         };
+        (ev, data)
+    }
+
+    #[test]
+    fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
+        let (ev, data) = open_record(b"/etc/shadow");
         let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
         assert_eq!(section.name, "openat");
         assert_eq!(section.args.get("flags"), Some(&ArgValue::Unsigned(0)));
@@ -587,14 +594,7 @@ mod tests {
 
     #[test]
     fn records_with_the_same_path_share_its_string() {
-        let mut data = part(part_kind::PATH, 1, b"/etc/hosts");
-        data.extend(part(part_kind::FD_PATH, PART_RET, b"/etc/hosts"));
-        let ev = SyscallEvent {
-            nr: 257,
-            ret: 3,
-            parts_len: u16::try_from(data.len()).expect("short"),
-            ..SyscallEvent::default()
-        };
+        let (ev, data) = open_record(b"/etc/hosts");
         let mut strings = RecentStrings::default();
         let first = decode(&ev, &data, &mut strings).expect("decodes");
         let second = decode(&ev, &data, &mut strings).expect("decodes");
