@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{RulesBenchArgs, rules::RulesCommandError};
 use crate::{
-    events::event::{Ancestor, Event, EventKind, Leader},
+    events::event::{Ancestor, ArgValue, Event, EventKind, Leader},
     process::Args,
     rules::{
         MatchMode, RuleSet, Selection, Sources,
@@ -289,6 +289,19 @@ impl Sharing {
     }
 
     fn share_syscall(&mut self, syscall: &mut crate::events::event::Syscall) {
+        // The decoder hands out one string for a path or text it read
+        // lately (`RecentStrings`); recorded events repeat them as well.
+        for value in syscall.args.values_mut() {
+            if let ArgValue::Text(text) = value {
+                *text = self.text(text);
+            }
+        }
+        for path in syscall.fds.iter_mut().filter_map(|fd| fd.path.as_mut()) {
+            *path = self.text(path);
+        }
+        for path in &mut syscall.paths {
+            path.path = self.text(&path.path);
+        }
         let names = &mut self.names;
         // Names the tables above do not hold (a descriptor's kind, a socket's
         // family) are static strings in the decoder too: one copy each, kept
@@ -653,5 +666,14 @@ mod tests {
                 std::borrow::Cow::Borrowed("file")
             )
         ));
+        // Equal paths are one string, as the decoder's recent strings make
+        // them; a different path is its own.
+        let syscall = |i: usize| events[i].syscall.as_deref().expect("a syscall");
+        let opened = |i: usize| syscall(i).fds[0].path.as_ref().expect("a path");
+        let named = |i: usize| &syscall(i).paths[0].path;
+        assert!(Arc::ptr_eq(opened(0), opened(1)));
+        assert!(Arc::ptr_eq(opened(0), named(1)));
+        assert!(!Arc::ptr_eq(opened(0), opened(2)));
+        assert_eq!(&**named(2), "/etc/hosts");
     }
 }

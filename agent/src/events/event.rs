@@ -678,6 +678,11 @@ impl SyscallArgs {
         self.0.iter_mut().map(|(n, _)| n)
     }
 
+    /// The values, in order, to replace with equal ones (shared strings).
+    pub fn values_mut(&mut self) -> impl ExactSizeIterator<Item = &mut ArgValue> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
     /// How many there are.
     pub fn len(&self) -> usize {
         self.0.len()
