@@ -122,6 +122,15 @@ pub enum BenchTarget {
 
 /// Runs `target`.
 pub fn run(target: BenchTarget) -> anyhow::Result<()> {
+    // `cargo run` gives this process an LD_LIBRARY_PATH of build directories.
+    // The loads would inherit it: every program a shell loop runs would have
+    // its dynamic loader search those directories first, a dozen failed
+    // opens per exec that a host's processes do not make and the agent
+    // would see. The loads and the agent run with the host's environment.
+    //
+    // SAFETY: nothing else runs yet: no thread has been spawned, so none
+    // reads the environment while it changes.
+    unsafe { std::env::remove_var("LD_LIBRARY_PATH") };
     match target {
         BenchTarget::Sensors => sensors::sensors(),
         BenchTarget::Rules { save_events } => rules::rules(save_events.as_deref()),

@@ -1,8 +1,10 @@
 //! What the benchmarks share: the agent as a child process, fresh cgroup v2
-//! directories, CPU pinning, memory and the machine's description.
+//! directories, CPU pinning, memory, the kernel programs' run time and the
+//! machine's description.
 
 use std::os::unix::process::CommandExt;
 use std::{
+    collections::{HashMap, HashSet},
     ffi::OsStr,
     io::{BufRead, BufReader},
     os::unix::ffi::OsStrExt,
@@ -560,4 +562,116 @@ impl Machine {
             cpus,
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+/// What the agent's kernel programs did between two snapshots.
+pub(super) struct BpfFigures {
+    /// Their run time, nanoseconds.
+    pub(super) run_time_ns: u64,
+    /// Their runs.
+    pub(super) run_cnt: u64,
+    /// How many programs.
+    pub(super) programs: usize,
+}
+
+/// `kernel.bpf_stats_enabled` switched on; restored to what it was on drop.
+pub(super) struct BpfStatsOn {
+    previous: String,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStatsOn {
+    pub(super) fn enable() -> anyhow::Result<Self> {
+        let previous = std::fs::read_to_string(BPF_STATS)
+            .with_context(|| format!("reading {BPF_STATS}"))?
+            .trim()
+            .to_owned();
+        std::fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for BpfStatsOn {
+    fn drop(&mut self) {
+        if std::fs::write(BPF_STATS, &self.previous).is_err() {
+            eprintln!("xtask: could not restore {BPF_STATS} to {}", self.previous);
+        }
+    }
+}
+
+/// One loaded program, as bpftool lists it.
+#[derive(Clone, Debug)]
+pub(super) struct Program {
+    /// Its id.
+    pub(super) id: u64,
+    run_time_ns: u64,
+    run_cnt: u64,
+    pids: Option<Vec<u64>>,
+}
+
+/// The loaded programs.
+pub(super) fn bpf_programs() -> anyhow::Result<Vec<Program>> {
+    let output = Command::new(crate::bpftool())
+        .args(["--json", "prog", "show"])
+        .output()
+        .context("running bpftool (install it with `cargo xtask deps`)")?;
+    ensure!(
+        output.status.success(),
+        "bpftool prog show failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: Value =
+        serde_json::from_slice(&output.stdout).context("parsing bpftool's JSON output")?;
+    Ok(list
+        .as_array()
+        .map(|programs| {
+            programs
+                .iter()
+                .filter_map(|p| {
+                    Some(Program {
+                        id: p["id"].as_u64()?,
+                        run_time_ns: p["run_time_ns"].as_u64().unwrap_or(0),
+                        run_cnt: p["run_cnt"].as_u64().unwrap_or(0),
+                        pids: p["pids"]
+                            .as_array()
+                            .map(|pids| pids.iter().filter_map(|x| x["pid"].as_u64()).collect()),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The agent's programs' run time and runs between two snapshots: those
+/// bpftool says the agent holds, or, when it cannot say, those loaded after
+/// the agent started.
+pub(super) fn bpf_delta(
+    before: &[Program],
+    after: &[Program],
+    pid: u32,
+    existing: &HashSet<u64>,
+) -> BpfFigures {
+    let before: HashMap<u64, &Program> = before.iter().map(|p| (p.id, p)).collect();
+    let knows_pids = after.iter().any(|p| p.pids.is_some());
+    let ours = |p: &Program| {
+        if knows_pids {
+            p.pids
+                .as_ref()
+                .is_some_and(|pids| pids.contains(&u64::from(pid)))
+        } else {
+            !existing.contains(&p.id)
+        }
+    };
+    let mut figures = BpfFigures::default();
+    for program in after.iter().filter(|p| ours(p)) {
+        let (time0, cnt0) = before
+            .get(&program.id)
+            .map_or((0, 0), |p| (p.run_time_ns, p.run_cnt));
+        figures.run_time_ns += program.run_time_ns.saturating_sub(time0);
+        figures.run_cnt += program.run_cnt.saturating_sub(cnt0);
+        figures.programs += 1;
+    }
+    figures
 }

@@ -22,7 +22,7 @@
 //! Nothing is asserted: the figures and the targets are printed side by side.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     ffi::{CString, OsStr},
     io::{Read as _, Write as _},
     net::TcpListener,
@@ -36,8 +36,9 @@ use anyhow::{Context, ensure};
 use serde_json::Value;
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, RulesTally, Tally, cgroup2_mount, change_percent, config_head,
-    cpu_ticks, join_cgroup, loop_cpu, memory, pin_to_cpu, ticks_to_ns, unique, wait_until_idle,
+    Agent, BpfFigures, BpfStatsOn, Cgroup, Machine, Memory, RulesTally, Tally, bpf_delta,
+    bpf_programs, cgroup2_mount, change_percent, config_head, cpu_ticks, join_cgroup, loop_cpu,
+    memory, pin_to_cpu, ticks_to_ns, unique, wait_until_idle,
 };
 
 /// Falco's stable rules, relative to the workspace root.
@@ -273,13 +274,6 @@ impl LoopRun {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct BpfFigures {
-    run_time_ns: u64,
-    run_cnt: u64,
-    programs: usize,
-}
-
 fn flood(agent: &Path, falco: &Path, mount: &Path, cpu: usize) -> anyhow::Result<FloodFigures> {
     let cgroup = Cgroup::create(mount, "flood")?;
     let target = std::env::temp_dir().join(format!(
@@ -441,104 +435,6 @@ fn open_close_n(path: &CString, n: u32) -> anyhow::Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
-}
-
-/// `kernel.bpf_stats_enabled` switched on; restored to what it was on drop.
-struct BpfStatsOn {
-    previous: String,
-}
-
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-impl BpfStatsOn {
-    fn enable() -> anyhow::Result<Self> {
-        let previous = std::fs::read_to_string(BPF_STATS)
-            .with_context(|| format!("reading {BPF_STATS}"))?
-            .trim()
-            .to_owned();
-        std::fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
-        Ok(Self { previous })
-    }
-}
-
-impl Drop for BpfStatsOn {
-    fn drop(&mut self) {
-        if std::fs::write(BPF_STATS, &self.previous).is_err() {
-            eprintln!("xtask: could not restore {BPF_STATS} to {}", self.previous);
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Program {
-    id: u64,
-    run_time_ns: u64,
-    run_cnt: u64,
-    pids: Option<Vec<u64>>,
-}
-
-fn bpf_programs() -> anyhow::Result<Vec<Program>> {
-    let output = Command::new(crate::bpftool())
-        .args(["--json", "prog", "show"])
-        .output()
-        .context("running bpftool (install it with `cargo xtask deps`)")?;
-    ensure!(
-        output.status.success(),
-        "bpftool prog show failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let list: Value =
-        serde_json::from_slice(&output.stdout).context("parsing bpftool's JSON output")?;
-    Ok(list
-        .as_array()
-        .map(|programs| {
-            programs
-                .iter()
-                .filter_map(|p| {
-                    Some(Program {
-                        id: p["id"].as_u64()?,
-                        run_time_ns: p["run_time_ns"].as_u64().unwrap_or(0),
-                        run_cnt: p["run_cnt"].as_u64().unwrap_or(0),
-                        pids: p["pids"]
-                            .as_array()
-                            .map(|pids| pids.iter().filter_map(|x| x["pid"].as_u64()).collect()),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// The agent's programs' run time and runs between two snapshots: those
-/// bpftool says the agent holds, or, when it cannot say, those loaded after
-/// the agent started.
-fn bpf_delta(
-    before: &[Program],
-    after: &[Program],
-    pid: u32,
-    existing: &HashSet<u64>,
-) -> BpfFigures {
-    let before: HashMap<u64, &Program> = before.iter().map(|p| (p.id, p)).collect();
-    let knows_pids = after.iter().any(|p| p.pids.is_some());
-    let ours = |p: &Program| {
-        if knows_pids {
-            p.pids
-                .as_ref()
-                .is_some_and(|pids| pids.contains(&u64::from(pid)))
-        } else {
-            !existing.contains(&p.id)
-        }
-    };
-    let mut figures = BpfFigures::default();
-    for program in after.iter().filter(|p| ours(p)) {
-        let (time0, cnt0) = before
-            .get(&program.id)
-            .map_or((0, 0), |p| (p.run_time_ns, p.run_cnt));
-        figures.run_time_ns += program.run_time_ns.saturating_sub(time0);
-        figures.run_cnt += program.run_cnt.saturating_sub(cnt0);
-        figures.programs += 1;
-    }
-    figures
 }
 
 // ---------------------------------------------------------------------------

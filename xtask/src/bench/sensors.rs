@@ -18,13 +18,16 @@
 //!    later stages are measured by the rules and gRPC benchmarks.
 //! 3. The agent's RSS, idle and with 10,000 live processes.
 //! 4. Exec-heavy work: a shell loop of fork+exec of /bin/true, with and
-//!    without the agent (whole node), alternating.
+//!    without the agent (whole node), alternating; then once more with the
+//!    agent and `bpf_stats`, for what its kernel programs took of the loop,
+//!    which the kernel times and the machine's noise does not move.
 //!
 //! The loops run in child processes (this binary re-executed with a hidden
 //! target), never in the xtask process. Nothing is asserted: the figures and
 //! the targets are printed side by side.
 
 use std::{
+    collections::HashSet,
     io::{BufRead, BufReader, Read, Write},
     path::Path,
     process::{Child, ChildStdin, Command, Stdio},
@@ -34,8 +37,9 @@ use std::{
 use anyhow::{Context, ensure};
 
 use super::common::{
-    Agent, Cgroup, Machine, Memory, Tally, cgroup2_mount, change_percent, config_head, cpu_ticks,
-    join_cgroup, loop_cpu, memory, pin_to_cpu, rusage_cpu_ns, ticks_to_ns, wait_timeout,
+    Agent, BpfFigures, BpfStatsOn, Cgroup, Machine, Memory, Tally, bpf_delta, bpf_programs,
+    cgroup2_mount, change_percent, config_head, cpu_ticks, join_cgroup, loop_cpu, memory,
+    pin_to_cpu, rusage_cpu_ns, ticks_to_ns, wait_timeout,
 };
 
 /// getppid calls per repetition of the syscall loop.
@@ -536,6 +540,10 @@ struct ExecFigures {
     with: Duration,
     /// Each pair's (with − without) / without, in percent, sorted.
     pair_overheads: Vec<f64>,
+    /// The agent's kernel programs over one more run with it, timed by the
+    /// kernel (`bpf_stats`, which the pairs run without: it adds to each
+    /// program's run).
+    programs: BpfFigures,
 }
 
 impl ExecFigures {
@@ -576,11 +584,30 @@ fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
         pair_overheads.push(change_percent(on, off));
     }
     pair_overheads.sort_by(f64::total_cmp);
+    let programs = exec_programs(agent, cpu)?;
     Ok(ExecFigures {
         without,
         with,
         pair_overheads,
+        programs,
     })
+}
+
+/// What the agent's kernel programs cost the loop, measured by the kernel
+/// over one run: unlike the loop's wall time, this does not move with the
+/// machine's other tenants.
+fn exec_programs(agent: &Path, cpu: usize) -> anyhow::Result<BpfFigures> {
+    let existing: HashSet<u64> = bpf_programs()?.into_iter().map(|p| p.id).collect();
+    let running = Agent::start(agent, &config_head())?;
+    let stats = BpfStatsOn::enable()?;
+    let before = bpf_programs()?;
+    let took = exec_loop(cpu)?;
+    let after = bpf_programs()?;
+    drop(stats);
+    let programs = bpf_delta(&before, &after, running.pid(), &existing);
+    running.stop()?;
+    eprintln!("xtask:   with agent and bpf_stats {took:?}");
+    Ok(programs)
 }
 
 /// The shell loop, pinned to `cpu` (its children with it), as the other
@@ -797,6 +824,17 @@ fn report(
         "",
         "",
     );
+    let program_ns = exec.programs.run_time_ns as f64;
+    row(
+        "  kernel programs per fork+exec (bpf_stats)",
+        format!("{:.1} us", program_ns / f64::from(EXEC_ITERATIONS) / 1e3),
+        format!(
+            "{:+.1} %",
+            100.0 * program_ns / exec.without.as_nanos().max(1) as f64
+        ),
+        "",
+        "",
+    );
     println!();
     println!(
         "delivered runs: {} getppid calls in {loop_secs:.2} s of loop ({until_stopped_secs:.2} s \
@@ -821,6 +859,11 @@ fn report(
     println!(
         "exec-heavy: {EXEC_PAIRS} pairs of runs with and without the agent, back to back \
          (ABBA), the shell pinned to CPU {cpu}; each pair's overhead against its own baseline; \
-         agent with default sensors, whole node"
+         agent with default sensors, whole node; then one more run with the agent and \
+         bpf_stats on: its {} programs ran {} times for {:.1} ms, set against the fastest run \
+         without (the loop's own time varies by more than that from run to run on this machine)",
+        exec.programs.programs,
+        exec.programs.run_cnt,
+        exec.programs.run_time_ns as f64 / 1e6,
     );
 }
