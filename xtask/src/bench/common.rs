@@ -564,8 +564,8 @@ impl Machine {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
 /// What the agent's kernel programs did between two snapshots.
+#[derive(Clone, Copy, Debug, Default)]
 pub(super) struct BpfFigures {
     /// Their run time, nanoseconds.
     pub(super) run_time_ns: u64,
@@ -642,6 +642,12 @@ pub(super) fn bpf_programs() -> anyhow::Result<Vec<Program>> {
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// The ids of the programs loaded now: taken before the agent starts, they
+/// tell its programs from the others when bpftool cannot say (`bpf_delta`).
+pub(super) fn bpf_program_ids() -> anyhow::Result<HashSet<u64>> {
+    Ok(bpf_programs()?.into_iter().map(|p| p.id).collect())
 }
 
 /// The agent's programs' run time and runs between two snapshots: those

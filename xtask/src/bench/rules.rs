@@ -22,7 +22,6 @@
 //! Nothing is asserted: the figures and the targets are printed side by side.
 
 use std::{
-    collections::HashSet,
     ffi::{CString, OsStr},
     io::{Read as _, Write as _},
     net::TcpListener,
@@ -37,8 +36,8 @@ use serde_json::Value;
 
 use super::common::{
     Agent, BpfFigures, BpfStatsOn, Cgroup, Machine, Memory, RulesTally, Tally, bpf_delta,
-    bpf_programs, cgroup2_mount, change_percent, config_head, cpu_ticks, join_cgroup, loop_cpu,
-    memory, pin_to_cpu, ticks_to_ns, unique, wait_until_idle,
+    bpf_program_ids, bpf_programs, cgroup2_mount, change_percent, config_head, cpu_ticks,
+    join_cgroup, loop_cpu, memory, pin_to_cpu, ticks_to_ns, unique, wait_until_idle,
 };
 
 /// Falco's stable rules, relative to the workspace root.
@@ -350,7 +349,7 @@ fn flood_with_agent(
     cpu: usize,
     target: &Path,
 ) -> anyhow::Result<AgentFlood> {
-    let before_ids: HashSet<u64> = bpf_programs()?.into_iter().map(|p| p.id).collect();
+    let before_ids = bpf_program_ids()?;
     let running = Agent::start_with(agent, config, args, None)?;
     let pid = running.pid();
     let idle_memory = memory(pid)?;

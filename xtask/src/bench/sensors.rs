@@ -27,7 +27,6 @@
 //! the targets are printed side by side.
 
 use std::{
-    collections::HashSet,
     io::{BufRead, BufReader, Read, Write},
     path::Path,
     process::{Child, ChildStdin, Command, Stdio},
@@ -37,9 +36,9 @@ use std::{
 use anyhow::{Context, ensure};
 
 use super::common::{
-    Agent, BpfFigures, BpfStatsOn, Cgroup, Machine, Memory, Tally, bpf_delta, bpf_programs,
-    cgroup2_mount, change_percent, config_head, cpu_ticks, join_cgroup, loop_cpu, memory,
-    pin_to_cpu, rusage_cpu_ns, ticks_to_ns, wait_timeout,
+    Agent, BpfFigures, BpfStatsOn, Cgroup, Machine, Memory, Tally, bpf_delta, bpf_program_ids,
+    bpf_programs, cgroup2_mount, change_percent, config_head, cpu_ticks, join_cgroup, loop_cpu,
+    memory, pin_to_cpu, rusage_cpu_ns, ticks_to_ns, wait_timeout,
 };
 
 /// getppid calls per repetition of the syscall loop.
@@ -597,7 +596,7 @@ fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
 /// over one run: unlike the loop's wall time, this does not move with the
 /// machine's other tenants.
 fn exec_programs(agent: &Path, cpu: usize) -> anyhow::Result<BpfFigures> {
-    let existing: HashSet<u64> = bpf_programs()?.into_iter().map(|p| p.id).collect();
+    let existing = bpf_program_ids()?;
     let running = Agent::start(agent, &config_head())?;
     let stats = BpfStatsOn::enable()?;
     let before = bpf_programs()?;
