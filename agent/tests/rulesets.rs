@@ -203,6 +203,13 @@ fn a_teams_ruleset_takes_effect_without_a_restart_and_cannot_weaken_enforcement(
     let (pid, status) = run_marker(&marker, &shop, &before);
     assert!(status.success(), "{status}");
     assert!(before.exists());
+    // Its exec has passed the rules before the RuleSet exists: an event still
+    // in the pipeline when the new rules take effect would be judged by them.
+    agent.wait_for_events("the marker's exec before the RuleSet", |events| {
+        events
+            .iter()
+            .any(|e| e["kind"] == "process_exec" && e["process"]["pid"] == pid)
+    });
 
     // The team adds its rule and raises its namespace to enforce.
     cluster.block_on(apply_ruleset(
