@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .codec_path("crate::codec::Codec")
+        // Written by hand (`src/event.rs`) so that its JSON is shared, not copied.
+        .extern_path(".guardrails.v1.Event", "crate::event::Event")
         .compile_fds(descriptors)?;
     Ok(())
 }

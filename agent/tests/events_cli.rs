@@ -38,7 +38,7 @@ fn event(json: &str, kind: &str, sequence: u64) -> Result<StreamEventsResponse, 
                 run_id: "run-1".into(),
                 sequence,
             }),
-            kind: kind.into(),
+            kind: kind.to_owned().into(),
             json: json.into(),
         })),
     })

@@ -86,7 +86,7 @@ fn events(responses: &[v1::StreamEventsResponse]) -> Vec<(u64, Value)> {
         .filter_map(|r| match &r.message {
             Some(Message::Event(e)) => Some((
                 e.cursor.as_ref().map_or(0, |c| c.sequence),
-                serde_json::from_str(&e.json).expect("the event is JSON"),
+                serde_json::from_slice(e.json.as_bytes()).expect("the event is JSON"),
             )),
             _ => None,
         })

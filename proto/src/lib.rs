@@ -7,11 +7,14 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod event;
 
 /// Version 1 of the API.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("guardrails.v1");
+
+    pub use crate::event::{Event, JsonText};
 
     /// The encoded file descriptors of the API, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

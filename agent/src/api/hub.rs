@@ -12,6 +12,7 @@ use std::{
     },
 };
 
+use proto::event::JsonText;
 use tokio::sync::mpsc;
 
 use super::filter::Filter;
@@ -26,7 +27,7 @@ pub struct Sequenced {
     pub sequence: u64,
     /// The event.
     pub event: Event,
-    json: OnceLock<Arc<str>>,
+    json: OnceLock<JsonText>,
 }
 
 impl Sequenced {
@@ -40,13 +41,14 @@ impl Sequenced {
     }
 
     /// The event as JSON, in the event schema.
-    pub fn json(&self) -> Arc<str> {
+    pub fn json(&self) -> JsonText {
         self.json
-            .get_or_init(|| {
-                crate::events::json::to_text(&self.event).unwrap_or_else(|error| {
+            .get_or_init(|| match crate::events::json::to_text(&self.event) {
+                Ok(text) => JsonText::from_shared(text),
+                Err(error) => {
                     tracing::error!(%error, "cannot serialize an event");
-                    Arc::from("{}")
-                })
+                    JsonText::from("{}")
+                }
             })
             .clone()
     }

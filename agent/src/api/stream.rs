@@ -179,7 +179,7 @@ pub(super) fn event_message(
                 run_id: run_id.to_owned(),
                 sequence: item.sequence,
             }),
-            kind: item.event.kind.as_str().to_owned(),
+            kind: item.event.kind.as_str().into(),
             json: mask.apply(item),
         })),
     }

@@ -73,20 +73,23 @@ impl Printer {
 
     /// Writes one event; the table's header goes before the first.
     pub fn event(&mut self, out: &mut impl Write, event: &proto::v1::Event) -> io::Result<()> {
+        let Ok(json) = event.json.to_str() else {
+            return writeln!(out, "{}: not UTF-8 text", clean(&event.kind));
+        };
         if self.format == EventsFormat::Json {
-            out.write_all(event.json.as_bytes())?;
+            out.write_all(json.as_bytes())?;
             return out.write_all(b"\n");
         }
         if self.format == EventsFormat::Table && !self.header_written {
             self.header_written = true;
             writeln!(out, "{}", table_header(self.width))?;
         }
-        let Some(value) = parse(event) else {
+        let Some(value) = parse(&event.kind, json) else {
             return writeln!(
                 out,
                 "{}: not a JSON object: {}",
                 clean(&event.kind),
-                clean(&event.json)
+                clean(json)
             );
         };
         match self.format {
@@ -97,11 +100,11 @@ impl Printer {
 }
 
 /// The event's JSON object, with the message's kind when the JSON lacks one.
-fn parse(event: &proto::v1::Event) -> Option<Value> {
-    match serde_json::from_str::<Value>(&event.json) {
+fn parse(kind: &str, json: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(json) {
         Ok(Value::Object(mut map)) => {
-            if !map.contains_key("kind") && !event.kind.is_empty() {
-                map.insert("kind".into(), Value::String(event.kind.clone()));
+            if !map.contains_key("kind") && !kind.is_empty() {
+                map.insert("kind".into(), Value::String(kind.to_owned()));
             }
             Some(Value::Object(map))
         }
@@ -886,13 +889,14 @@ mod tests {
         let message = proto::v1::Event {
             cursor: None,
             kind: "syscall".into(),
-            json: serde_json::to_string(&open_denied()).expect("json"),
+            json: serde_json::to_string(&open_denied()).expect("json").into(),
         };
         let mut out = Vec::new();
         let mut json = Printer::new(EventsFormat::Json, false, 120);
         json.event(&mut out, &message).expect("write");
         json.event(&mut out, &message).expect("write");
-        assert_eq!(out, format!("{0}\n{0}\n", message.json).into_bytes());
+        let json = message.json.to_str().expect("UTF-8");
+        assert_eq!(out, format!("{json}\n{json}\n").into_bytes());
         let mut out = Vec::new();
         let mut table = Printer::new(EventsFormat::Table, false, 120);
         table.event(&mut out, &message).expect("write");

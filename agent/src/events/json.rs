@@ -16,6 +16,7 @@ use std::{
     thread::LocalKey,
 };
 
+use bytes::Bytes;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -66,20 +67,16 @@ impl Drop for Reusing {
     }
 }
 
-/// `event`'s JSON, written through a buffer each thread keeps, so that a
-/// long event costs one allocation rather than one per doubling.
-pub fn to_text(event: &Event) -> serde_json::Result<Arc<str>> {
+/// `event`'s JSON (UTF-8), written through a buffer each thread keeps, so
+/// that a long event costs one allocation rather than one per doubling;
+/// shared by every output and stream that sends it.
+pub fn to_text(event: &Event) -> serde_json::Result<Bytes> {
     thread_local! {
         static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
     BUFFER.with_borrow_mut(|buffer| {
         buffer.clear();
-        let written = write(event, buffer).map(|()| {
-            // SAFETY: serde_json writes only UTF-8: the text of strings
-            // (escaped) and of raw values (checked when they were made), and
-            // ASCII for everything else.
-            Arc::from(unsafe { std::str::from_utf8_unchecked(buffer) })
-        });
+        let written = write(event, buffer).map(|()| Bytes::copy_from_slice(buffer));
         // A burst of huge events should not pin their size for good.
         if buffer.capacity() > 1 << 20 {
             *buffer = Vec::new();
@@ -278,11 +275,14 @@ mod tests {
         }
     }
 
+    fn text(event: &Event) -> String {
+        String::from_utf8(to_text(event).expect("writes").to_vec()).expect("UTF-8")
+    }
+
     /// What `write` gives must be what plain serde gives, whatever it kept.
     fn assert_written_as_plain(event: &Event) {
-        let reused = to_text(event).expect("writes");
         let plain = serde_json::to_string(event).expect("writes");
-        assert_eq!(&*reused, plain);
+        assert_eq!(text(event), plain);
     }
 
     fn kept_processes() -> usize {
@@ -304,7 +304,7 @@ mod tests {
             .expect("a process")
             .euid = 1000;
         assert_written_as_plain(&first);
-        assert!(to_text(&first).expect("writes").contains(r#""euid":1000"#));
+        assert!(text(&first).contains(r#""euid":1000"#));
         first
             .process
             .as_mut()
@@ -312,7 +312,7 @@ mod tests {
             .expect("a process")
             .ancestors = Arc::from([Ancestor::new(1, "systemd", "/lib/systemd/systemd", &[])]);
         assert_written_as_plain(&first);
-        assert!(to_text(&first).expect("writes").contains("systemd"));
+        assert!(text(&first).contains("systemd"));
         assert_eq!(kept_processes(), 3);
         assert!(!REUSING.get(), "only `write` reuses");
     }
@@ -340,7 +340,7 @@ mod tests {
             ..ContainerInfo::default()
         }));
         assert_written_as_plain(&e);
-        assert!(to_text(&e).expect("writes").contains("c0ffee"));
+        assert!(text(&e).contains("c0ffee"));
         let pod = |name: &str| {
             Arc::new(Kubernetes {
                 status: PodStatus::Resolved,
@@ -354,7 +354,7 @@ mod tests {
         assert_written_as_plain(&e);
         e.kubernetes = Some(pod("cart-2"));
         assert_written_as_plain(&e);
-        assert!(to_text(&e).expect("writes").contains("cart-2"));
+        assert!(text(&e).contains("cart-2"));
         assert_eq!(PODS.with_borrow(|recent| recent.entries.len()), 2);
     }
 

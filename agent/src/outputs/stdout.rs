@@ -2,6 +2,8 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use proto::event::JsonText;
+
 use tokio::{
     io::{AsyncWriteExt, BufWriter},
     sync::mpsc,
@@ -37,7 +39,7 @@ pub async fn run(
         }
         // The streams get the batch first, so that whatever is seen on
         // stdout can also be resumed from; both share one serialization.
-        let lines: Vec<Arc<str>> = match &hub {
+        let lines: Vec<JsonText> = match &hub {
             Some(hub) if !broken => hub.publish(batch).iter().map(|e| e.json()).collect(),
             Some(hub) => {
                 hub.publish(batch);
@@ -63,14 +65,15 @@ pub async fn run(
     delivered
 }
 
-fn json(event: &crate::events::Event) -> Option<Arc<str>> {
+fn json(event: &crate::events::Event) -> Option<JsonText> {
     crate::events::json::to_text(event)
+        .map(JsonText::from_shared)
         .map_err(|e| tracing::error!(error = %e, "cannot serialize an event"))
         .ok()
 }
 
 /// Writes lines; true when stdout is gone.
-async fn print_lines(out: &mut BufWriter<tokio::io::Stdout>, lines: &[Arc<str>]) -> bool {
+async fn print_lines(out: &mut BufWriter<tokio::io::Stdout>, lines: &[JsonText]) -> bool {
     for line in lines {
         if let Err(e) = out.write_all(line.as_bytes()).await {
             tracing::error!(error = %e, "stdout is gone; events are no longer printed");
