@@ -133,8 +133,49 @@ impl WallTime {
 
 impl Serialize for WallTime {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_rfc3339_nanos(self.0))
+        serializer.serialize_str(std::str::from_utf8(&rfc3339_nanos(self.0)).unwrap_or_default())
     }
+}
+
+/// `time` as humantime's `format_rfc3339_nanos` writes it, with the date
+/// and time of day worked out once per second on each thread: the events of
+/// a burst share their second, and formatting the whole time each time was
+/// a few percent of writing a small event. A time before 1970 or after 9999
+/// (a broken clock: humantime panics on the one and fails on the other) is
+/// written as the nearest of the two.
+fn rfc3339_nanos(time: std::time::SystemTime) -> [u8; 30] {
+    use std::{
+        cell::Cell,
+        time::{Duration, UNIX_EPOCH},
+    };
+    thread_local! {
+        /// The last second formatted, and its text up to the dot.
+        static SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    }
+    /// 9999-12-31T23:59:59.999999999Z
+    const LAST: Duration = Duration::new(253_402_300_799, 999_999_999);
+    let since = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(LAST);
+    let seconds = since.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != seconds {
+        let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds));
+        // "YYYY-MM-DDTHH:MM:SSZ"
+        prefix.copy_from_slice(whole.to_string().as_bytes());
+        prefix[19] = b'.';
+        SECOND.set((seconds, prefix));
+    }
+    let mut text = [0; 30];
+    text[..20].copy_from_slice(&prefix);
+    let mut nanos = since.subsec_nanos();
+    for digit in text[20..29].iter_mut().rev() {
+        *digit = b'0' + u8::try_from(nanos % 10).unwrap_or_default();
+        nanos /= 10;
+    }
+    text[29] = b'Z';
+    text
 }
 
 impl<'de> Deserialize<'de> for WallTime {
@@ -892,7 +933,40 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
+
+    #[test]
+    fn times_are_written_as_humantime_writes_them_within_a_second_and_across() {
+        let json = |time| serde_json::to_string(&WallTime(time)).expect("writes");
+        let humantime = |time| format!("\"{}\"", humantime::format_rfc3339_nanos(time));
+        let start = UNIX_EPOCH + Duration::new(1_795_000_000, 999_999_990);
+        // Steps that stay in a second, cross one, cross a day and a year.
+        for step in [
+            1,
+            7,
+            123_456_789,
+            999_999_999,
+            86_400_000_000_000,
+            31_536_000_000_000_000,
+        ] {
+            for i in 0..4 {
+                let time = start + Duration::from_nanos(step * i);
+                assert_eq!(json(time), humantime(time));
+            }
+        }
+        for time in [UNIX_EPOCH, UNIX_EPOCH + Duration::from_nanos(1)] {
+            assert_eq!(json(time), humantime(time));
+        }
+        // A broken clock: the nearest time that can be written.
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(json(before), "\"1970-01-01T00:00:00.000000000Z\"");
+        let after = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(json(after), "\"9999-12-31T23:59:59.999999999Z\"");
+        let parsed = WallTime::parse("2026-11-28T10:18:39.000000042Z").expect("parses");
+        assert_eq!(json(parsed.0), "\"2026-11-28T10:18:39.000000042Z\"");
+    }
 
     #[test]
     fn a_wait_status_gives_the_exit_code_or_the_signal() {
