@@ -40,7 +40,13 @@ impl Sequenced {
         }
     }
 
-    /// The event as JSON, in the event schema.
+    /// The event's JSON, if an output or a stream has written it.
+    pub fn written_json(&self) -> Option<&JsonText> {
+        self.json.get()
+    }
+
+    /// The event as JSON, in the event schema, written once and kept for
+    /// every output and stream that sends it.
     pub fn json(&self) -> JsonText {
         self.json
             .get_or_init(|| match crate::events::json::to_text(&self.event) {

@@ -310,7 +310,11 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::{hub::Sequenced, stream::event_message},
+        api::{
+            filter::Filter,
+            hub::{Hub, HubLimits, Start},
+            stream::EventStream,
+        },
         events::{
             Event, EventKind,
             event::{ContainerInfo, Process, Violation, WallTime},
@@ -362,25 +366,60 @@ mod tests {
         event
     }
 
-    #[test]
-    fn an_event_survives_the_wire_both_ways_unchanged() {
-        let original = rich_event();
-        let item = Sequenced::new(42, original.clone());
-        let bytes = event_message(&item, &Mask::default(), "run-1").encode_to_vec();
-        let decoded = v1::StreamEventsResponse::decode(bytes.as_slice()).expect("decodes");
-        let Some(v1::stream_events_response::Message::Event(message)) = decoded.message else {
-            panic!("an event message");
-        };
-        assert_eq!(message.kind, "violation");
-        assert_eq!(
-            message.cursor,
-            Some(v1::Cursor {
-                run_id: "run-1".into(),
-                sequence: 42
-            })
+    /// What `streams` streams each receive, on the wire, when `event` is
+    /// published as the run's first.
+    async fn sent(event: &Event, streams: usize) -> Vec<v1::Event> {
+        use futures::StreamExt as _;
+        let hub = Hub::new(
+            "run-1".into(),
+            HubLimits {
+                replay_events: 8,
+                client_queue: 8,
+            },
         );
-        let back: Event =
-            serde_json::from_slice(message.json.as_bytes()).expect("the schema's JSON");
-        assert_eq!(back, original);
+        let mut streams: Vec<EventStream> = (0..streams)
+            .map(|_| {
+                let subscription = hub.subscribe(Filter::default(), &Start::Live, "test".into());
+                EventStream::new(subscription, Mask::default(), false, "run-1".into())
+            })
+            .collect();
+        drop(hub.publish(vec![event.clone()]));
+        let mut received = Vec::new();
+        for stream in &mut streams {
+            let message = stream
+                .next()
+                .await
+                .expect("a message")
+                .expect("not an error");
+            let bytes = message.encode_to_vec();
+            let decoded = v1::StreamEventsResponse::decode(bytes.as_slice()).expect("decodes");
+            let Some(v1::stream_events_response::Message::Event(message)) = decoded.message else {
+                panic!("an event message");
+            };
+            received.push(message);
+        }
+        received
+    }
+
+    #[tokio::test]
+    async fn an_event_survives_the_wire_both_ways_unchanged() {
+        let original = rich_event();
+        // One stream writes the JSON in its own buffer; several share one
+        // written for all.
+        for streams in [1, 3] {
+            for message in sent(&original, streams).await {
+                assert_eq!(message.kind, "violation");
+                assert_eq!(
+                    message.cursor,
+                    Some(v1::Cursor {
+                        run_id: "run-1".into(),
+                        sequence: 1
+                    })
+                );
+                let back: Event =
+                    serde_json::from_slice(message.json.as_bytes()).expect("the schema's JSON");
+                assert_eq!(back, original);
+            }
+        }
     }
 }

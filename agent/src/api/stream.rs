@@ -14,8 +14,9 @@ use std::{
     time::Duration,
 };
 
+use bytes::{BufMut, BytesMut};
 use futures::Stream;
-use proto::v1::{self, stream_events_response::Message};
+use proto::v1::{self, JsonText, stream_events_response::Message};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -41,6 +42,10 @@ pub struct EventStream {
     stats: Arc<super::hub::ClientStats>,
     mask: Mask,
     run_id: Arc<str>,
+    /// Where this stream writes the JSON of events no other stream sends:
+    /// each message takes a slice of it, and the space is reused once the
+    /// transport has encoded the message.
+    json: BytesMut,
     /// The agent stopped publishing and the client was told.
     stopped: bool,
 }
@@ -77,13 +82,36 @@ impl EventStream {
             stats,
             mask,
             run_id,
+            json: BytesMut::new(),
             stopped: false,
         }
     }
 
-    fn event(&self, item: &Sequenced) -> v1::StreamEventsResponse {
+    fn event(&mut self, item: &Arc<Sequenced>) -> v1::StreamEventsResponse {
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        event_message(item, &self.mask, &self.run_id)
+        let json = if !self.mask.is_empty() || shares_json(item) {
+            self.mask.apply(item)
+        } else {
+            self.write_json(item)
+        };
+        message(item, json, &self.run_id)
+    }
+
+    /// The event's JSON written into this stream's buffer, not kept: with
+    /// no other holder but the replay buffer, no other stream will send it
+    /// soon, and keeping a few KiB per event for the replay buffer's life
+    /// made a client that reads a long replay, or lags far behind a burst,
+    /// cost fresh memory for every event it received.
+    fn write_json(&mut self, item: &Sequenced) -> JsonText {
+        self.json.clear();
+        let written = crate::events::json::write(&item.event, (&mut self.json).writer());
+        match written {
+            Ok(()) => JsonText::from_shared(self.json.split().freeze()),
+            Err(error) => {
+                tracing::error!(%error, "cannot serialize an event");
+                JsonText::from("{}")
+            }
+        }
     }
 
     fn unreported_loss(&self) -> Option<v1::StreamEventsResponse> {
@@ -167,12 +195,14 @@ fn lost(reason: v1::lost::Reason, count: u64) -> v1::StreamEventsResponse {
     }
 }
 
-/// The message of one event.
-pub(super) fn event_message(
-    item: &Sequenced,
-    mask: &Mask,
-    run_id: &str,
-) -> v1::StreamEventsResponse {
+/// Whether `item`'s JSON is written once and kept for every stream that
+/// sends it: when it is already written, or when more than this stream and
+/// the replay buffer hold the event (other streams' queues, the outputs).
+fn shares_json(item: &Arc<Sequenced>) -> bool {
+    item.written_json().is_some() || Arc::strong_count(item) > 2
+}
+
+fn message(item: &Sequenced, json: JsonText, run_id: &str) -> v1::StreamEventsResponse {
     v1::StreamEventsResponse {
         message: Some(Message::Event(v1::Event {
             cursor: Some(v1::Cursor {
@@ -180,7 +210,99 @@ pub(super) fn event_message(
                 sequence: item.sequence,
             }),
             kind: item.event.kind.as_str().into(),
-            json: mask.apply(item),
+            json,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    use super::*;
+    use crate::{
+        api::{
+            filter::Filter,
+            hub::{Hub, HubLimits, Start},
+        },
+        events::{Event, EventKind, event::WallTime},
+    };
+
+    fn hub() -> Hub {
+        Hub::new(
+            "run-1".into(),
+            HubLimits {
+                replay_events: 8,
+                client_queue: 8,
+            },
+        )
+    }
+
+    fn stream(hub: &Hub) -> EventStream {
+        let subscription = hub.subscribe(Filter::default(), &Start::Live, "test".into());
+        EventStream::new(subscription, Mask::default(), false, "run-1".into())
+    }
+
+    fn event() -> Event {
+        Event::new(
+            EventKind::Syscall,
+            WallTime::parse("2026-11-28T11:00:00Z").expect("a time"),
+            1,
+            "n1".into(),
+        )
+    }
+
+    async fn json(stream: &mut EventStream) -> JsonText {
+        match stream.next().await {
+            Some(Ok(v1::StreamEventsResponse {
+                message: Some(Message::Event(event)),
+            })) => event.json,
+            other => panic!("an event, not {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_only_one_stream_sends_is_written_for_it_and_not_kept() {
+        let hub = hub();
+        let mut only = stream(&hub);
+        drop(hub.publish(vec![event(), event()]));
+        let sent = json(&mut only).await;
+        // The replay buffer's copy of the event, taken after it was sent.
+        let everything = Start::After {
+            run_id: String::new(),
+            sequence: 0,
+        };
+        let replay = hub
+            .subscribe(Filter::default(), &everything, "test".into())
+            .replay;
+        let first = &replay[0];
+        assert!(first.written_json().is_none(), "its JSON was kept");
+        assert_eq!(sent, first.json(), "the same JSON as the shared writer's");
+        drop(replay);
+        // The second event's JSON reuses the buffer once the first's message
+        // is gone.
+        let address = sent.as_bytes().as_ptr();
+        drop(sent);
+        assert_eq!(json(&mut only).await.as_bytes().as_ptr(), address);
+    }
+
+    #[tokio::test]
+    async fn an_event_several_streams_send_is_written_once_for_all() {
+        let hub = hub();
+        let mut streams = [stream(&hub), stream(&hub), stream(&hub)];
+        let published = hub.publish(vec![event()]);
+        let item = published[0].clone();
+        drop(published);
+        let mut sent = Vec::new();
+        for stream in &mut streams {
+            sent.push(json(stream).await);
+        }
+        let kept = item
+            .written_json()
+            .expect("kept for the other streams")
+            .clone();
+        for json in sent {
+            assert_eq!(json.as_bytes().as_ptr(), kept.as_bytes().as_ptr());
+        }
     }
 }

@@ -42,7 +42,7 @@ thread_local! {
 }
 
 /// Appends `event`'s JSON to `out`.
-pub fn write(event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
+pub fn write(event: &Event, out: impl std::io::Write) -> serde_json::Result<()> {
     let _reusing = Reusing::start();
     serde_json::to_writer(out, event)
 }
@@ -76,7 +76,7 @@ pub fn to_text(event: &Event) -> serde_json::Result<Bytes> {
     }
     BUFFER.with_borrow_mut(|buffer| {
         buffer.clear();
-        let written = write(event, buffer).map(|()| Bytes::copy_from_slice(buffer));
+        let written = write(event, &mut *buffer).map(|()| Bytes::copy_from_slice(buffer));
         // A burst of huge events should not pin their size for good.
         if buffer.capacity() > 1 << 20 {
             *buffer = Vec::new();
