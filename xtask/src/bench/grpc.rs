@@ -23,8 +23,9 @@
 //!    with no stream and with one reading client.
 //! 3. Replay: the agent keeps a load's events in its replay buffer; once it is
 //!    idle, one client asks for the buffer only (`replay_only`): twice with
-//!    whole events (the first pass writes each event's JSON, the second finds
-//!    it written), once with a field mask, all three with the client on the
+//!    whole events (each pass writes each event's JSON as it sends it: an
+//!    event only one stream sends does not keep its JSON), once with a field
+//!    mask, all three with the client on the
 //!    CPU the load used (idle now), so that the agent's CPU does only the
 //!    sending; then once more on the agent's CPU. For getppid events, open
 //!    events, and the mix of a shell running /bin/true (forks, execs, exits
@@ -649,7 +650,8 @@ impl Live {
 /// One pass over the replay buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
-    /// Whole events, the client on the loads' CPU; the first writes the JSON.
+    /// Whole events, the client on the loads' CPU, twice: the second finds
+    /// the events in the cache.
     First,
     Second,
     /// With the `mask` preset's field mask, the client on the loads' CPU.
@@ -1217,7 +1219,7 @@ fn report(machine: &Machine, cpu: usize, rounds: u32, live: &Live, replays: &[Re
             "",
         );
         row(
-            "  second pass (JSON already written)",
+            "  second pass",
             m(replay.rate(Pass::Second)),
             ratio(replay.rate(Pass::Second), first),
             "",
@@ -1245,7 +1247,7 @@ fn report(machine: &Machine, cpu: usize, rounds: u32, live: &Live, replays: &[Re
             "",
         );
         row(
-            "  client on the agent's CPU (JSON written)",
+            "  client on the agent's CPU",
             m(replay.rate(Pass::Shared)),
             ratio(replay.rate(Pass::Shared), replay.rate(Pass::Second)),
             "",
