@@ -919,4 +919,26 @@ mod tests {
             .expect("write");
         assert_eq!(out, b"syscall: not a JSON object: not json\n");
     }
+
+    #[test]
+    fn text_that_is_not_utf8_is_named_in_every_format() {
+        let message = proto::v1::Event {
+            cursor: None,
+            kind: "syscall".into(),
+            json: proto::v1::JsonText::from_shared(bytes::Bytes::from_static(
+                b"{\"a\":\"\xc3\x28\"}",
+            )),
+        };
+        for format in [
+            EventsFormat::Json,
+            EventsFormat::Compact,
+            EventsFormat::Table,
+        ] {
+            let mut out = Vec::new();
+            Printer::new(format, false, 120)
+                .event(&mut out, &message)
+                .expect("write");
+            assert_eq!(out, b"syscall: not UTF-8 text\n", "{format:?}");
+        }
+    }
 }
