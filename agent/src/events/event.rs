@@ -131,6 +131,13 @@ impl WallTime {
     }
 }
 
+/// RFC 3339 in UTC with nanoseconds, as events are written.
+impl std::fmt::Display for WallTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&rfc3339_nanos(self.0)).unwrap_or_default())
+    }
+}
+
 impl Serialize for WallTime {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(std::str::from_utf8(&rfc3339_nanos(self.0)).unwrap_or_default())
@@ -966,6 +973,7 @@ mod tests {
         assert_eq!(json(after), "\"9999-12-31T23:59:59.999999999Z\"");
         let parsed = WallTime::parse("2026-11-28T10:18:39.000000042Z").expect("parses");
         assert_eq!(json(parsed.0), "\"2026-11-28T10:18:39.000000042Z\"");
+        assert_eq!(parsed.to_string(), "2026-11-28T10:18:39.000000042Z");
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         F::EvtRawRes => result(event).map(Val::Int),
         F::EvtFailed => result(event).map(|ret| Val::Bool(ret < 0)),
         F::EvtNum => int(i64::try_from(view.number).unwrap_or(i64::MAX)),
-        F::EvtTime => owned(humantime::format_rfc3339_nanos(event.time.0).to_string()),
+        F::EvtTime => owned(event.time.to_string()),
         F::EvtRawTime => event
             .time
             .0

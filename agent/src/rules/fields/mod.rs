@@ -560,6 +560,23 @@ mod tests {
     }
 
     #[test]
+    fn the_event_time_is_the_time_the_event_is_written_with() {
+        use crate::events::event::{Event, EventKind, WallTime};
+        let time = resolve("evt.time", None).expect("evt.time");
+        let event = Event::new(
+            EventKind::Syscall,
+            WallTime::parse("2026-11-26T05:18:39.000000042Z").expect("a time"),
+            1,
+            "n1".into(),
+        );
+        let view = EventView::new(&event, 1);
+        assert_eq!(
+            time.extract(&view),
+            Some(Val::Str("2026-11-26T05:18:39.000000042Z".into()))
+        );
+    }
+
+    #[test]
     fn field_names_are_unique() {
         let mut names: Vec<&str> = FIELDS.iter().map(|d| d.name).collect();
         names.sort_unstable();
