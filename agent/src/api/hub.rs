@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use proto::event::JsonText;
+use proto::v1::JsonText;
 use tokio::sync::mpsc;
 
 use super::filter::Filter;
@@ -49,15 +49,20 @@ impl Sequenced {
     /// every output and stream that sends it.
     pub fn json(&self) -> JsonText {
         self.json
-            .get_or_init(|| match crate::events::json::to_text(&self.event) {
-                Ok(text) => JsonText::from_shared(text),
-                Err(error) => {
-                    tracing::error!(%error, "cannot serialize an event");
-                    JsonText::from("{}")
-                }
+            .get_or_init(|| {
+                sendable(crate::events::json::to_text(&self.event).map(JsonText::from_shared))
             })
             .clone()
     }
+}
+
+/// The JSON of an event as written, or, if it could not be written (logged),
+/// an empty object: the stream still gets the event's cursor.
+pub(super) fn sendable(written: serde_json::Result<JsonText>) -> JsonText {
+    written.unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialize an event");
+        JsonText::from("{}")
+    })
 }
 
 /// What a stream has been sent and lost, for GetStatus.

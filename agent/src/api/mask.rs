@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use proto::event::JsonText;
+use proto::v1::JsonText;
 use serde::{
     Serialize, Serializer,
     ser::{Impossible, SerializeMap, SerializeStruct},

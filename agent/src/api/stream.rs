@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::{
-    hub::{Missed, Sequenced, Subscription},
+    hub::{Missed, Sequenced, Subscription, sendable},
     mask::Mask,
 };
 
@@ -104,14 +104,9 @@ impl EventStream {
     /// cost fresh memory for every event it received.
     fn write_json(&mut self, item: &Sequenced) -> JsonText {
         self.json.clear();
-        let written = crate::events::json::write(&item.event, (&mut self.json).writer());
-        match written {
-            Ok(()) => JsonText::from_shared(self.json.split().freeze()),
-            Err(error) => {
-                tracing::error!(%error, "cannot serialize an event");
-                JsonText::from("{}")
-            }
-        }
+        let written = crate::events::json::write(&item.event, (&mut self.json).writer())
+            .map(|()| JsonText::from_shared(self.json.split().freeze()));
+        sendable(written)
     }
 
     fn unreported_loss(&self) -> Option<v1::StreamEventsResponse> {

@@ -2,8 +2,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use proto::event::JsonText;
-
+use proto::v1::JsonText;
 use tokio::{
     io::{AsyncWriteExt, BufWriter},
     sync::mpsc,
