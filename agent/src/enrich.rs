@@ -45,6 +45,10 @@ pub struct Enricher {
     /// Lineages by process, with the tree generation they were derived at;
     /// bounded by [`LINEAGES`] (cleared when full).
     lineages: FxHashMap<(u32, u64), (u64, Lineage)>,
+    /// The last ancestry derived below each parent, by the parent's pid and
+    /// start: siblings share it while it holds the same processes and
+    /// images; bounded by [`LINEAGES`] (cleared when full).
+    ancestries: FxHashMap<(u32, u64), Arc<[Ancestor]>>,
     /// The last enriched process of each of [`RECENT_THREADS`] slots, by
     /// thread id.
     recent: Box<[Option<Recent>]>,
@@ -107,6 +111,7 @@ impl Enricher {
             names: NameCache::new(std::path::Path::new("/proc"), NameCache::DEFAULT_CAPACITY),
             looked_up: FxHashSet::default(),
             lineages: FxHashMap::default(),
+            ancestries: FxHashMap::default(),
             recent: std::iter::repeat_with(|| None)
                 .take(RECENT_THREADS)
                 .collect(),
@@ -278,16 +283,7 @@ impl Enricher {
         let lineage = Lineage {
             sid,
             pgid,
-            ancestors: self
-                .tree
-                .ancestors(pid, start_ns, self.max_ancestors)
-                .iter()
-                .map(|a| Ancestor {
-                    pid: a.pid,
-                    start_ns: a.start_ns,
-                    image: a.image.clone(),
-                })
-                .collect(),
+            ancestors: self.ancestry(pid, start_ns),
             session_leader: self.leader(sid, now),
             group_leader: self.leader(pgid, now),
         };
@@ -297,6 +293,41 @@ impl Enricher {
         self.lineages
             .insert((pid, start_ns), (generation, lineage.clone()));
         lineage
+    }
+
+    /// A process's ancestors as the tree holds them now. The children of one
+    /// parent (a shell's commands, a server's workers) share one ancestry
+    /// while it names the same processes running the same images, so that
+    /// their events hold it once and the outputs write its JSON once.
+    fn ancestry(&mut self, pid: u32, start_ns: u64) -> Arc<[Ancestor]> {
+        let walked = self.tree.ancestors(pid, start_ns, self.max_ancestors);
+        let Some(parent) = walked.first() else {
+            return Arc::from([]);
+        };
+        let parent = (parent.pid, parent.start_ns);
+        if let Some(kept) = self.ancestries.get(&parent)
+            && kept.len() == walked.len()
+            && kept.iter().zip(&walked).all(|(kept, now)| {
+                kept.pid == now.pid
+                    && kept.start_ns == now.start_ns
+                    && Arc::ptr_eq(&kept.image, &now.image)
+            })
+        {
+            return kept.clone();
+        }
+        let ancestry: Arc<[Ancestor]> = walked
+            .into_iter()
+            .map(|a| Ancestor {
+                pid: a.pid,
+                start_ns: a.start_ns,
+                image: a.image,
+            })
+            .collect();
+        if self.ancestries.len() >= LINEAGES {
+            self.ancestries.clear();
+        }
+        self.ancestries.insert(parent, ancestry.clone());
+        ancestry
     }
 
     /// The leader of a session or process group, as the tree knows it.
@@ -485,5 +516,84 @@ mod tests {
         assert!(!Arc::ptr_eq(section(&late), section(&after)));
         assert_eq!(section(&after).euid, 1000);
         assert_eq!(section(&after).exe.as_deref(), Some("/bin/sh"));
+    }
+
+    fn fork(enricher: &mut Enricher, at_ns: u64, child_pid: u32) {
+        let mut fork = event(EventKind::ProcessFork, at_ns, decoded());
+        fork.fork = Some(Box::new(Fork {
+            child_pid,
+            child_ns_pid: child_pid,
+            child_start_ns: at_ns,
+        }));
+        enricher.enrich(&mut fork);
+    }
+
+    fn child_ancestry(
+        enricher: &mut Enricher,
+        at_ns: u64,
+        pid: u32,
+        start_ns: u64,
+    ) -> Arc<[Ancestor]> {
+        let child = Process {
+            pid,
+            tid: pid,
+            ppid: PID,
+            start_ns,
+            comm: "sh".into(),
+            ..Process::default()
+        };
+        section(&enriched(enricher, EventKind::Syscall, at_ns, child))
+            .ancestors
+            .clone()
+    }
+
+    #[test]
+    fn the_children_of_one_parent_share_one_ancestry_until_the_parent_execs() {
+        let mut enricher = Enricher::new(
+            TreeLimits {
+                max_entries: 64,
+                exit_grace_ns: 1_000_000_000,
+            },
+            16,
+            None,
+        );
+        let shell = |exe: &str, args: &[&str]| Process {
+            exe: Some(exe.into()),
+            args: Some(args.iter().copied().collect()),
+            cwd: Some("/".into()),
+            ..decoded()
+        };
+        enriched(
+            &mut enricher,
+            EventKind::ProcessExec,
+            10,
+            shell("/bin/sh", &["sh"]),
+        );
+        fork(&mut enricher, 20, PID + 1);
+        fork(&mut enricher, 30, PID + 2);
+
+        let first = child_ancestry(&mut enricher, 40, PID + 1, 20);
+        let second = child_ancestry(&mut enricher, 50, PID + 2, 30);
+        assert_eq!(
+            first.first().map(|a| (a.pid, a.image.exe())),
+            Some((PID, "/bin/sh"))
+        );
+        assert!(Arc::ptr_eq(&first, &second), "siblings share the ancestry");
+
+        // The parent runs another image: later children name it.
+        enriched(
+            &mut enricher,
+            EventKind::ProcessExec,
+            60,
+            shell("/bin/bash", &["bash", "-c", "true"]),
+        );
+        fork(&mut enricher, 70, PID + 3);
+        let third = child_ancestry(&mut enricher, 80, PID + 3, 70);
+        assert!(!Arc::ptr_eq(&second, &third));
+        assert_eq!(
+            third.first().map(|a| (a.pid, a.image.exe())),
+            Some((PID, "/bin/bash"))
+        );
+        assert_eq!(third.len(), second.len());
     }
 }
