@@ -24,7 +24,10 @@ use serde_json::{Value, json};
 
 use super::{RulesBenchArgs, rules::RulesCommandError};
 use crate::{
-    events::event::{Ancestor, ArgValue, Event, EventKind, Leader},
+    events::{
+        event::{Ancestor, ArgValue, Event, EventKind, Leader},
+        reader::BATCH_EVENTS,
+    },
     process::Args,
     rules::{
         MatchMode, RuleSet, Selection, Sources,
@@ -358,19 +361,19 @@ fn equal_or_new<T: Clone + PartialEq>(seen: &mut Vec<T>, value: &T) -> T {
 }
 
 /// Evaluates `events` in order, over and over, for at least `duration`, as
-/// the agent's matching step does (violations are built, then dropped).
+/// the agent's matching step does: in batches of the reader's size
+/// (violations are built, then dropped).
 fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration) -> Run {
-    let mut raised = Vec::new();
     let mut number = 0u64;
     let mut violations = 0u64;
     let started = Instant::now();
     let cpu = thread_cpu();
     loop {
-        for event in events {
-            number += 1;
-            set.evaluate(std::hint::black_box(event), number, &mut raised);
-            violations += raised.len() as u64;
-            raised.clear();
+        for batch in events.chunks(BATCH_EVENTS) {
+            set.evaluate_batch(std::hint::black_box(batch), number + 1, |_, _| {
+                violations += 1;
+            });
+            number += batch.len() as u64;
         }
         let elapsed = started.elapsed();
         if elapsed >= duration {
@@ -385,7 +388,7 @@ fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration) -> Run {
 }
 
 /// Events per slice in the cache-warm loop.
-const WARM_SLICE: usize = 256;
+const WARM_SLICE: usize = BATCH_EVENTS;
 /// Timed passes over each slice, after one untimed pass that warms it.
 const WARM_PASSES: u32 = 4;
 
@@ -407,16 +410,11 @@ fn warm_passes(len: usize, mut pass: impl FnMut() -> u64) -> Run {
 
 /// Evaluates the events slice by slice, each slice cache-warm.
 fn evaluate_warm(set: &RuleSet, events: &[Event]) -> Run {
-    let mut raised = Vec::new();
     let mut run = Run::default();
     for (first, slice) in (1u64..).step_by(WARM_SLICE).zip(events.chunks(WARM_SLICE)) {
         run += warm_passes(slice.len(), || {
             let mut violations = 0u64;
-            for (number, event) in (first..).zip(slice) {
-                set.evaluate(std::hint::black_box(event), number, &mut raised);
-                violations += raised.len() as u64;
-                raised.clear();
-            }
+            set.evaluate_batch(std::hint::black_box(slice), first, |_, _| violations += 1);
             violations
         });
     }

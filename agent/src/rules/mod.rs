@@ -17,6 +17,7 @@ pub mod loader;
 pub mod ops;
 pub mod output;
 pub mod parser;
+mod prefetch;
 pub mod program;
 pub mod reload;
 pub mod resources;

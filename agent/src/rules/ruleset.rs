@@ -254,6 +254,35 @@ impl RuleSet {
                 .is_empty()
     }
 
+    /// Tests `events` in order, the first being the `first_number`th the
+    /// rules have seen; `raised` gets each violation with the index of the
+    /// event that broke the rule. While it tests one event, the fields of the
+    /// next few are brought into the cache.
+    pub fn evaluate_batch(
+        &self,
+        events: &[Event],
+        first_number: u64,
+        mut raised: impl FnMut(usize, Event),
+    ) {
+        let mut scratch = Vec::new();
+        // With no rule to read them, the fields are not worth a request.
+        let read_ahead = !self.rules.is_empty();
+        for (i, (number, event)) in (first_number..).zip(events).enumerate() {
+            if read_ahead {
+                if let Some(ahead) = events.get(i + super::prefetch::SECTIONS_AHEAD) {
+                    super::prefetch::sections(ahead);
+                }
+                if let Some(ahead) = events.get(i + super::prefetch::STRINGS_AHEAD) {
+                    super::prefetch::strings(ahead);
+                }
+            }
+            self.evaluate(event, number, &mut scratch);
+            for violation in scratch.drain(..) {
+                raised(i, violation);
+            }
+        }
+    }
+
     /// Tests `event` (the `number`th the rules have seen) and appends a
     /// violation for each rule it matches.
     pub fn evaluate(&self, event: &Event, number: u64, out: &mut Vec<Event>) {
@@ -598,6 +627,54 @@ mod tests {
         assert_eq!(v.fields["k8s.pod.name"], serde_json::Value::Null);
         // The condition's own fields come with the violation too.
         assert_eq!(v.fields["evt.type"], "execve");
+    }
+
+    #[test]
+    fn a_batch_raises_what_each_event_raises_alone_at_its_index_and_number() {
+        let set = rules(
+            &[
+                rule("sshd child", "evt.type = execve and proc.pname = sshd", "a"),
+                rule("seventh", "evt.type = execve and evt.num = 107", "a"),
+            ]
+            .concat(),
+        );
+        // Longer than the read-ahead, with violations at its start and end.
+        let batch: Vec<Event> = (0..12)
+            .map(|i| {
+                let parent = if [0, 9, 11].contains(&i) {
+                    "sshd"
+                } else {
+                    "bash"
+                };
+                exec("ls", &[parent], None)
+            })
+            .collect();
+        let mut raised = Vec::new();
+        set.evaluate_batch(&batch, 101, |i, violation| {
+            let rule = violation.violation.map(|v| v.rule).unwrap_or_default();
+            raised.push((i, rule));
+        });
+        let alone: Vec<(usize, String)> = (101..)
+            .zip(&batch)
+            .enumerate()
+            .flat_map(|(i, (number, event))| {
+                let mut out = Vec::new();
+                set.evaluate(event, number, &mut out);
+                out.into_iter()
+                    .filter_map(move |v| v.violation.map(|v| (i, v.rule)))
+            })
+            .collect();
+        let expected = [
+            (0, "sshd child"),
+            (6, "seventh"),
+            (9, "sshd child"),
+            (11, "sshd child"),
+        ];
+        assert_eq!(raised, alone);
+        assert_eq!(
+            raised,
+            expected.map(|(i, rule)| (i, rule.to_owned())).to_vec()
+        );
     }
 
     #[test]

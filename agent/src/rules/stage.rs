@@ -126,11 +126,9 @@ pub async fn run(
 /// as it came, without moving its events.
 fn evaluate(rules: &RuleSet, batch: Batch, first_number: u64) -> (Batch, u64) {
     let mut raised: Vec<(usize, Event)> = Vec::new();
-    let mut scratch = Vec::new();
-    for (i, (number, event)) in (first_number..).zip(&batch).enumerate() {
-        rules.evaluate(event, number, &mut scratch);
-        raised.extend(scratch.drain(..).map(|v| (i, v)));
-    }
+    rules.evaluate_batch(&batch, first_number, |i, violation| {
+        raised.push((i, violation));
+    });
     if raised.is_empty() {
         return (batch, 0);
     }
