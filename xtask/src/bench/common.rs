@@ -210,6 +210,32 @@ pub(super) fn rusage_cpu_ns(who: libc::c_int) -> u64 {
     ns(usage.ru_utime).saturating_add(ns(usage.ru_stime))
 }
 
+/// Nanoseconds process `pid`'s live threads have run, from each one's
+/// `/proc/PID/task/TID/schedstat` (the scheduler's own count, where
+/// /proc/PID/stat rounds to clock ticks of 10 ms, too coarse for a pass of a
+/// few thousand events). Threads that have exited are not counted: use it
+/// across a span the process's threads all outlive.
+pub(super) fn cpu_ns(pid: u32) -> anyhow::Result<u64> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0u64;
+    for task in std::fs::read_dir(&tasks).with_context(|| format!("listing {tasks}"))? {
+        let path = task
+            .with_context(|| format!("listing {tasks}"))?
+            .path()
+            .join("schedstat");
+        // A thread that exits between the listing and the read ran no more.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .with_context(|| format!("unexpected {}: {stat:?}", path.display()))?;
+    }
+    Ok(total)
+}
+
 /// Clock ticks (as /proc/PID/stat counts CPU time) in nanoseconds.
 pub(super) fn ticks_to_ns(ticks: u64) -> u64 {
     ticks.saturating_mul(1_000_000_000) / clock_ticks_per_second()
