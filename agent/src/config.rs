@@ -72,7 +72,7 @@ use std::{
 
 use serde::{Deserialize, Deserializer, de};
 
-use crate::bpf::hooks::Sensor;
+use crate::bpf::hooks::{Sensor, SyscallHook};
 
 /// The only `apiVersion` this agent reads.
 pub const API_VERSION: &str = "guardrails.dev/v1alpha1";
@@ -412,6 +412,12 @@ pub struct SensorsConfig {
     pub privilege: bool,
     /// Benchmarks only: getppid(2). Off by default.
     pub benchmark: bool,
+    /// Where the syscall sensors attach: `auto` (the default: to the exit
+    /// tracepoint of each reported syscall where tracefs has one for every
+    /// one of them, else to `sys_exit`), `per_syscall` (to those that have
+    /// one, leaving out the others), or `sys_exit` (one program on every
+    /// syscall's exit).
+    pub syscall_hook: SyscallHook,
 }
 
 impl Default for SensorsConfig {
@@ -423,6 +429,7 @@ impl Default for SensorsConfig {
             descriptors: true,
             privilege: true,
             benchmark: false,
+            syscall_hook: SyscallHook::default(),
         }
     }
 }
@@ -612,6 +619,26 @@ mod tests {
     }
 
     #[test]
+    fn the_syscall_hook_is_auto_unless_set() {
+        let default = parse("apiVersion: guardrails.dev/v1alpha1\n").expect("valid");
+        assert_eq!(default.sensors.syscall_hook, SyscallHook::Auto);
+        let set =
+            parse("apiVersion: guardrails.dev/v1alpha1\nsensors:\n  syscall_hook: sys_exit\n")
+                .expect("valid");
+        assert_eq!(set.sensors.syscall_hook, SyscallHook::SysExit);
+        let text = parse("apiVersion: guardrails.dev/v1alpha1\nsensors:\n  syscall_hook: kprobe\n")
+            .expect_err("unknown hook")
+            .to_string();
+        assert!(text.contains(":3:"), "{text}");
+        assert!(
+            text.contains(
+                "unknown variant `kprobe`, expected one of `auto`, `per_syscall`, `sys_exit`"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_unknown_sensor_is_rejected_and_the_known_ones_listed() {
         let err = parse(
             "apiVersion: guardrails.dev/v1alpha1\nsensors:\n  process: true\n  bogus: true\n",
@@ -622,7 +649,7 @@ mod tests {
         assert!(
             text.contains(
                 "unknown field `bogus`, expected one of `process`, `file`, `network`, \
-                 `descriptors`, `privilege`, `benchmark`"
+                 `descriptors`, `privilege`, `benchmark`, `syscall_hook`"
             ),
             "{text}"
         );

@@ -173,7 +173,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
 
     let btf = Btf::from_sys_fs()?;
     let kernel = features::probe(&btf);
-    tracing::info!(%kernel, "kernel features; the sensors use tp_btf tracepoints");
+    tracing::info!(%kernel, "kernel features; the sensors use tracepoints, which need neither");
 
     let sensors = config.sensors.enabled();
     let load = LoadOptions {
@@ -181,6 +181,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         wakeup_bytes: config.transport.wakeup_bytes,
         scope: scope.clone(),
         sensors: sensors.clone(),
+        syscall_hook: config.sensors.syscall_hook,
     };
     let (mut sensors_loaded, maps) = Sensors::load(&btf, &load)?;
     let kill_maps = maps.kill;

@@ -117,6 +117,9 @@ struct Findings {
     seeded_exe: Option<String>,
     /// Whether cgroup ids are resolved with file handles.
     handles: bool,
+    /// Whether the syscall sensors attached to each syscall's tracepoint
+    /// (the config asks for it), rather than falling back to sys_exit.
+    per_syscall: bool,
     /// The outcome (and error) of each action: kill, freeze, isolate.
     actions: Vec<(String, String)>,
 }
@@ -218,7 +221,7 @@ fn probe(caps: &[String]) -> Findings {
         .map(|c| format!("{:?}", c.path.display().to_string()))
         .collect();
     let config = format!(
-        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: off\nrules:\n  defaults: false\n  reload_interval_ms: 0\n  files: [{:?}]\ncontainment:\n  mode: enforce\n  pin_dir: {:?}\n",
+        "apiVersion: guardrails.dev/v1alpha1\nscope:\n  cgroups: [{}]\ntransport:\n  wakeup_bytes: 0\n  drain_interval_ms: 20\nmetrics:\n  address: 127.0.0.1:0\nkubernetes:\n  mode: off\nrules:\n  defaults: false\n  reload_interval_ms: 0\n  files: [{:?}]\ncontainment:\n  mode: enforce\n  pin_dir: {:?}\nsensors:\n  syscall_hook: per_syscall\n",
         scope.join(", "),
         dir.path.join("rules.yaml").display().to_string(),
         pin_dir.display().to_string(),
@@ -256,6 +259,10 @@ fn probe(caps: &[String]) -> Findings {
             .logs()
             .iter()
             .any(|l| l.contains("cgroup file handles do not work here")),
+        per_syscall: agent
+            .logs()
+            .iter()
+            .any(|l| l.contains("sensors attached") && l.contains("syscalls/sys_exit_*")),
         ..Findings::default()
     };
 
@@ -378,6 +385,7 @@ fn the_charts_capabilities_are_enough_and_each_is_needed() {
     );
     assert!(all.seeded_exe.is_some(), "{all:?}");
     assert!(all.handles, "{all:?}");
+    assert!(all.per_syscall, "{all:?}");
     for action in ["kill", "freeze", "isolate"] {
         assert_eq!(all.outcome(action), "done", "{all:?}");
     }

@@ -57,7 +57,7 @@ const EVERY_OPTION: &str = r#"
 securityContext:
   privileged: true
   seLinuxOptions: {type: spc_t}
-mountTracefs: true
+mountTracefs: false
 podAnnotations: {example.com/owner: security}
 podLabels: {team: security}
 nodeSelector: {kubernetes.io/os: linux}

@@ -18,7 +18,7 @@ use guardrails::{
     actions::kernel_kill::KernelMatch,
     bpf::{
         Sensors,
-        hooks::Sensor,
+        hooks::{Sensor, SyscallHook},
         loader::{LoadOptions, SensorMaps},
     },
     events::{
@@ -76,6 +76,7 @@ fn load(scope: &[&TestCgroup]) -> (Sensors, SensorMaps) {
         wakeup_bytes: 0,
         scope: scope.iter().map(|c| c.id).collect(),
         sensors: vec![Sensor::Process],
+        syscall_hook: SyscallHook::default(),
     };
     Sensors::load(&btf, &options).unwrap_or_else(|e| panic!("load the sensors: {e:?}"))
 }

@@ -54,7 +54,7 @@ fn an_unknown_sensor_is_named_with_the_sensors_that_exist() {
     let line = one_error_line(&agent_with(&["agent", "--config", &path]));
     assert!(line.contains(&format!("{path}:3:")), "{line}");
     assert!(
-        line.contains("unknown field `telepathy`, expected one of `process`, `file`, `network`, `descriptors`, `privilege`, `benchmark`"),
+        line.contains("unknown field `telepathy`, expected one of `process`, `file`, `network`, `descriptors`, `privilege`, `benchmark`, `syscall_hook`"),
         "{line}"
     );
 }

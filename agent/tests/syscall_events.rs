@@ -6,6 +6,7 @@ mod support;
 
 use std::net::{TcpListener, UdpSocket};
 
+use guardrails::bpf::{hooks::Sensor, syscalls::SYSCALLS};
 use serde_json::Value;
 use support::{
     Agent, MemfdExec, Overlay, TempDir, TestCgroup, config_for, cstring, in_cgroup, kernel_test,
@@ -20,12 +21,32 @@ fn calls<'a>(events: &'a [Value], cgroup: &TestCgroup, pid: u32, name: &str) -> 
         .collect()
 }
 
+/// Where the syscall sensors attach in a test: most tests use the
+/// per-syscall tracepoints, the hook of a kernel that has them all; `auto`
+/// is `sys_exit` on a kernel that lacks some (this one has no module
+/// syscalls), so the tests that use it cover that hook too.
+#[derive(Clone, Copy)]
+enum Hook {
+    PerSyscall,
+    Auto,
+}
+
 /// Runs `body` in a child in a fresh cgroup under a fresh agent and returns
 /// the events once the child's exit has been seen, with the child's pid.
-fn run_and_collect(body: impl FnOnce() -> i32) -> Option<(Vec<Value>, TestCgroup, u32)> {
+fn run_and_collect(
+    hook: Hook,
+    body: impl FnOnce() -> i32,
+) -> Option<(Vec<Value>, TestCgroup, u32)> {
     let kernel = kernel_test()?;
     let cgroup = TestCgroup::new();
-    let agent = Agent::start(&config_for(&cgroup));
+    let hook = match hook {
+        Hook::PerSyscall => "per_syscall",
+        Hook::Auto => "auto",
+    };
+    let agent = Agent::start(&format!(
+        "{}sensors:\n  syscall_hook: {hook}\n",
+        config_for(&cgroup)
+    ));
     let pid = cgroup.run_in(body);
     agent.wait_for_events("the child's exit", |events| {
         events
@@ -84,7 +105,7 @@ fn opening_a_temporary_file_reports_its_absolute_path_flags_and_descriptor() {
     let name = cstring("created.txt");
     let dir_c = cstring(&dir.path);
     let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC;
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::PerSyscall, || {
         // SAFETY: system calls on C strings prepared before the fork.
         unsafe {
             if libc::chdir(dir_c.as_ptr()) != 0 {
@@ -125,7 +146,7 @@ fn a_tcp_connect_and_its_accept_report_both_endpoints_and_dup2_onto_stdout_says_
     let port = listener.local_addr().expect("addr").port();
     let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let addr = sockaddr_in(port);
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::PerSyscall, || {
         // SAFETY: socket calls on a sockaddr prepared before the fork.
         unsafe {
             let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
@@ -202,7 +223,7 @@ fn a_udp_sendto_and_recvfrom_report_their_addresses_and_a_packet_socket_its_fami
     let port = receiver.local_addr().expect("addr").port();
     let addr = sockaddr_in(port);
     let payload = *b"ping";
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::PerSyscall, || {
         // SAFETY: socket calls on memory prepared before the fork.
         unsafe {
             let udp = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
@@ -285,7 +306,7 @@ fn a_symlink_and_a_hard_link_report_both_paths_made_absolute() {
     std::fs::write(dir.path.join("original"), "x").expect("write");
     let dir_c = cstring(&dir.path);
     let (original, soft, hard) = (cstring("original"), cstring("soft"), cstring("hard"));
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::PerSyscall, || {
         // SAFETY: system calls on C strings prepared before the fork.
         unsafe {
             i32::from(
@@ -339,7 +360,7 @@ fn a_symlink_and_a_hard_link_report_both_paths_made_absolute() {
 fn setuid_capset_ptrace_attach_and_a_failed_finit_module_are_reported_with_their_arguments() {
     let not_a_module = cstring("/bin/true");
     let mut target = 0;
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::Auto, || {
         // SAFETY: fork/ptrace/kill/waitpid and friends are async-signal-safe.
         unsafe {
             let sleeper = libc::fork();
@@ -405,7 +426,7 @@ fn setuid_capset_ptrace_attach_and_a_failed_finit_module_are_reported_with_their
 #[test]
 fn an_exec_of_a_memfd_is_marked_fileless() {
     let memfd = MemfdExec::new("gr-fileless");
-    let Some((events, cgroup, pid)) = run_and_collect(|| memfd.run()) else {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::Auto, || memfd.run()) else {
         return;
     };
     let memfd = only(calls(&events, &cgroup, pid, "memfd_create"), "memfd_create");
@@ -470,7 +491,7 @@ fn a_tcp_connection_reports_its_state_changes_with_the_owner_and_endpoints() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
     let addr = sockaddr_in(port);
-    let Some((events, cgroup, pid)) = run_and_collect(|| {
+    let Some((events, cgroup, pid)) = run_and_collect(Hook::Auto, || {
         // SAFETY: socket calls on a sockaddr prepared before the fork.
         unsafe {
             let client = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
@@ -530,4 +551,117 @@ fn a_tcp_connection_reports_its_state_changes_with_the_owner_and_endpoints() {
     let thread = std::thread::current();
     let name = thread.name().expect("test threads are named");
     assert_eq!(comm, &name[..name.len().min(15)]);
+}
+
+/// The reported syscalls (all sensors but the benchmark's) that this kernel
+/// has no exit tracepoint for, from tracefs; `None` without tracefs.
+fn syscalls_without_tracepoint() -> Option<Vec<&'static str>> {
+    let category = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .into_iter()
+    .map(|events| std::path::Path::new(events).join("syscalls"))
+    .find(|category| category.is_dir())?;
+    Some(
+        SYSCALLS
+            .iter()
+            .filter(|s| s.sensor != Sensor::Benchmark)
+            .filter(|s| {
+                !category
+                    .join(format!("sys_exit_{}", s.tracepoint_name()))
+                    .is_dir()
+            })
+            .map(|s| s.name)
+            .collect(),
+    )
+}
+
+/// The first JSON log line whose message contains `what`.
+fn log_line(logs: &[String], what: &str) -> Option<Value> {
+    logs.iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"].as_str().is_some_and(|m| m.contains(what)))
+}
+
+#[test]
+fn each_syscall_hook_attaches_where_it_says_and_reports_an_open_through_it() {
+    let Some(_kernel) = kernel_test() else { return };
+    let missing = syscalls_without_tracepoint().expect("tracefs is mounted (the CI mounts it)");
+    let reported = SYSCALLS
+        .iter()
+        .filter(|s| s.sensor != Sensor::Benchmark)
+        .count();
+    let dir = TempDir::new("hook");
+    let opened = dir.path.join("opened");
+    let opened = opened.to_str().expect("a UTF-8 path");
+    let file = cstring(opened);
+    // auto takes the tracepoints only when the kernel has one for every
+    // reported syscall.
+    for (hook, on_each) in [
+        ("per_syscall", true),
+        ("sys_exit", false),
+        ("auto", missing.is_empty()),
+    ] {
+        let cgroup = TestCgroup::new();
+        let agent = Agent::start(&format!(
+            "{}sensors:\n  syscall_hook: {hook}\n",
+            config_for(&cgroup)
+        ));
+        let logs = agent.logs();
+        let attached = log_line(&logs, "sensors attached").expect("the attach line");
+        let tracepoints = attached["tracepoints"].as_str().expect("tracepoints");
+        let each = format!(
+            "syscalls/sys_exit_* ({} syscalls)",
+            reported - missing.len()
+        );
+        if on_each {
+            assert!(tracepoints.contains(&each), "{hook}: {tracepoints}");
+            assert!(
+                !tracepoints.contains("\"sys_exit\""),
+                "{hook}: {tracepoints}"
+            );
+        } else {
+            assert!(
+                tracepoints.contains("\"sys_exit\""),
+                "{hook}: {tracepoints}"
+            );
+            assert!(!tracepoints.contains("syscalls/"), "{hook}: {tracepoints}");
+        }
+        // What is left out, or why auto did not take the tracepoints, is
+        // said with the syscalls' names.
+        if !missing.is_empty() && hook != "sys_exit" {
+            let said = log_line(&logs, "no exit tracepoint for these syscalls")
+                .unwrap_or_else(|| panic!("{hook}: no line names the missing tracepoints"));
+            for name in &missing {
+                assert!(
+                    said["syscalls"].as_str().is_some_and(|s| s.contains(name)),
+                    "{hook}: {said}"
+                );
+            }
+        }
+
+        let pid = cgroup.run_in(|| {
+            // SAFETY: open and close of a C string prepared before the fork.
+            unsafe {
+                let fd = libc::open(file.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600);
+                i32::from(fd < 0 || libc::close(fd) != 0)
+            }
+        });
+        let events = agent.wait_for_events("the open", |events| {
+            events.iter().any(|e| {
+                e["kind"] == "syscall"
+                    && e["process"]["pid"] == pid
+                    && e["syscall"]["paths"][0]["path"] == opened
+            })
+        });
+        let opens = calls(&events, &cgroup, pid, "openat")
+            .into_iter()
+            .chain(calls(&events, &cgroup, pid, "open"))
+            .filter(|e| e["syscall"]["paths"][0]["path"] == opened)
+            .count();
+        assert_eq!(opens, 1, "{hook}: reported once, by one hook");
+        let (_, status) = agent.stop();
+        assert!(status.success(), "{status}");
+    }
 }

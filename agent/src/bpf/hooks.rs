@@ -88,6 +88,32 @@ pub struct Hook {
 
 /// The tracepoint of the syscall sensors' program, every syscall's exit.
 pub const SYS_EXIT_TRACEPOINT: &str = "sys_exit";
+/// The syscall sensors' program where it attaches instead to the exit
+/// tracepoint of each syscall it reports (`syscalls/sys_exit_<name>`).
+pub const SYS_EXIT_EACH_PROGRAM: &str = "gr_sys_exit_each";
+/// The tracefs category of the per-syscall tracepoints.
+pub const SYSCALL_TRACEPOINTS: &str = "syscalls";
+
+/// Where the syscall sensors' program attaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallHook {
+    /// [`Self::PerSyscall`] where tracefs has a tracepoint for every syscall
+    /// the enabled sensors report, else [`Self::SysExit`]: a syscall the
+    /// kernel was built without has no tracepoint, and its calls, which all
+    /// fail, are attempts worth seeing (a module load on a kernel without
+    /// modules).
+    #[default]
+    Auto,
+    /// To the exit tracepoint of each syscall a sensor reports, so that the
+    /// kernel runs no program for any other syscall. A syscall without a
+    /// tracepoint is not reported; without tracefs, as [`Self::SysExit`].
+    PerSyscall,
+    /// To `sys_exit`: one program for the exit of every syscall, which looks
+    /// up whether the syscall is reported (costs every syscall a program's
+    /// entry; needs no tracefs).
+    SysExit,
+}
 
 /// Every hook, in the order they attach. Exit attaches before exec and fork so
 /// that no process is seen starting without being seen ending.

@@ -1,13 +1,15 @@
 //! Loading the sensors object into the kernel and attaching its hooks.
 
+use std::path::{Path, PathBuf};
+
 use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, Lsm, ProgramError},
+    programs::{BtfTracePoint, Lsm, ProgramError, TracePoint},
 };
 
 use super::{
-    hooks::{self, HOOKS, Sensor},
+    hooks::{self, HOOKS, Sensor, SyscallHook},
     syscalls::SYSCALLS,
 };
 use crate::actions::kernel_kill::KillMaps;
@@ -68,6 +70,8 @@ pub struct LoadOptions {
     pub scope: Vec<u64>,
     /// Sensors to attach.
     pub sensors: Vec<Sensor>,
+    /// Where the syscall sensors' program attaches.
+    pub syscall_hook: SyscallHook,
 }
 
 /// The maps handed out once the sensors are attached: those the event
@@ -92,7 +96,7 @@ impl std::fmt::Debug for SensorMaps {
 #[derive(Debug)]
 pub struct Sensors {
     ebpf: Ebpf,
-    attached: Vec<&'static str>,
+    attached: Vec<String>,
 }
 
 impl Sensors {
@@ -122,6 +126,39 @@ impl Sensors {
             .iter()
             .filter(|h| h.sensors.iter().any(|s| options.sensors.contains(s)))
         {
+            if hook.tracepoint == hooks::SYS_EXIT_TRACEPOINT
+                && options.syscall_hook != SyscallHook::SysExit
+            {
+                let every_syscall = options.syscall_hook == SyscallHook::Auto;
+                match attach_each_syscall(&mut ebpf, &options.sensors, every_syscall) {
+                    Ok(each) => {
+                        if !each.missing.is_empty() {
+                            tracing::warn!(
+                                syscalls = ?each.missing,
+                                "no exit tracepoint for these syscalls (the kernel is built \
+                                 without them): their calls, which all fail, are not reported"
+                            );
+                        }
+                        attached.push(format!(
+                            "{}/sys_exit_* ({} syscalls)",
+                            hooks::SYSCALL_TRACEPOINTS,
+                            each.attached
+                        ));
+                        continue;
+                    }
+                    Err(EachSyscallError::Missing(syscalls)) => tracing::info!(
+                        ?syscalls,
+                        "no exit tracepoint for these syscalls (the kernel is built without \
+                         them): attaching to sys_exit, so that their failed calls are reported \
+                         too (`sensors.syscall_hook: per_syscall` leaves them out instead)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        error = %crate::logging::error_chain(&e),
+                        "cannot attach to each syscall's exit tracepoint; attaching to sys_exit, \
+                         which runs a program on every syscall"
+                    ),
+                }
+            }
             let error = |source| BpfError::Program {
                 program: hook.program,
                 tracepoint: hook.tracepoint,
@@ -134,7 +171,7 @@ impl Sensors {
                 .map_err(error)?;
             program.load(hook.tracepoint, btf).map_err(error)?;
             program.attach().map_err(error)?;
-            attached.push(hook.tracepoint);
+            attached.push(hook.tracepoint.to_owned());
         }
         Ok((
             Self { ebpf, attached },
@@ -147,7 +184,7 @@ impl Sensors {
     }
 
     /// The tracepoints that hooks are attached to.
-    pub fn attached(&self) -> &[&'static str] {
+    pub fn attached(&self) -> &[String] {
         &self.attached
     }
 
@@ -177,6 +214,115 @@ impl Sensors {
     pub fn detach(self) {
         drop(self.ebpf);
     }
+}
+
+/// Why the syscall program could not attach to each syscall's tracepoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EachSyscallError {
+    /// Neither /sys/kernel/tracing nor /sys/kernel/debug/tracing holds tracefs.
+    #[error("tracefs is not mounted at /sys/kernel/tracing or /sys/kernel/debug/tracing")]
+    NoTracefs,
+    /// tracefs has no per-syscall tracepoints (a kernel without
+    /// `CONFIG_FTRACE_SYSCALLS`).
+    #[error("{0} is missing")]
+    NoSyscallTracepoints(PathBuf),
+    /// Syscalls the sensors report that have no tracepoint.
+    #[error("no exit tracepoint for {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// The program is not in the object.
+    #[error("program {0} is missing from the sensors object")]
+    MissingProgram(&'static str),
+    /// The kernel refused to load the program or attach it to a tracepoint.
+    #[error("program {} on tracepoint {tracepoint}", hooks::SYS_EXIT_EACH_PROGRAM)]
+    Program {
+        /// The tracepoint, `syscalls/sys_exit_<name>`.
+        tracepoint: String,
+        /// What aya said.
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// The syscall program attached to each syscall's exit tracepoint.
+#[derive(Debug)]
+struct EachSyscall {
+    /// Tracepoints attached.
+    attached: usize,
+    /// Syscalls of the enabled sensors that have no tracepoint.
+    missing: Vec<&'static str>,
+}
+
+/// Attaches the syscall program to the exit tracepoint of each syscall the
+/// enabled `sensors` report. A syscall whose tracepoint tracefs lacks is
+/// one the kernel was built without (`init_module` without module
+/// support): the kernel makes a tracepoint for every syscall it builds.
+/// With `every_syscall`, such a syscall is an error; else it is left out.
+/// On an error, nothing stays attached.
+fn attach_each_syscall(
+    ebpf: &mut Ebpf,
+    sensors: &[Sensor],
+    every_syscall: bool,
+) -> Result<EachSyscall, EachSyscallError> {
+    let category = tracefs_events()
+        .ok_or(EachSyscallError::NoTracefs)?
+        .join(hooks::SYSCALL_TRACEPOINTS);
+    if !category.is_dir() {
+        return Err(EachSyscallError::NoSyscallTracepoints(category));
+    }
+    let (present, missing): (Vec<_>, Vec<_>) = SYSCALLS
+        .iter()
+        .filter(|s| sensors.contains(&s.sensor))
+        .map(|s| (s.name, format!("sys_exit_{}", s.tracepoint_name())))
+        .partition(|(_, tracepoint)| category.join(tracepoint).is_dir());
+    let missing: Vec<_> = missing.into_iter().map(|(name, _)| name).collect();
+    if every_syscall && !missing.is_empty() {
+        return Err(EachSyscallError::Missing(missing));
+    }
+    let program: &mut TracePoint = ebpf
+        .program_mut(hooks::SYS_EXIT_EACH_PROGRAM)
+        .ok_or(EachSyscallError::MissingProgram(
+            hooks::SYS_EXIT_EACH_PROGRAM,
+        ))?
+        .try_into()
+        .map_err(|source| EachSyscallError::Program {
+            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
+            source,
+        })?;
+    let attach = |program: &mut TracePoint| {
+        program.load().map_err(|source| EachSyscallError::Program {
+            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
+            source,
+        })?;
+        for (_, tracepoint) in &present {
+            program
+                .attach(hooks::SYSCALL_TRACEPOINTS, tracepoint)
+                .map_err(|source| EachSyscallError::Program {
+                    tracepoint: format!("{}/{tracepoint}", hooks::SYSCALL_TRACEPOINTS),
+                    source,
+                })?;
+        }
+        Ok(())
+    };
+    if let Err(e) = attach(program) {
+        // Detaches what did attach, so that no call is reported twice by
+        // the hook that replaces it.
+        if let Err(unload) = program.unload() {
+            tracing::debug!(error = %unload, "unloading the per-syscall program");
+        }
+        return Err(e);
+    }
+    Ok(EachSyscall {
+        attached: present.len(),
+        missing,
+    })
+}
+
+/// The `events` directory of tracefs, where it is mounted.
+fn tracefs_events() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(|root| Path::new(root).join("events"))
+        .find(|events| events.is_dir())
 }
 
 fn write_config(ebpf: &mut Ebpf, options: &LoadOptions) -> Result<(), BpfError> {

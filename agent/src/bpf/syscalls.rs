@@ -457,6 +457,15 @@ impl Decoding {
 }
 
 impl Syscall {
+    /// The name of its tracepoints in tracefs (`syscalls/sys_exit_<name>`):
+    /// the kernel's name for the syscall, which for `umount2` is `umount`.
+    pub fn tracepoint_name(&self) -> &'static str {
+        match self.name {
+            "umount2" => "umount",
+            name => name,
+        }
+    }
+
     /// The kernel's description of this syscall.
     pub fn spec(&self) -> SyscallSpec {
         let mut spec = SyscallSpec {

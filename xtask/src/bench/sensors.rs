@@ -4,9 +4,13 @@
 //!
 //! 1. Per-syscall overhead: a pinned loop of getppid(2) calls in a fresh cgroup
 //!    v2 directory, with no agent, with a program that does nothing on the
-//!    syscall sensors' hook (what the hook itself costs, the floor under the
-//!    next figure), with the agent attached but getppid filtered in the kernel
-//!    (default sensors), and with every call delivered as an event
+//!    syscall sensors' `sys_exit` hook (what the hook itself costs, the floor
+//!    under the next figure), with the agent attached but getppid filtered in
+//!    the kernel (default sensors: `syscall_hook: auto`, which is `sys_exit`
+//!    on a kernel that lacks a tracepoint of a reported syscall), the same
+//!    with `syscall_hook: per_syscall` (no program runs for getppid: the
+//!    kernel tests a bit of the syscall tracepoints' mask), and with every
+//!    call delivered as an event
 //!    (`sensors: {benchmark: true}`), the agent scoped to that cgroup.
 //! 2. Userspace throughput: in the delivered run, events decoded per second
 //!    and events lost, from the agent's `stopped` log line, and the agent's
@@ -47,8 +51,8 @@ const LOOP_CALLS: u64 = 3_000_000;
 const LOOP_REPS: u32 = 5;
 /// Calls made before the timed repetitions.
 const LOOP_WARMUP: u64 = 200_000;
-/// Rounds of (bare, empty hook, filtered, delivered), to spread drift over
-/// all four.
+/// Rounds of (bare, empty hook, filtered, filtered per syscall, delivered),
+/// to spread drift over all of them.
 const LOOP_ROUNDS: u32 = 2;
 /// Live processes for the RSS figure.
 const SLEEPERS: usize = 10_000;
@@ -103,6 +107,9 @@ struct SyscallFigures {
     bare_ns: f64,
     empty_hook_ns: f64,
     filtered_ns: f64,
+    /// Filtered, the syscall program on each reported syscall's tracepoint
+    /// (`syscall_hook: per_syscall`).
+    filtered_each_ns: f64,
     delivered_ns: f64,
     /// Summed over the delivered runs.
     tally: Tally,
@@ -174,6 +181,10 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         cgroup.path.display().to_string()
     );
     let filtered_config = format!("{}{scope}", config_head());
+    let filtered_each_config = format!(
+        "{}sensors:\n  syscall_hook: per_syscall\n{scope}",
+        config_head()
+    );
     let delivered_config = format!(
         "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
         config_head()
@@ -185,6 +196,7 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         bare_ns: f64::INFINITY,
         empty_hook_ns: f64::INFINITY,
         filtered_ns: f64::INFINITY,
+        filtered_each_ns: f64::INFINITY,
         delivered_ns: f64::INFINITY,
         tally: Tally::default(),
         delivered_calls: 0,
@@ -213,6 +225,11 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         let filtered = run_loop(&cgroup, cpu)?;
         running.stop()?;
         best("filtered", filtered, &mut figures.filtered_ns);
+
+        let running = Agent::start(agent, &filtered_each_config)?;
+        let filtered_each = run_loop(&cgroup, cpu)?;
+        running.stop()?;
+        best("per-syscall", filtered_each, &mut figures.filtered_each_ns);
 
         let DeliveredRun {
             run: delivered,
@@ -699,6 +716,14 @@ fn report(
         String::new(),
         "",
         "",
+    );
+    let filtered_each_delta = s.filtered_each_ns - s.bare_ns;
+    row(
+        "  the same, hook on each syscall's tracepoint",
+        format!("{:.1} ns", s.filtered_each_ns),
+        format!("{filtered_each_delta:+.1} ns"),
+        "<= +50 ns",
+        met(filtered_each_delta <= 50.0),
     );
     row(
         "getppid, every call delivered as an event",
