@@ -560,6 +560,9 @@ struct ExecFigures {
     /// kernel (`bpf_stats`, which the pairs run without: it adds to each
     /// program's run).
     programs: BpfFigures,
+    /// The same with the syscall program on each reported syscall's
+    /// tracepoint (`syscall_hook: per_syscall`).
+    programs_each: BpfFigures,
 }
 
 impl ExecFigures {
@@ -600,21 +603,27 @@ fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
         pair_overheads.push(change_percent(on, off));
     }
     pair_overheads.sort_by(f64::total_cmp);
-    let programs = exec_programs(agent, cpu)?;
+    let programs = exec_programs(agent, cpu, &config_head())?;
+    let programs_each = exec_programs(
+        agent,
+        cpu,
+        &format!("{}sensors:\n  syscall_hook: per_syscall\n", config_head()),
+    )?;
     Ok(ExecFigures {
         without,
         with,
         pair_overheads,
         programs,
+        programs_each,
     })
 }
 
 /// What the agent's kernel programs cost the loop, measured by the kernel
 /// over one run: unlike the loop's wall time, this does not move with the
 /// machine's other tenants.
-fn exec_programs(agent: &Path, cpu: usize) -> anyhow::Result<BpfFigures> {
+fn exec_programs(agent: &Path, cpu: usize, config: &str) -> anyhow::Result<BpfFigures> {
     let existing = bpf_program_ids()?;
-    let running = Agent::start(agent, &config_head())?;
+    let running = Agent::start(agent, config)?;
     let stats = BpfStatsOn::enable()?;
     let before = bpf_programs()?;
     let took = exec_loop(cpu)?;
@@ -848,17 +857,28 @@ fn report(
         "",
         "",
     );
-    let program_ns = exec.programs.run_time_ns as f64;
-    row(
-        "  kernel programs per fork+exec (bpf_stats)",
-        format!("{:.1} us", program_ns / f64::from(EXEC_ITERATIONS) / 1e3),
-        format!(
-            "{:+.1} %",
-            100.0 * program_ns / exec.without.as_nanos().max(1) as f64
+    for (name, programs) in [
+        (
+            "  kernel programs per fork+exec (bpf_stats)",
+            &exec.programs,
         ),
-        "",
-        "",
-    );
+        (
+            "    the same, hook on each syscall's tracepoint",
+            &exec.programs_each,
+        ),
+    ] {
+        let program_ns = programs.run_time_ns as f64;
+        row(
+            name,
+            format!("{:.1} us", program_ns / f64::from(EXEC_ITERATIONS) / 1e3),
+            format!(
+                "{:+.1} %",
+                100.0 * program_ns / exec.without.as_nanos().max(1) as f64
+            ),
+            "",
+            "",
+        );
+    }
     println!();
     println!(
         "delivered runs: {} getppid calls in {loop_secs:.2} s of loop ({until_stopped_secs:.2} s \
@@ -885,9 +905,13 @@ fn report(
          (ABBA), the shell pinned to CPU {cpu}; each pair's overhead against its own baseline; \
          agent with default sensors, whole node; then one more run with the agent and \
          bpf_stats on: its {} programs ran {} times for {:.1} ms, set against the fastest run \
-         without (the loop's own time varies by more than that from run to run on this machine)",
+         without (the loop's own time varies by more than that from run to run on this machine); \
+         with the hook on each syscall's tracepoint, {} programs ran {} times for {:.1} ms",
         exec.programs.programs,
         exec.programs.run_cnt,
         exec.programs.run_time_ns as f64 / 1e6,
+        exec.programs_each.programs,
+        exec.programs_each.run_cnt,
+        exec.programs_each.run_time_ns as f64 / 1e6,
     );
 }
