@@ -460,20 +460,24 @@ mod tests {
         event
     }
 
-    fn section(event: &Event) -> &Arc<Process> {
-        event.process.as_ref().expect("a process")
-    }
-
-    #[test]
-    fn a_threads_calls_share_one_process_section_until_it_the_tree_or_the_time_changes() {
-        let mut enricher = Enricher::new(
+    fn enricher() -> Enricher {
+        Enricher::new(
             TreeLimits {
                 max_entries: 64,
                 exit_grace_ns: 1_000_000_000,
             },
             16,
             None,
-        );
+        )
+    }
+
+    fn section(event: &Event) -> &Arc<Process> {
+        event.process.as_ref().expect("a process")
+    }
+
+    #[test]
+    fn a_threads_calls_share_one_process_section_until_it_the_tree_or_the_time_changes() {
+        let mut enricher = enricher();
         let exec = Process {
             exe: Some("/bin/sh".into()),
             args: Some(["sh"].into_iter().collect()),
@@ -489,13 +493,7 @@ mod tests {
         assert_eq!(section(&second).user_name.as_deref(), Some("root"));
 
         // A fork changes the tree: the next call is enriched again.
-        let mut fork = event(EventKind::ProcessFork, 40, decoded());
-        fork.fork = Some(Box::new(Fork {
-            child_pid: PID + 1,
-            child_ns_pid: PID + 1,
-            child_start_ns: 40,
-        }));
-        enricher.enrich(&mut fork);
+        fork(&mut enricher, 40, PID + 1);
         let third = enriched(&mut enricher, EventKind::Syscall, 50, decoded());
         assert!(!Arc::ptr_eq(section(&second), section(&third)));
         assert_eq!(section(&third).exe.as_deref(), Some("/bin/sh"));
@@ -549,14 +547,7 @@ mod tests {
 
     #[test]
     fn the_children_of_one_parent_share_one_ancestry_until_the_parent_execs() {
-        let mut enricher = Enricher::new(
-            TreeLimits {
-                max_entries: 64,
-                exit_grace_ns: 1_000_000_000,
-            },
-            16,
-            None,
-        );
+        let mut enricher = enricher();
         let shell = |exe: &str, args: &[&str]| Process {
             exe: Some(exe.into()),
             args: Some(args.iter().copied().collect()),
