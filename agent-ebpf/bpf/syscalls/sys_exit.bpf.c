@@ -3,11 +3,13 @@
  * Every syscall the agent asked for (file, network, descriptor, privilege and
  * kernel-surface calls), reported once it returns, with its result.
  *
- * One hook serves them all: the agent describes each syscall's arguments in
- * `gr_syscall_specs` and this program resolves what they refer to at that
+ * One program serves them all: the agent describes each syscall's arguments
+ * in `gr_syscall_specs` and this program resolves what they refer to at that
  * moment (the file or socket behind a descriptor, the directory a relative
  * path starts from, a destination address) and sends them as parts after the
- * record. A syscall without a spec costs one array lookup.
+ * record. It comes in two entries: on each reported syscall's own exit
+ * tracepoint, so that no program runs for the others, or on `sys_exit`,
+ * where a syscall without a spec costs one array lookup.
  *
  * The arguments are read from the saved user registers, which the syscall
  * leaves in place on x86_64.
