@@ -316,6 +316,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             identity: Arc::new(Identity {
                 node: node.clone(),
                 sensors: sensors.iter().map(|s| s.name().to_owned()).collect(),
+                tracepoints: sensors_loaded.attached().to_vec(),
                 started,
             }),
             metrics: metrics.clone(),

@@ -96,6 +96,7 @@ impl AgentService for Fake {
             run_id: "run-1".into(),
             uptime_seconds: 90,
             sensors: vec!["process".into(), "file".into()],
+            tracepoints: vec!["sched_process_exec".into(), "sys_exit".into()],
             rules_loaded: 2,
             rules_enabled: 1,
             events_seen: 1000,

@@ -206,6 +206,21 @@ fn grpcurl_lists_the_services_reads_the_status_and_receives_a_violation() {
             .as_array()
             .is_some_and(|s| s.iter().any(|s| s == "file"))
     );
+    // Where the programs are attached, the syscall sensors' hook among them.
+    let tracepoints = status["tracepoints"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tracepoints.iter().any(|t| t == "sched_process_exec"),
+        "{status}"
+    );
+    assert!(
+        tracepoints.iter().any(|t| t == "sys_exit"
+            || t.as_str()
+                .is_some_and(|t| t.starts_with("syscalls/sys_exit_*"))),
+        "{status}"
+    );
 
     let mut stream = grpcurl_command(&grpcurl)
         .args([

@@ -31,6 +31,8 @@ pub struct Identity {
     pub node: String,
     /// The sensors attached.
     pub sensors: Vec<String>,
+    /// The tracepoints their programs are attached to.
+    pub tracepoints: Vec<String>,
     /// When the agent started.
     pub started: Instant,
 }
@@ -127,6 +129,7 @@ impl AgentService for AgentApi {
             run_id: self.hub.run_id().to_owned(),
             uptime_seconds: self.identity.started.elapsed().as_secs(),
             sensors: self.identity.sensors.clone(),
+            tracepoints: self.identity.tracepoints.clone(),
             rules_loaded: u32::try_from(loaded).unwrap_or(u32::MAX),
             rules_enabled: u32::try_from(enabled).unwrap_or(u32::MAX),
             events_seen: totals.events,

@@ -61,6 +61,7 @@ pub fn text(status: &GetStatusResponse) -> String {
         ("run".into(), status.run_id.clone()),
         ("uptime".into(), uptime.to_string()),
         ("sensors".into(), sensors),
+        ("tracepoints".into(), status.tracepoints.join(", ")),
         (
             "rules".into(),
             format!(
@@ -118,6 +119,7 @@ pub fn json(status: &GetStatusResponse) -> Value {
         "run_id": status.run_id,
         "uptime_seconds": status.uptime_seconds,
         "sensors": status.sensors,
+        "tracepoints": status.tracepoints,
         "rules_loaded": status.rules_loaded,
         "rules_enabled": status.rules_enabled,
         "events_seen": status.events_seen,
@@ -148,6 +150,10 @@ mod tests {
             run_id: "r1".into(),
             uptime_seconds: 3723,
             sensors: vec!["process".into(), "file".into()],
+            tracepoints: vec![
+                "sched_process_exec".into(),
+                "syscalls/sys_exit_* (48 syscalls)".into(),
+            ],
             rules_loaded: 80,
             rules_enabled: 71,
             events_seen: 123_456,
@@ -175,6 +181,7 @@ node:          node-1
 run:           r1
 uptime:        1h 2m 3s
 sensors:       process, file
+tracepoints:   sched_process_exec, syscalls/sys_exit_* (48 syscalls)
 rules:         80 loaded, 71 enabled
 events seen:   123456
 violations:    7
@@ -192,6 +199,7 @@ clients:       1
         assert_eq!(value["run_id"], "r1");
         assert_eq!(value["lost_queue"], 3);
         assert_eq!(value["clients"][0]["sent"], 99);
-        assert_eq!(value.as_object().map(serde_json::Map::len), Some(14));
+        assert_eq!(value["tracepoints"][1], "syscalls/sys_exit_* (48 syscalls)");
+        assert_eq!(value.as_object().map(serde_json::Map::len), Some(15));
     }
 }
