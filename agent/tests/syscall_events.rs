@@ -31,6 +31,11 @@ enum Hook {
     Auto,
 }
 
+/// The tests' config for `cgroup` with `sensors.syscall_hook: hook`.
+fn config_with_hook(cgroup: &TestCgroup, hook: &str) -> String {
+    format!("{}sensors:\n  syscall_hook: {hook}\n", config_for(cgroup))
+}
+
 /// Runs `body` in a child in a fresh cgroup under a fresh agent and returns
 /// the events once the child's exit has been seen, with the child's pid.
 fn run_and_collect(
@@ -43,10 +48,7 @@ fn run_and_collect(
         Hook::PerSyscall => "per_syscall",
         Hook::Auto => "auto",
     };
-    let agent = Agent::start(&format!(
-        "{}sensors:\n  syscall_hook: {hook}\n",
-        config_for(&cgroup)
-    ));
+    let agent = Agent::start(&config_with_hook(&cgroup, hook));
     let pid = cgroup.run_in(body);
     agent.wait_for_events("the child's exit", |events| {
         events
@@ -604,10 +606,7 @@ fn each_syscall_hook_attaches_where_it_says_and_reports_an_open_through_it() {
         ("auto", missing.is_empty()),
     ] {
         let cgroup = TestCgroup::new();
-        let agent = Agent::start(&format!(
-            "{}sensors:\n  syscall_hook: {hook}\n",
-            config_for(&cgroup)
-        ));
+        let agent = Agent::start(&config_with_hook(&cgroup, hook));
         let logs = agent.logs();
         let attached = log_line(&logs, "sensors attached").expect("the attach line");
         let tracepoints = attached["tracepoints"].as_str().expect("tracepoints");

@@ -313,11 +313,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::{
-            filter::Filter,
-            hub::{Hub, HubLimits, Start},
-            stream::EventStream,
-        },
+        api::stream::{self, EventStream},
         events::{
             Event, EventKind,
             event::{ContainerInfo, Process, Violation, WallTime},
@@ -373,19 +369,9 @@ mod tests {
     /// published as the run's first.
     async fn sent(event: &Event, streams: usize) -> Vec<v1::Event> {
         use futures::StreamExt as _;
-        let hub = Hub::new(
-            "run-1".into(),
-            HubLimits {
-                replay_events: 8,
-                client_queue: 8,
-            },
-        );
-        let mut streams: Vec<EventStream> = (0..streams)
-            .map(|_| {
-                let subscription = hub.subscribe(Filter::default(), &Start::Live, "test".into());
-                EventStream::new(subscription, Mask::default(), false, "run-1".into())
-            })
-            .collect();
+        let hub = stream::tests::hub();
+        let mut streams: Vec<EventStream> =
+            (0..streams).map(|_| stream::tests::stream(&hub)).collect();
         drop(hub.publish(vec![event.clone()]));
         let mut received = Vec::new();
         for stream in &mut streams {

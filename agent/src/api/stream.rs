@@ -211,7 +211,7 @@ fn message(item: &Sequenced, json: JsonText, run_id: &str) -> v1::StreamEventsRe
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::api) mod tests {
     use futures::StreamExt as _;
 
     use super::*;
@@ -223,7 +223,8 @@ mod tests {
         events::{Event, EventKind, event::WallTime},
     };
 
-    fn hub() -> Hub {
+    /// A hub of a few events for tests.
+    pub(in crate::api) fn hub() -> Hub {
         Hub::new(
             "run-1".into(),
             HubLimits {
@@ -233,7 +234,8 @@ mod tests {
         )
     }
 
-    fn stream(hub: &Hub) -> EventStream {
+    /// A live stream of every event of `hub`, whole.
+    pub(in crate::api) fn stream(hub: &Hub) -> EventStream {
         let subscription = hub.subscribe(Filter::default(), &Start::Live, "test".into());
         EventStream::new(subscription, Mask::default(), false, "run-1".into())
     }

@@ -127,37 +127,10 @@ impl Sensors {
             .filter(|h| h.sensors.iter().any(|s| options.sensors.contains(s)))
         {
             if hook.tracepoint == hooks::SYS_EXIT_TRACEPOINT
-                && options.syscall_hook != SyscallHook::SysExit
+                && let Some(each) = attach_syscalls_where_asked(&mut ebpf, options)
             {
-                let every_syscall = options.syscall_hook == SyscallHook::Auto;
-                match attach_each_syscall(&mut ebpf, &options.sensors, every_syscall) {
-                    Ok(each) => {
-                        if !each.missing.is_empty() {
-                            tracing::warn!(
-                                syscalls = ?each.missing,
-                                "no exit tracepoint for these syscalls (the kernel is built \
-                                 without them): their calls, which all fail, are not reported"
-                            );
-                        }
-                        attached.push(format!(
-                            "{}/sys_exit_* ({} syscalls)",
-                            hooks::SYSCALL_TRACEPOINTS,
-                            each.attached
-                        ));
-                        continue;
-                    }
-                    Err(EachSyscallError::Missing(syscalls)) => tracing::info!(
-                        ?syscalls,
-                        "no exit tracepoint for these syscalls (the kernel is built without \
-                         them): attaching to sys_exit, so that their failed calls are reported \
-                         too (`sensors.syscall_hook: per_syscall` leaves them out instead)"
-                    ),
-                    Err(e) => tracing::warn!(
-                        error = %crate::logging::error_chain(&e),
-                        "cannot attach to each syscall's exit tracepoint; attaching to sys_exit, \
-                         which runs a program on every syscall"
-                    ),
-                }
+                attached.push(each);
+                continue;
             }
             let error = |source| BpfError::Program {
                 program: hook.program,
@@ -213,6 +186,51 @@ impl Sensors {
     /// Detaches every hook; the maps handed out stay readable.
     pub fn detach(self) {
         drop(self.ebpf);
+    }
+}
+
+/// Attaches the syscall program to each reported syscall's tracepoint when
+/// `options.syscall_hook` asks for it and the kernel allows, and says so
+/// (as [`Sensors::attached`] lists it); `None` when the caller attaches it
+/// to `sys_exit` instead, the reason logged.
+fn attach_syscalls_where_asked(ebpf: &mut Ebpf, options: &LoadOptions) -> Option<String> {
+    let every_syscall = match options.syscall_hook {
+        SyscallHook::SysExit => return None,
+        SyscallHook::Auto => true,
+        SyscallHook::PerSyscall => false,
+    };
+    match attach_each_syscall(ebpf, &options.sensors, every_syscall) {
+        Ok(each) => {
+            if !each.missing.is_empty() {
+                tracing::warn!(
+                    syscalls = ?each.missing,
+                    "no exit tracepoint for these syscalls (the kernel is built \
+                     without them): their calls, which all fail, are not reported"
+                );
+            }
+            Some(format!(
+                "{}/sys_exit_* ({} syscalls)",
+                hooks::SYSCALL_TRACEPOINTS,
+                each.attached
+            ))
+        }
+        Err(EachSyscallError::Missing(syscalls)) => {
+            tracing::info!(
+                ?syscalls,
+                "no exit tracepoint for these syscalls (the kernel is built without \
+                 them): attaching to sys_exit, so that their failed calls are reported \
+                 too (`sensors.syscall_hook: per_syscall` leaves them out instead)"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::logging::error_chain(&e),
+                "cannot attach to each syscall's exit tracepoint; attaching to sys_exit, \
+                 which runs a program on every syscall"
+            );
+            None
+        }
     }
 }
 
@@ -278,28 +296,26 @@ fn attach_each_syscall(
     if every_syscall && !missing.is_empty() {
         return Err(EachSyscallError::Missing(missing));
     }
+    let refused =
+        |tracepoint: String| move |source| EachSyscallError::Program { tracepoint, source };
     let program: &mut TracePoint = ebpf
         .program_mut(hooks::SYS_EXIT_EACH_PROGRAM)
         .ok_or(EachSyscallError::MissingProgram(
             hooks::SYS_EXIT_EACH_PROGRAM,
         ))?
         .try_into()
-        .map_err(|source| EachSyscallError::Program {
-            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
-            source,
-        })?;
+        .map_err(refused(hooks::SYSCALL_TRACEPOINTS.to_owned()))?;
     let attach = |program: &mut TracePoint| {
-        program.load().map_err(|source| EachSyscallError::Program {
-            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
-            source,
-        })?;
+        program
+            .load()
+            .map_err(refused(hooks::SYSCALL_TRACEPOINTS.to_owned()))?;
         for (_, tracepoint) in &present {
             program
                 .attach(hooks::SYSCALL_TRACEPOINTS, tracepoint)
-                .map_err(|source| EachSyscallError::Program {
-                    tracepoint: format!("{}/{tracepoint}", hooks::SYSCALL_TRACEPOINTS),
-                    source,
-                })?;
+                .map_err(refused(format!(
+                    "{}/{tracepoint}",
+                    hooks::SYSCALL_TRACEPOINTS
+                )))?;
         }
         Ok(())
     };
