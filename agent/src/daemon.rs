@@ -178,7 +178,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let sensors = config.sensors.enabled();
     let load = LoadOptions {
         ring_buffer_bytes: config.transport.ring_buffer_bytes.0,
-        wakeup_bytes: config.transport.wakeup_bytes,
+        wakeup_bytes: config.transport.wakeup_bytes(),
         scope: scope.clone(),
         sensors: sensors.clone(),
         syscall_hook: config.sensors.syscall_hook,

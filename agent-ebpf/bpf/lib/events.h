@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
+#include "task.h"
 
 static __always_inline struct gr_config *gr_get_config(void)
 {
@@ -26,10 +27,11 @@ static __always_inline void gr_count(enum gr_counter counter)
  * inside the configured cgroup scope when there is one. The scope decision is
  * cached per cgroup (cgroup ids are never reused, the scope is fixed at load),
  * so the walk up the ancestors happens once per cgroup, not per event; and
- * each CPU remembers its last decision in front of that cache. */
-static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
+ * each CPU remembers its last decision in front of that cache. `task` is the
+ * current task, from bpf_get_current_task_btf(). */
+static __always_inline bool gr_current_in_scope(const struct gr_config *cfg, struct task_struct *task)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tgid = task->tgid;
 	struct gr_scope_last *last;
 	__u64 cgroup_id;
 	__u8 *cached, verdict = 0;
@@ -39,7 +41,7 @@ static __always_inline bool gr_current_in_scope(const struct gr_config *cfg)
 		return false;
 	if (!cfg->scope_enabled)
 		return true;
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = gr_cgroup_id(task);
 	last = bpf_map_lookup_elem(&gr_scope_last, &zero);
 	if (last && cgroup_id && last->in_scope == cgroup_id)
 		return true;
@@ -73,22 +75,34 @@ remember:
  * drains whatever stays below it. While the agent is awake it reads until the
  * ring is empty, so records past the threshold need no wake-up of their own:
  * waking it for each (an irq_work per record) would cost microseconds.
- * `size` is the record's; `reserved` says whether it already counts as
- * waiting (bpf_ringbuf_reserve) or not yet (bpf_ringbuf_output).
+ * Looking at the waiting bytes is a helper call whose loads meet the reader's
+ * cache line, so each CPU looks only after it submitted a sixteenth of the
+ * threshold since its last look: the agent wakes at most that much per CPU
+ * later than the threshold says. `size` is the record's; `reserved` says
+ * whether it already counts as waiting (bpf_ringbuf_reserve) or not yet
+ * (bpf_ringbuf_output).
  */
 static __always_inline __u64 gr_wakeup_flags(const struct gr_config *cfg, __u64 size, bool reserved)
 {
-	__u64 before, after;
+	struct gr_wakeup_last *last;
+	__u64 before, waiting;
+	__u32 zero = 0;
 
 	if (cfg->wakeup_bytes == 0)
 		return BPF_RB_FORCE_WAKEUP;
-	before = bpf_ringbuf_query(&gr_events, BPF_RB_AVAIL_DATA);
-	after = before + size;
-	if (reserved) {
-		after = before;
-		before = before > size ? before - size : 0;
-	}
-	if (before < cfg->wakeup_bytes && after >= cfg->wakeup_bytes)
+	last = bpf_map_lookup_elem(&gr_wakeup_last, &zero);
+	if (!last)
+		return BPF_RB_NO_WAKEUP;
+	last->unchecked += size;
+	if (last->unchecked < cfg->wakeup_bytes / 16)
+		return BPF_RB_NO_WAKEUP;
+	last->unchecked = 0;
+	waiting = bpf_ringbuf_query(&gr_events, BPF_RB_AVAIL_DATA);
+	if (!reserved)
+		waiting += size;
+	before = last->waiting;
+	last->waiting = waiting;
+	if (before < cfg->wakeup_bytes && waiting >= cfg->wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }

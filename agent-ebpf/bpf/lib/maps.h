@@ -64,6 +64,21 @@ struct gr_scope_last_map {
 	__type(value, struct gr_scope_last);
 };
 
+/* Each CPU's look at the ring buffer for the wake-up decision (see
+ * gr_wakeup_flags): the bytes it submitted since it last looked, and the
+ * bytes it found waiting then. */
+struct gr_wakeup_last {
+	__u64 unchecked;
+	__u64 waiting;
+};
+
+struct gr_wakeup_last_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gr_wakeup_last);
+};
+
 /* Per-CPU room to build a record bigger than the BPF stack allows. */
 struct gr_exec_scratch {
 	/* ev and data are sent as one record: char data needs no padding after
@@ -191,6 +206,7 @@ GR_MAP struct gr_config_map gr_config SEC(".maps");
 GR_MAP struct gr_scope_map gr_scope SEC(".maps");
 GR_MAP struct gr_scope_cache_map gr_scope_cache SEC(".maps");
 GR_MAP struct gr_scope_last_map gr_scope_last SEC(".maps");
+GR_MAP struct gr_wakeup_last_map gr_wakeup_last SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");

@@ -82,6 +82,15 @@ static __always_inline __u32 gr_tty_nr(struct signal_struct *signal)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
+/* The id of `task`'s cgroup v2, as bpf_get_current_cgroup_id() gives it for
+ * the current task, but with plain loads: a helper call costs more than the
+ * four loads, most of all where every return goes through a
+ * speculation-safe thunk. */
+static __always_inline __u64 gr_cgroup_id(struct task_struct *task)
+{
+	return task->cgroups->dfl_cgrp->kn->id;
+}
+
 /* The id of `task`'s cgroup in the memory controller's hierarchy, v1 or v2. */
 static __always_inline __u64 gr_memory_cgroup_id(struct task_struct *task)
 {
@@ -101,13 +110,12 @@ static __always_inline __u64 gr_memory_cgroup_id(struct task_struct *task)
  * Every hook reports about the current task: fork about the parent, exec about
  * the new program, exit about the exiting task.
  *
- * The task comes from bpf_get_current_task_btf(), so its fields are read with
- * plain loads through BTF pointers (CO-RE relocated) instead of one helper
- * call per field: this runs for every reported event.
+ * `task` is the current task, from bpf_get_current_task_btf(), so its fields
+ * are read with plain loads through BTF pointers (CO-RE relocated) instead of
+ * one helper call per field: this runs for every reported event.
  */
-static __always_inline void gr_fill_current(struct gr_process *p)
+static __always_inline void gr_fill_current(struct gr_process *p, struct task_struct *task)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_struct *leader = task->group_leader;
 	const struct cred *cred = task->real_cred;
 	struct signal_struct *signal = task->signal;
@@ -139,7 +147,7 @@ static __always_inline void gr_fill_current(struct gr_process *p)
 	else
 		p->login_uid = (__u32)-1;
 	p->_pad = 0;
-	p->cgroup_id = bpf_get_current_cgroup_id();
+	p->cgroup_id = gr_cgroup_id(task);
 	p->memory_cgroup_id = gr_memory_cgroup_id(task);
 	p->start_ns = leader->start_boottime;
 	/* Two loads rather than the helper, which copies byte by byte and then

@@ -112,6 +112,7 @@ SEC("lsm/bprm_check_security")
 int BPF_PROG(gr_deny_exec, struct linux_binprm *bprm, int ret)
 {
 	struct gr_config *cfg = gr_get_config();
+	struct task_struct *current = bpf_get_current_task_btf();
 	struct gr_exec_scratch *s;
 	struct gr_exec_event *ev;
 	struct fs_struct *fs;
@@ -160,7 +161,7 @@ int BPF_PROG(gr_deny_exec, struct linux_binprm *bprm, int ret)
 	ev->filename_len = len;
 	off = len;
 
-	fs = BPF_CORE_READ((struct task_struct *)bpf_get_current_task_btf(), fs);
+	fs = BPF_CORE_READ(current, fs);
 	file = BPF_CORE_READ(bprm, file);
 	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
 	ev->exe_len = len;
@@ -186,7 +187,7 @@ int BPF_PROG(gr_deny_exec, struct linux_binprm *bprm, int ret)
 	/* The record describes the program refused, in the process that asked
 	 * for it: the command name is the one it would have had. */
 	gr_fill_header(&ev->hdr, GR_EVENT_EXEC);
-	gr_fill_current(&ev->proc);
+	gr_fill_current(&ev->proc, current);
 	__builtin_memcpy(ev->proc.comm, comm, GR_COMM_LEN);
 	ev->argc = BPF_CORE_READ(bprm, argc);
 	flags |= exe_origin(file);

@@ -37,13 +37,13 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	/* The armed cgroups come first: an exec in none of them, the common
 	 * case, pays a single hash lookup for the kill. A kill is reported even
 	 * outside the scope: it must never go unseen. */
-	cgroup_id = bpf_get_current_cgroup_id();
+	cgroup_id = gr_cgroup_id(task);
 	armed = bpf_map_lookup_elem(&gr_kill_cgroups, &cgroup_id);
 	/* Deny slots are the BPF LSM hook's: it refused their execs before
 	 * this point, on a superset of what would match here. */
 	if (armed)
 		kill_mask = *armed & ~gr_deny_slots();
-	report = gr_current_in_scope(cfg);
+	report = gr_current_in_scope(cfg, task);
 	if (!report && !kill_mask)
 		return 0;
 	s = bpf_map_lookup_elem(&gr_scratch, &zero);
@@ -53,7 +53,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	data = s->data;
 
 	gr_fill_header(&ev->hdr, GR_EVENT_EXEC);
-	gr_fill_current(&ev->proc);
+	gr_fill_current(&ev->proc, task);
 	ev->argc = BPF_CORE_READ(bprm, argc);
 
 	/* The filename as handed to execve. One byte more than the bound is read

@@ -249,11 +249,22 @@ static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct 
 	}
 }
 
+/* Whether an argument of the syscall is sent as a part (more than its value). */
+static __always_inline bool gr_has_parts(const struct gr_syscall_spec *spec)
+{
+	bool parts = false;
+
+	for (int i = 0; i < 6; i++)
+		parts |= spec->args[i] > GR_ARG_SCALAR;
+	return parts;
+}
+
 /* Reports syscall `nr`, which returned `ret`, if the agent asked for it;
  * `regs` are the caller's saved registers. */
 static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long ret)
 {
 	struct gr_syscall_spec *spec;
+	struct task_struct *task;
 	struct gr_config *cfg;
 	struct gr_sys_state st = {};
 	struct gr_syscall_event *ev;
@@ -277,21 +288,26 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 			return 0;
 	}
 	cfg = gr_get_config();
-	if (!cfg || !gr_current_in_scope(cfg))
+	/* Only now: a syscall that is not reported pays no helper call. */
+	task = bpf_get_current_task_btf();
+	if (!cfg || !gr_current_in_scope(cfg, task))
 		return 0;
 	st.s = bpf_map_lookup_elem(&gr_syscall_scratch, &zero);
 	if (!st.s)
 		return 0;
-	st.task = bpf_get_current_task_btf();
+	st.task = task;
 
 	ev = &st.s->ev;
 	gr_fill_header(&ev->hdr, GR_EVENT_SYSCALL);
-	gr_fill_current(&ev->proc);
+	gr_fill_current(&ev->proc, task);
 	ev->nr = nr;
 	ev->ret = ret;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 6; i++)
 		ev->args[i] = args[i];
-		gr_append_arg(&st, spec, args, i);
+	/* Most syscalls have scalar arguments only: they skip the walk. */
+	if (gr_has_parts(spec)) {
+		for (int i = 0; i < 6; i++)
+			gr_append_arg(&st, spec, args, i);
 	}
 	if (spec->require_address && !st.has_address)
 		return 0;
