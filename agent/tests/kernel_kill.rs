@@ -10,16 +10,14 @@ use std::{
     process::ExitStatus,
 };
 
-use aya::{
-    Btf,
-    maps::{MapData, RingBuf},
-};
+use aya::Btf;
 use guardrails::{
     actions::kernel_kill::KernelMatch,
     bpf::{
         Sensors,
         hooks::{Sensor, SyscallHook},
         loader::{LoadOptions, SensorMaps},
+        ring::EventRing,
     },
     events::{
         Event, EventKind,
@@ -82,11 +80,11 @@ fn load(scope: &[&TestCgroup]) -> (Sensors, SensorMaps) {
 }
 
 /// Every event waiting in the ring buffer.
-fn drain(events: &mut RingBuf<MapData>) -> Vec<Event> {
+fn drain(events: &mut EventRing) -> Vec<Event> {
     let mut decoder = Decoder::new(BootClock::now(), "test".into());
     let mut out = Vec::new();
-    while let Some(record) = events.next() {
-        out.push(decoder.decode(&record).expect("a record decodes"));
+    while let Some(record) = events.next_record() {
+        out.push(decoder.decode(record).expect("a record decodes"));
     }
     out
 }

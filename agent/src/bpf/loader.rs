@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{BtfTracePoint, Lsm, ProgramError, TracePoint},
 };
 
 use super::{
     hooks::{self, HOOKS, Sensor, SyscallHook},
+    ring::{EventRing, RingError},
     syscalls::SYSCALLS,
 };
 use crate::actions::kernel_kill::KillMaps;
@@ -29,6 +30,9 @@ pub enum BpfError {
         #[source]
         source: MapError,
     },
+    /// The events ring buffer could not be mapped.
+    #[error("the events ring buffer")]
+    Ring(#[source] RingError),
     /// A map the agent needs is not in the object.
     #[error("map {0} is missing from the sensors object")]
     MissingMap(&'static str),
@@ -78,7 +82,7 @@ pub struct LoadOptions {
 /// reader owns, and those of the in-kernel kill.
 pub struct SensorMaps {
     /// Event records.
-    pub events: RingBuf<MapData>,
+    pub events: EventRing,
     /// Per-CPU counters of what the kernel lost.
     pub counters: PerCpuArray<MapData, u64>,
     /// The kill slots and the cgroups they are armed in; empty at load, so
@@ -111,7 +115,10 @@ impl Sensors {
             .map_err(BpfError::Load)?;
 
         write_config(&mut ebpf, options)?;
-        let events = take_map(&mut ebpf, hooks::EVENTS_MAP, RingBuf::try_from)?;
+        let events = ebpf
+            .take_map(hooks::EVENTS_MAP)
+            .ok_or(BpfError::MissingMap(hooks::EVENTS_MAP))
+            .and_then(|map| EventRing::try_from(map).map_err(BpfError::Ring))?;
         let counters = take_map(&mut ebpf, hooks::COUNTERS_MAP, PerCpuArray::try_from)?;
         let kill = KillMaps::new(
             take_map(&mut ebpf, hooks::KILL_CGROUPS_MAP, HashMap::try_from)?,

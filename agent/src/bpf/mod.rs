@@ -9,6 +9,7 @@
 pub mod features;
 pub mod hooks;
 pub mod loader;
+pub mod ring;
 pub mod syscalls;
 
 pub use loader::{BpfError, Sensors};

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use agent_common::Counter;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::mpsc::{self, error::TrySendError},
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::{enrich::Enricher, metrics::Metrics};
+use crate::{bpf::ring::EventRing, enrich::Enricher, metrics::Metrics};
 
 use super::{
     clock::{self, BootClock},
@@ -35,7 +35,7 @@ const CLOCK_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The reader's state; [`Reader::run`] consumes it.
 pub struct Reader {
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: AsyncFd<EventRing>,
     counters: PerCpuArray<MapData, u64>,
     drain_interval: Duration,
     metrics: Arc<Metrics>,
@@ -93,7 +93,7 @@ impl Tally {
 impl Reader {
     /// A reader of `ring` that sends to `tx`.
     pub fn new(
-        ring: RingBuf<MapData>,
+        ring: EventRing,
         counters: PerCpuArray<MapData, u64>,
         decoder: Decoder,
         enricher: Enricher,
@@ -101,7 +101,7 @@ impl Reader {
         drain_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
-        // SAFETY: the RingBuf owns its map's file descriptor and keeps it open,
+        // SAFETY: the EventRing owns its map's file descriptor and keeps it open,
         // unchanged, until it is dropped, which the AsyncFd does first.
         let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(std::io::Error::from)?;
@@ -288,12 +288,12 @@ impl Pipeline {
     /// outputs is full the batch in hand is kept pending and reading stops:
     /// the ring buffer holds the backlog (the kernel counts what it cannot
     /// hold) until the outputs catch up.
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> Drained {
+    fn drain(&mut self, ring: &mut EventRing) -> Drained {
         if !self.send_pending() {
             return Drained::QueueFull;
         }
         for _ in 0..BATCH {
-            let Some(record) = ring.next() else {
+            let Some(record) = ring.next_record() else {
                 return if self.flush() {
                     Drained::Empty
                 } else {
@@ -303,8 +303,7 @@ impl Pipeline {
             self.tally.records += 1;
             // Each record takes an 8-byte header and is padded to 8 bytes.
             self.drained_bytes += (record.len() as u64 + 8 + 7) & !7;
-            let decoded = self.decoder.decode_into(&record, &mut self.batch);
-            drop(record);
+            let decoded = self.decoder.decode_into(record, &mut self.batch);
             if let Err(e) = decoded {
                 self.tally.decode_failed += 1;
                 tracing::debug!(error = %e, "undecodable record");
@@ -314,9 +313,11 @@ impl Pipeline {
                 self.enricher.enrich(event);
             }
             if self.batch.len() >= BATCH_EVENTS && !self.flush() {
+                ring.publish();
                 return Drained::QueueFull;
             }
         }
+        ring.publish();
         if self.flush() {
             Drained::More
         } else {
