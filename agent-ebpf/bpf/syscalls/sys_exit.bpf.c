@@ -261,6 +261,20 @@ static __always_inline bool gr_has_parts(const struct gr_syscall_spec *spec)
 
 /* Reports syscall `nr`, which returned `ret`, if the agent asked for it;
  * `regs` are the caller's saved registers. */
+static __always_inline void gr_fill_syscall(struct gr_syscall_event *ev, struct task_struct *task,
+					    __u32 nr, long ret, const __u64 *args)
+{
+	gr_fill_header(&ev->hdr, GR_EVENT_SYSCALL);
+	gr_fill_current(&ev->proc, task);
+	ev->nr = nr;
+	ev->ret = ret;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = args[i];
+	ev->flags = 0;
+	ev->parts_len = 0;
+	__builtin_memset(ev->_pad2, 0, sizeof(ev->_pad2));
+}
+
 static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long ret)
 {
 	struct gr_syscall_spec *spec;
@@ -292,23 +306,26 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 	task = bpf_get_current_task_btf();
 	if (!cfg || !gr_current_in_scope(cfg, task))
 		return 0;
+
+	/* Scalar arguments only (setuid, ptrace, unshare, ...): the record is
+	 * written in place in the ring buffer, with no copy. */
+	if (!gr_has_parts(spec) && spec->ret != GR_ARG_FD && !spec->require_address) {
+		ev = gr_reserve(sizeof(*ev));
+		if (!ev)
+			return 0;
+		gr_fill_syscall(ev, task, nr, ret, args);
+		bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));
+		return 0;
+	}
+
 	st.s = bpf_map_lookup_elem(&gr_syscall_scratch, &zero);
 	if (!st.s)
 		return 0;
 	st.task = task;
-
 	ev = &st.s->ev;
-	gr_fill_header(&ev->hdr, GR_EVENT_SYSCALL);
-	gr_fill_current(&ev->proc, task);
-	ev->nr = nr;
-	ev->ret = ret;
+	gr_fill_syscall(ev, task, nr, ret, args);
 	for (int i = 0; i < 6; i++)
-		ev->args[i] = args[i];
-	/* Most syscalls have scalar arguments only: they skip the walk. */
-	if (gr_has_parts(spec)) {
-		for (int i = 0; i < 6; i++)
-			gr_append_arg(&st, spec, args, i);
-	}
+		gr_append_arg(&st, spec, args, i);
 	if (spec->require_address && !st.has_address)
 		return 0;
 	if (spec->ret == GR_ARG_FD && ret >= 0)
@@ -316,7 +333,6 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 
 	ev->flags = st.flags;
 	ev->parts_len = st.off;
-	__builtin_memset(ev->_pad2, 0, sizeof(ev->_pad2));
 	if (st.off > GR_SYSCALL_DATA_MAX)
 		return 0;
 	if (bpf_ringbuf_output(&gr_events, ev, sizeof(*ev) + st.off,
