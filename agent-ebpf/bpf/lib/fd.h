@@ -14,25 +14,20 @@
 #define GR_AF_INET 2
 #define GR_AF_INET6 10
 
-/* The file behind `fd` in `task`'s table, or NULL. */
+/* The file behind `fd` in `task`'s table, or NULL. `task` is a BTF pointer
+ * (bpf_get_current_task_btf()), so the way to the table is plain loads; the
+ * table's slots are not typed for the verifier and take one probe read. */
 static __always_inline struct file *gr_fd_file(struct task_struct *task, long fd)
 {
-	struct files_struct *files = BPF_CORE_READ(task, files);
-	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = task->files->fdt;
+	unsigned int max_fds = fdt->max_fds;
+	struct file **fds = fdt->fd;
 	struct file *file = NULL;
 
 	if (fd < 0 || fd >= max_fds)
 		return NULL;
 	bpf_core_read(&file, sizeof(file), &fds[fd & 0xfffff]);
 	return file;
-}
-
-static __always_inline bool gr_file_is_socket(struct file *file)
-{
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	return (mode & GR_S_IFMT) == GR_S_IFSOCK;
 }
 
 /* Fills `info` from `sk`. */

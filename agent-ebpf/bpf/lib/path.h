@@ -119,7 +119,8 @@ done:
 /*
  * Writes the absolute path of `path`, as seen from `root`, into `buf` ending at
  * GR_PATH_MAX. Returns where it starts; `*truncated` is set when the path was
- * deeper or longer than the bounds.
+ * deeper or longer than the bounds. `root` is a BTF pointer (the current
+ * task's fs->root), read with plain loads; `path` may come from anywhere.
  */
 static __always_inline __u32 gr_resolve_path(const struct path *path, const struct path *root,
 					      char *buf, bool *truncated)
@@ -130,8 +131,8 @@ static __always_inline __u32 gr_resolve_path(const struct path *path, const stru
 		.vfsmnt = vfsmnt,
 		.mnt = (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
 		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
-		.root_dentry = BPF_CORE_READ(root, dentry),
-		.root_mnt = BPF_CORE_READ(root, mnt),
+		.root_dentry = root->dentry,
+		.root_mnt = root->mnt,
 		.buf = buf,
 		.start = GR_PATH_MAX,
 	};

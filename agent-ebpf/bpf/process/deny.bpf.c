@@ -161,7 +161,7 @@ int BPF_PROG(gr_deny_exec, struct linux_binprm *bprm, int ret)
 	ev->filename_len = len;
 	off = len;
 
-	fs = BPF_CORE_READ(current, fs);
+	fs = current->fs;
 	file = BPF_CORE_READ(bprm, file);
 	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
 	ev->exe_len = len;

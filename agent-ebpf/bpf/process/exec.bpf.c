@@ -69,7 +69,7 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	off = len;
 	exe_off = off;
 
-	fs = BPF_CORE_READ(task, fs);
+	fs = task->fs;
 	file = BPF_CORE_READ(bprm, file);
 	flags |= exe_origin(file);
 	exe_identity(ev, file);

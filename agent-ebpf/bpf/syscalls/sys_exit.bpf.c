@@ -63,8 +63,7 @@ static __always_inline void gr_commit_part(struct gr_sys_state *st, __u8 kind, _
 static __noinline void gr_append_path(struct gr_sys_state *st, const struct path *path, __u8 kind,
 				      __u8 arg)
 {
-	struct task_struct *task = st->task;
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct fs_struct *fs = st->task->fs;
 	bool truncated = false;
 	__u32 start, len, off = st->off;
 
@@ -94,7 +93,8 @@ static __noinline void gr_append_fd(struct gr_sys_state *st, long fd, __u8 arg)
 		return;
 	if (off > GR_SYSCALL_DATA_MAX - GR_PART_ROOM)
 		return;
-	if (gr_file_is_socket(file)) {
+	mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & GR_S_IFMT) == GR_S_IFSOCK) {
 		struct gr_socket_info *info =
 			(struct gr_socket_info *)&st->s->data[off + sizeof(struct gr_part)];
 		struct sock *sk;
@@ -114,7 +114,6 @@ static __noinline void gr_append_fd(struct gr_sys_state *st, long fd, __u8 arg)
 		}
 		return;
 	}
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
 	switch (mode & GR_S_IFMT) {
 	case 0100000: /* regular */
 	case 0040000: /* directory */
@@ -234,9 +233,7 @@ static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct 
 		if (dirfd_arg < 6)
 			dirfd = (long)(int)args[dirfd_arg & 7];
 		if (dirfd == GR_AT_FDCWD) {
-			struct task_struct *task = st->task;
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-			gr_append_path(st, &fs->pwd, GR_PART_BASE, i);
+			gr_append_path(st, &st->task->fs->pwd, GR_PART_BASE, i);
 		} else {
 			struct file *dir = gr_fd_file(st->task, dirfd);
 			if (dir)
