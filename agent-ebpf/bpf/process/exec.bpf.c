@@ -54,12 +54,12 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	gr_fill_header(&ev->hdr, GR_EVENT_EXEC);
 	gr_fill_current(&ev->proc, task);
-	ev->argc = BPF_CORE_READ(bprm, argc);
+	ev->argc = bprm->argc;
 
 	/* The filename as handed to execve. One byte more than the bound is read
 	 * to tell a cut name from one that fits exactly; the next part overwrites
 	 * that byte. */
-	n = bpf_probe_read_kernel_str(data, GR_FILENAME_MAX + 1, BPF_CORE_READ(bprm, filename));
+	n = bpf_probe_read_kernel_str(data, GR_FILENAME_MAX + 1, bprm->filename);
 	len = n > 0 ? n - 1 : 0;
 	if (len > GR_FILENAME_MAX) {
 		len = GR_FILENAME_MAX;
@@ -70,10 +70,10 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	exe_off = off;
 
 	fs = task->fs;
-	file = BPF_CORE_READ(bprm, file);
+	file = bprm->file;
 	flags |= exe_origin(file);
 	exe_identity(ev, file);
-	ev->cap_effective = BPF_CORE_READ(task, real_cred, cap_effective.val);
+	ev->cap_effective = task->real_cred->cap_effective.val;
 	len = append_path(s, off, &file->f_path, &fs->root, &flags, GR_EXEC_EXE_TRUNCATED);
 	ev->exe_len = len;
 	off += len;
@@ -82,9 +82,10 @@ int BPF_PROG(gr_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	ev->cwd_len = len;
 	off += len;
 
-	mm = BPF_CORE_READ(task, mm);
-	arg_start = BPF_CORE_READ(mm, arg_start);
-	arg_end = BPF_CORE_READ(mm, arg_end);
+	/* The task and its binprm are BTF pointers: plain loads, no helper. */
+	mm = task->mm;
+	arg_start = mm->arg_start;
+	arg_end = mm->arg_end;
 	args_len = arg_end > arg_start ? arg_end - arg_start : 0;
 	if (args_len > GR_ARGS_MAX) {
 		args_len = GR_ARGS_MAX;
