@@ -579,7 +579,8 @@ impl fmt::Display for Message<'_> {
     }
 }
 
-fn page_size() -> u64 {
+/// The kernel's page size.
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)

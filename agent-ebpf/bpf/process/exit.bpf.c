@@ -16,18 +16,18 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(gr_exit, struct task_struct *task)
 {
 	struct gr_config *cfg = gr_get_config();
-	struct task_struct *current = bpf_get_current_task_btf();
 	struct gr_exit_event *ev;
 
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	if (!cfg || !gr_current_in_scope(cfg, current))
+	/* The exiting task is the current one. */
+	if (!cfg || !gr_current_in_scope(cfg, task))
 		return 0;
 	ev = gr_reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
 	gr_fill_header(&ev->hdr, GR_EVENT_EXIT);
-	gr_fill_current(&ev->proc, current);
+	gr_fill_current(&ev->proc, task);
 	ev->status = BPF_CORE_READ(task, exit_code);
 	ev->_pad = 0;
 	bpf_ringbuf_submit(ev, gr_wakeup_flags(cfg, sizeof(*ev), true));

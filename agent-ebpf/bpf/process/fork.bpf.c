@@ -14,18 +14,18 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(gr_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct gr_config *cfg = gr_get_config();
-	struct task_struct *current = bpf_get_current_task_btf();
 	struct gr_fork_event *ev;
 
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
-	if (!cfg || !gr_current_in_scope(cfg, current))
+	/* The parent is the current task. */
+	if (!cfg || !gr_current_in_scope(cfg, parent))
 		return 0;
 	ev = gr_reserve(sizeof(*ev));
 	if (!ev)
 		return 0;
 	gr_fill_header(&ev->hdr, GR_EVENT_FORK);
-	gr_fill_current(&ev->parent, current);
+	gr_fill_current(&ev->parent, parent);
 	ev->child_pid = BPF_CORE_READ(child, tgid);
 	ev->child_ns_pid = gr_pid_ns_nr(child->thread_pid);
 	ev->child_start_ns = BPF_CORE_READ(child, start_boottime);

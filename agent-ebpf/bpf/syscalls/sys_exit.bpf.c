@@ -246,18 +246,18 @@ static __always_inline void gr_append_arg(struct gr_sys_state *st, const struct 
 	}
 }
 
-/* Whether an argument of the syscall is sent as a part (more than its value). */
-static __always_inline bool gr_has_parts(const struct gr_syscall_spec *spec)
+/* Whether the syscall's record can carry parts: an argument sent as more
+ * than its value, a returned descriptor, or a required address. */
+static __always_inline bool gr_may_have_parts(const struct gr_syscall_spec *spec)
 {
-	bool parts = false;
+	bool parts = spec->ret == GR_ARG_FD || spec->require_address;
 
 	for (int i = 0; i < 6; i++)
 		parts |= spec->args[i] > GR_ARG_SCALAR;
 	return parts;
 }
 
-/* Reports syscall `nr`, which returned `ret`, if the agent asked for it;
- * `regs` are the caller's saved registers. */
+/* The record of syscall `nr` with no parts yet. */
 static __always_inline void gr_fill_syscall(struct gr_syscall_event *ev, struct task_struct *task,
 					    __u32 nr, long ret, const __u64 *args)
 {
@@ -272,6 +272,8 @@ static __always_inline void gr_fill_syscall(struct gr_syscall_event *ev, struct 
 	__builtin_memset(ev->_pad2, 0, sizeof(ev->_pad2));
 }
 
+/* Reports syscall `nr`, which returned `ret`, if the agent asked for it;
+ * `regs` are the caller's saved registers. */
 static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long ret)
 {
 	struct gr_syscall_spec *spec;
@@ -306,7 +308,7 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 
 	/* Scalar arguments only (setuid, ptrace, unshare, ...): the record is
 	 * written in place in the ring buffer, with no copy. */
-	if (!gr_has_parts(spec) && spec->ret != GR_ARG_FD && !spec->require_address) {
+	if (!gr_may_have_parts(spec)) {
 		ev = gr_reserve(sizeof(*ev));
 		if (!ev)
 			return 0;

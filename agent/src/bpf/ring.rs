@@ -169,13 +169,13 @@ impl TryFrom<Map> for EventRing {
 impl EventRing {
     fn new(map: MapData) -> Result<Self, RingError> {
         let size = u64::from(map.info().map_err(RingError::Info)?.max_entries());
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
-            .map_err(|_| RingError::Size(size))?;
-        if !size.is_power_of_two() || size < page as u64 {
+        let page = crate::config::page_size();
+        if !size.is_power_of_two() || size < page {
             return Err(RingError::Size(size));
         }
-        let data_len = usize::try_from(size).map_err(|_| RingError::Size(size))?;
+        let too_big = |_| RingError::Size(size);
+        let page = usize::try_from(page).map_err(too_big)?;
+        let data_len = usize::try_from(size).map_err(too_big)?;
         let consumer = Region::new(&map, 0, page, true, "reader position")?;
         let producer = Region::new(&map, page, page + 2 * data_len, false, "data")?;
         let position = consumer.position().load(Ordering::Acquire);
