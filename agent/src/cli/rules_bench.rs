@@ -216,8 +216,8 @@ fn read_events(args: &RulesBenchArgs) -> Result<(Vec<Event>, u64), RulesCommandE
 /// Makes the replayed events share what the agent's events share: in the
 /// agent, every event of a process carries the process tree's executable,
 /// working directory, arguments and ancestry (one copy per process, not per
-/// event), and the names of syscalls, sensors and arguments are the decoder's
-/// static strings. Deserialized one by one, each event would own a copy of
+/// event), every event of a cgroup its container and pod sections, and the
+/// names of syscalls, sensors and arguments are the decoder's static strings. Deserialized one by one, each event would own a copy of
 /// all of it (about 4 KiB of ancestry and arguments per event here), and the
 /// replay would measure a memory footprint the agent does not have.
 #[derive(Default)]
@@ -232,6 +232,10 @@ struct Sharing {
     last_process: HashMap<u32, Arc<crate::events::event::Process>>,
     /// The decoder's names of syscalls, sensors and arguments.
     names: std::collections::HashSet<&'static str>,
+    /// Container and pod sections: the agent's enrichment hands out one per
+    /// cgroup.
+    containers: Vec<Arc<crate::events::event::ContainerInfo>>,
+    pods: Vec<Arc<crate::events::kubernetes::Kubernetes>>,
 }
 
 impl Sharing {
@@ -255,6 +259,12 @@ impl Sharing {
             }
             if let Some(syscall) = event.syscall.as_deref_mut() {
                 self.share_syscall(syscall);
+            }
+            if let Some(container) = event.container.as_mut() {
+                *container = equal_or_new(&mut self.containers, container);
+            }
+            if let Some(pod) = event.kubernetes.as_mut() {
+                *pod = equal_or_new(&mut self.pods, pod);
             }
         }
     }
