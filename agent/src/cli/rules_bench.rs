@@ -633,6 +633,7 @@ mod tests {
         serde_json::from_value(json!({
             "schema_version": 1, "kind": "syscall", "time": "2026-11-27T08:00:00Z",
             "monotonic_ns": 5, "node": "n",
+            "container": {"kind": "container", "id": "c".repeat(64), "runtime": "containerd"},
             "process": {"pid": 7, "tid": 7, "ns_pid": 7, "ppid": 6, "uid": 0, "gid": 0,
                 "euid": 0, "egid": 0, "cgroup_id": 1, "comm": "cat", "exe": "/usr/bin/cat",
                 "cwd": "/root", "args": ["cat", path],
@@ -683,5 +684,9 @@ mod tests {
         assert!(Arc::ptr_eq(opened(0), named(1)));
         assert!(!Arc::ptr_eq(opened(0), opened(2)));
         assert_eq!(&**named(2), "/etc/hosts");
+        // One container section for the events of a cgroup, as the
+        // enrichment hands out.
+        let container = |i: usize| events[i].container.as_ref().expect("a container");
+        assert!(Arc::ptr_eq(container(0), container(2)));
     }
 }
