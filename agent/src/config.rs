@@ -274,8 +274,9 @@ pub struct RulesConfig {
     /// `all`: every matching rule raises a violation; `first`: only the
     /// first in load order.
     pub mode: crate::rules::MatchMode,
-    /// Threads that evaluate rules while batches of events queue up; each
-    /// takes a batch at a time.
+    /// Threads that evaluate rules once batches of events queue up (a
+    /// quarter of `transport.queue_capacity` waiting); each takes a batch at
+    /// a time.
     pub workers: Positive,
     /// How often the rules files are checked for changes; 0 turns hot
     /// reload off.

@@ -248,7 +248,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             (rx, matched_rx, matched_tx)
         }
     };
-    let workers = usize::try_from(config.rules.workers.0).unwrap_or(1);
+    let workers = stage::Workers {
+        threads: usize::try_from(config.rules.workers.0).unwrap_or(1),
+        // A quarter of the queue: well before events are dropped for it.
+        from_backlog: (batches / 4).max(1),
+    };
     // rules → containment → (blast radius) → outputs
     let (violations_tx, violations_rx) = mpsc::channel(batches);
     let stage_task = tokio::spawn(stage::run(
@@ -357,6 +361,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         Ok(Ok(t)) => tracing::info!(
             events = t.events,
             violations = t.violations,
+            batches_on_workers = t.on_workers,
             "rules drained"
         ),
         Ok(Err(e)) => tracing::error!(error = %e, "the rules task failed"),

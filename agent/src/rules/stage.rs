@@ -1,8 +1,8 @@
 //! The pipeline's matching step: batches of enriched events come in, in the
-//! order the kernel reported them; a batch that finds none waiting behind it
-//! is evaluated at once by this task, and while batches queue up each goes
-//! to one of several worker threads; batches go out in the same order, each
-//! violation right after the event that raised it.
+//! order the kernel reported them; this task evaluates each itself while it
+//! keeps up, and once a backlog builds each batch goes to one of several
+//! worker threads; batches go out in the same order, each violation right
+//! after the event that raised it.
 //!
 //! The process tree is updated before this step, by the reader alone, so
 //! evaluating batches in parallel reads consistent process state: every
@@ -28,19 +28,35 @@ pub struct StageTally {
     pub events: u64,
     /// Violations raised.
     pub violations: u64,
+    /// Batches handed to worker threads.
+    pub on_workers: u64,
+}
+
+/// Who evaluates the batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workers {
+    /// Worker threads, each evaluating a batch at a time.
+    pub threads: usize,
+    /// Batches waiting behind the current one before the workers take
+    /// part. Handing a batch to a thread and back wakes both (a thread
+    /// wake-up costs several microseconds here), and a stage that keeps up
+    /// does better without: the workers are for catching up.
+    pub from_backlog: usize,
 }
 
 /// Evaluates batches from `rx` against the current rules (a reload swaps
-/// them between batches) and passes them on to `tx`, with at most `workers`
-/// batches in flight. Ends when `rx` closes and everything is passed on.
+/// them between batches) and passes them on to `tx`, with at most
+/// `workers.threads` batches in flight. Ends when `rx` closes and
+/// everything is passed on.
 pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::Sender<Batch>,
     rules: watch::Receiver<Arc<RuleSet>>,
-    workers: usize,
+    workers: Workers,
     metrics: Arc<Metrics>,
 ) -> StageTally {
-    let workers = workers.max(1);
+    let from_backlog = workers.from_backlog.max(1);
+    let workers = workers.threads.max(1);
     let mut in_flight: VecDeque<JoinHandle<(Batch, u64)>> = VecDeque::with_capacity(workers);
     let mut next_number = 1u64;
     let mut tally = StageTally::default();
@@ -67,13 +83,12 @@ pub async fn run(
                             // thread and back costs more than the lookups.
                             if in_flight.is_empty() && !batch.iter().any(|e| set.can_match(e)) {
                                 Some(Ok((batch, 0)))
-                            } else if in_flight.is_empty() && rx.is_empty() {
-                                // Keeping up: evaluated here, which costs no
-                                // thread wake-ups there and back (a batch
-                                // takes well under a millisecond). Workers
-                                // share the load once batches queue up.
+                            } else if in_flight.is_empty() && rx.len() < from_backlog {
+                                // Keeping up: evaluated here (a batch takes
+                                // well under a millisecond).
                                 Some(Ok(evaluate(&set, batch, first)))
                             } else {
+                                tally.on_workers += 1;
                                 in_flight.push_back(tokio::task::spawn_blocking(move || {
                                     evaluate(&set, batch, first)
                                 }));
@@ -184,33 +199,50 @@ mod tests {
         RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules")
     }
 
+    /// `threads` workers that take part as soon as one batch waits.
+    fn eager(threads: usize) -> Workers {
+        Workers {
+            threads,
+            from_backlog: 1,
+        }
+    }
+
     /// A running stage with `workers`: its input, its output, its task.
     fn start_stage(
         rules: RuleSet,
-        workers: usize,
+        workers: Workers,
     ) -> (
         mpsc::Sender<Batch>,
         mpsc::Receiver<Batch>,
         JoinHandle<StageTally>,
     ) {
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_rx, stage) = spawn_stage(rules, workers, in_rx);
+        (in_tx, out_rx, stage)
+    }
+
+    fn spawn_stage(
+        rules: RuleSet,
+        workers: Workers,
+        input: mpsc::Receiver<Batch>,
+    ) -> (mpsc::Receiver<Batch>, JoinHandle<StageTally>) {
         // Rules are never swapped here: the stage keeps the last ones.
         let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
-        let (in_tx, in_rx) = mpsc::channel(4);
         let (out_tx, out_rx) = mpsc::channel(4);
         let stage = tokio::spawn(run(
-            in_rx,
+            input,
             out_tx,
             rules_rx,
             workers,
             Arc::new(Metrics::default()),
         ));
-        (in_tx, out_rx, stage)
+        (out_rx, stage)
     }
 
     /// Sends `batches` through the stage with `workers`; returns what came out.
     async fn through_stage(
         rules: RuleSet,
-        workers: usize,
+        workers: Workers,
         batches: Vec<Batch>,
     ) -> (Vec<Event>, StageTally) {
         let (in_tx, mut out_rx, stage) = start_stage(rules, workers);
@@ -229,7 +261,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_that_arrives_alone_is_evaluated_and_passed_on_before_the_next() {
-        let (in_tx, mut out_rx, stage) = start_stage(odd_rule(), 2);
+        let (in_tx, mut out_rx, stage) = start_stage(odd_rule(), eager(2));
         // Each batch waits for the one before it to come out: the stage
         // always finds the queue empty and nothing in flight.
         for b in 0..20u32 {
@@ -268,7 +300,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let (seen, tally) = through_stage(rules, 2, batches).await;
+        let (seen, tally) = through_stage(rules, eager(2), batches).await;
         let execs = (0..40u32).filter(|b| b % 3 == 0).count() as u64 * 10;
         assert_eq!((tally.events, tally.violations), (400, execs));
         let pids: Vec<u32> = seen
@@ -287,17 +319,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_come_out_in_order_with_each_violation_after_its_event() {
-        let batches = (0..50u32)
-            .map(|b| {
-                (0..100u32)
-                    .map(|i| {
-                        let pid = b * 100 + i;
-                        exec(pid, if pid % 2 == 1 { "odd" } else { "even" })
-                    })
-                    .collect()
-            })
-            .collect();
-        let (seen, tally) = through_stage(odd_rule(), 3, batches).await;
+        let (seen, tally) = through_stage(odd_rule(), eager(3), alternating(50)).await;
         assert_eq!((tally.events, tally.violations), (5000, 2500));
         let mut expected_pid = 0;
         let mut previous: Option<&Event> = None;
@@ -314,5 +336,67 @@ mod tests {
             previous = Some(event);
         }
         assert_eq!(expected_pid, 5000);
+    }
+
+    /// Execs of `odd` and `even` programs, alternating, in `batches`
+    /// batches of 100.
+    fn alternating(batches: u32) -> Vec<Batch> {
+        (0..batches)
+            .map(|b| {
+                (0..100u32)
+                    .map(|i| {
+                        let pid = b * 100 + i;
+                        exec(pid, if pid % 2 == 1 { "odd" } else { "even" })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Queues all of `batches` before the stage starts, then lets it drain
+    /// them.
+    async fn drain_backlog(workers: Workers, batches: Vec<Batch>) -> (Vec<Event>, StageTally) {
+        let (in_tx, in_rx) = mpsc::channel(batches.len());
+        for batch in batches {
+            in_tx.try_send(batch).expect("room for every batch");
+        }
+        drop(in_tx);
+        let (mut out_rx, stage) = spawn_stage(odd_rule(), workers, in_rx);
+        let mut seen = Vec::new();
+        while let Some(batch) = out_rx.recv().await {
+            seen.extend(batch);
+        }
+        (seen, stage.await.expect("stage"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_take_part_only_once_the_backlog_reaches_their_threshold() {
+        // 20 batches queued: 19 wait behind the first.
+        let below = Workers {
+            threads: 2,
+            from_backlog: 20,
+        };
+        let (seen, tally) = drain_backlog(below, alternating(20)).await;
+        assert_eq!(tally.on_workers, 0, "the stage evaluates each batch itself");
+        assert_eq!((tally.events, tally.violations), (2000, 1000));
+        assert_eq!(seen.len(), 3000);
+
+        let at = Workers {
+            threads: 2,
+            from_backlog: 19,
+        };
+        let (seen, tally) = drain_backlog(at, alternating(20)).await;
+        assert!(tally.on_workers > 0, "workers help with the backlog");
+        assert_eq!((tally.events, tally.violations), (2000, 1000));
+        let pids: Vec<u32> = seen
+            .iter()
+            .filter(|e| e.kind != EventKind::Violation)
+            .filter_map(|e| e.process.as_ref().map(|p| p.pid))
+            .collect();
+        assert_eq!(
+            pids,
+            (0..2000).collect::<Vec<u32>>(),
+            "events stay in order"
+        );
     }
 }
