@@ -646,8 +646,8 @@ fn str_test(op: CmpOp, items: &[String]) -> Result<StrTest, String> {
         CmpOp::IContains => StrTest::contains_any(&[single()?], true)?,
         CmpOp::StartsWith => StrTest::StartsWith(single()?.into()),
         CmpOp::EndsWith => StrTest::EndsWith(single()?.into()),
-        CmpOp::Glob => StrTest::Glob(single()?.into(), false),
-        CmpOp::IGlob => StrTest::Glob(single()?.into(), true),
+        CmpOp::Glob => StrTest::glob(single()?, false),
+        CmpOp::IGlob => StrTest::glob(single()?, true),
         CmpOp::PMatch => StrTest::PMatch(items.iter().map(|i| i.as_str().into()).collect()),
         CmpOp::Regex => {
             let pattern = single()?;
@@ -733,7 +733,7 @@ fn and(nodes: Vec<Node>) -> Node {
 
 /// `or` of nodes, flattened, constants folded, and checks of one field
 /// merged: many `=` into one set, many `startswith` or `contains` into one
-/// automaton.
+/// automaton, many `endswith` into one list.
 fn or(nodes: Vec<Node>) -> Node {
     let mut flat = Vec::with_capacity(nodes.len());
     for node in nodes {
@@ -779,6 +779,7 @@ fn combine_types(nodes: &mut Vec<Node>, fold: impl Fn(EventTypes, EventTypes) ->
 enum Family {
     Equal,
     Prefix,
+    Suffix,
     Substring,
 }
 
@@ -797,6 +798,9 @@ fn merge_alternatives(nodes: Vec<Node>) -> Vec<Node> {
                 }
                 CheckTest::Is(Test::Str(StrTest::StartsWith(v))) => {
                     Some((Family::Prefix, vec![v.to_string()]))
+                }
+                CheckTest::Is(Test::Str(StrTest::EndsWith(v))) => {
+                    Some((Family::Suffix, vec![v.to_string()]))
                 }
                 CheckTest::Is(Test::Str(StrTest::Contains(f))) => Some((
                     Family::Substring,
@@ -825,6 +829,10 @@ fn merge_alternatives(nodes: Vec<Node>) -> Vec<Node> {
             Family::Equal if refs.len() == 1 => Ok(StrTest::Eq(refs[0].into())),
             Family::Equal => Ok(StrTest::In(refs.iter().map(|s| (*s).into()).collect())),
             Family::Prefix => StrTest::starts_with_any(&refs),
+            Family::Suffix if refs.len() == 1 => Ok(StrTest::EndsWith(refs[0].into())),
+            Family::Suffix => Ok(StrTest::EndsWithAny(
+                refs.iter().map(|s| (*s).into()).collect(),
+            )),
             Family::Substring => StrTest::contains_any(&refs, false),
         };
         match test {
@@ -836,6 +844,7 @@ fn merge_alternatives(nodes: Vec<Node>) -> Vec<Node> {
             Err(_) => merged.extend(refs.iter().map(|v| {
                 let test = match key.1 {
                     Family::Prefix => StrTest::StartsWith((*v).into()),
+                    Family::Suffix => StrTest::EndsWith((*v).into()),
                     Family::Substring => {
                         StrTest::Contains(memchr::memmem::Finder::new(v.as_bytes()).into_owned())
                     }

@@ -189,6 +189,28 @@ impl StrTest {
         }
     }
 
+    /// `glob`: a pattern whose only wildcards are `*` at its ends is the
+    /// text test it amounts to (`*/.aws/credentials` ends with
+    /// `/.aws/credentials`, `*id_rsa*` contains `id_rsa`), which costs a
+    /// compare or a search instead of the glob's backtracking over the
+    /// value, and merges with its neighbours' tests.
+    pub fn glob(pattern: &str, ignore_case: bool) -> Self {
+        let inner = pattern.trim_start_matches('*');
+        let leading = inner.len() < pattern.len();
+        let literal = inner.trim_end_matches('*');
+        let trailing = literal.len() < inner.len();
+        let plain = !literal.is_empty() && !literal.contains(['*', '?', '[', '\\']);
+        if ignore_case || !plain {
+            return Self::Glob(pattern.into(), ignore_case);
+        }
+        match (leading, trailing) {
+            (false, false) => Self::Eq(literal.into()),
+            (false, true) => Self::StartsWith(literal.into()),
+            (true, false) => Self::EndsWith(literal.into()),
+            (true, true) => Self::Contains(memmem::Finder::new(literal.as_bytes()).into_owned()),
+        }
+    }
+
     /// `contains` for several substrings at once.
     pub fn contains_any(needles: &[&str], ignore_case: bool) -> Result<Self, String> {
         if let ([one], false) = (needles, ignore_case) {
@@ -362,6 +384,66 @@ mod tests {
         assert!(glob(b"*SHADOW*", b"/etc/shadow", true));
         assert!(glob(b"a*b*c*d", b"aXbXXcXXXd", false));
         assert!(!glob(b"a*b*c*d", &[b'a'; 10_000], false));
+    }
+
+    #[test]
+    fn a_glob_compiled_to_a_text_test_matches_as_the_glob_does() {
+        let patterns = [
+            "*/.aws/credentials",
+            "/home/*",
+            "*id_rsa*",
+            "**/.azure/**",
+            "/etc/shadow",
+            "*",
+            "",
+            "a*b",
+            "*?ssh*",
+            "*[ab]*",
+            "*\\**",
+            "/usr/bin/*",
+        ];
+        let texts = [
+            "/root/.aws/credentials",
+            "/.aws/credentials",
+            ".aws/credentials",
+            "/home/u/.ssh/id_rsa.pub",
+            "/home/",
+            "/home",
+            "/etc/shadow",
+            "/etc/shadowx",
+            "/x/.azure/y",
+            "/.azure/",
+            "ab",
+            "axb",
+            "a*b",
+            "",
+            "/usr/bin/ls",
+            "/usr/bin/",
+        ];
+        for pattern in patterns {
+            let test = StrTest::glob(pattern, false);
+            for text in texts {
+                assert_eq!(
+                    test.matches(text),
+                    glob(pattern.as_bytes(), text.as_bytes(), false),
+                    "{pattern:?} on {text:?}"
+                );
+            }
+        }
+        assert!(matches!(
+            StrTest::glob("*/.aws/credentials", false),
+            StrTest::EndsWith(_)
+        ));
+        assert!(matches!(
+            StrTest::glob("/home/*", false),
+            StrTest::StartsWith(_)
+        ));
+        assert!(matches!(
+            StrTest::glob("*id_rsa*", false),
+            StrTest::Contains(_)
+        ));
+        assert!(matches!(StrTest::glob("a*b", false), StrTest::Glob(..)));
+        assert!(matches!(StrTest::glob("*ID_RSA*", true), StrTest::Glob(..)));
     }
 
     #[test]
