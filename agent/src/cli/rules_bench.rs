@@ -216,10 +216,12 @@ fn read_events(args: &RulesBenchArgs) -> Result<(Vec<Event>, u64), RulesCommandE
 /// Makes the replayed events share what the agent's events share: in the
 /// agent, every event of a process carries the process tree's executable,
 /// working directory, arguments and ancestry (one copy per process, not per
-/// event), every event of a cgroup its container and pod sections, and the
-/// names of syscalls, sensors and arguments are the decoder's static strings. Deserialized one by one, each event would own a copy of
-/// all of it (about 4 KiB of ancestry and arguments per event here), and the
-/// replay would measure a memory footprint the agent does not have.
+/// event), every event of a cgroup its container section and every event of
+/// a container its pod section, and the names of syscalls, sensors and
+/// arguments are the decoder's static strings. Deserialized one by one, each
+/// event would own a copy of all of it (about 4 KiB of ancestry and
+/// arguments per event here), and the replay would measure a memory
+/// footprint the agent does not have.
 #[derive(Default)]
 struct Sharing {
     texts: std::collections::HashSet<Arc<str>>,
@@ -232,8 +234,8 @@ struct Sharing {
     last_process: HashMap<u32, Arc<crate::events::event::Process>>,
     /// The decoder's names of syscalls, sensors and arguments.
     names: std::collections::HashSet<&'static str>,
-    /// Container and pod sections: the agent's enrichment hands out one per
-    /// cgroup.
+    /// Container sections (the enrichment hands out one per cgroup) and pod
+    /// sections (the kube stage, one per container).
     containers: Vec<Arc<crate::events::event::ContainerInfo>>,
     pods: Vec<Arc<crate::events::kubernetes::Kubernetes>>,
 }

@@ -251,12 +251,18 @@ mod tests {
                 in_tx.send(batch).await.expect("the stage runs");
             }
         });
+        let seen = everything_out(&mut out_rx).await;
+        producer.await.expect("producer");
+        (seen, stage.await.expect("stage"))
+    }
+
+    /// The events of every batch the stage passes on, until it ends.
+    async fn everything_out(out_rx: &mut mpsc::Receiver<Batch>) -> Vec<Event> {
         let mut seen = Vec::new();
         while let Some(batch) = out_rx.recv().await {
             seen.extend(batch);
         }
-        producer.await.expect("producer");
-        (seen, stage.await.expect("stage"))
+        seen
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,10 +368,7 @@ mod tests {
         }
         drop(in_tx);
         let (mut out_rx, stage) = spawn_stage(odd_rule(), workers, in_rx);
-        let mut seen = Vec::new();
-        while let Some(batch) = out_rx.recv().await {
-            seen.extend(batch);
-        }
+        let seen = everything_out(&mut out_rx).await;
         (seen, stage.await.expect("stage"))
     }
 
