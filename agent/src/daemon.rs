@@ -31,6 +31,7 @@ use crate::{
     events::{
         clock::{self, BootClock},
         decode::Decoder,
+        event::NodeName,
         reader::{BATCH_EVENTS, Reader},
     },
     kube::{self as kube_api, KubeError},
@@ -197,7 +198,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     let capacity = usize::try_from(config.transport.queue_capacity.0).unwrap_or(usize::MAX);
     // The queue carries batches; its capacity is given in events.
     let (tx, rx) = mpsc::channel((capacity / BATCH_EVENTS).max(1));
-    let decoder = Decoder::new(BootClock::now(), node.as_str().into());
+    let decoder = Decoder::new(BootClock::now(), NodeName::for_run(&node));
     let reader = Reader::new(
         maps.events,
         maps.counters,

@@ -182,10 +182,10 @@ impl Metrics {
         }
     }
 
-    /// Counts one event handed to the outputs.
-    pub fn count_event(&self, kind: EventKind) {
+    /// Counts `events` events of `kind` handed to the outputs.
+    pub fn count_events(&self, kind: EventKind, events: u64) {
         if let Some(i) = KINDS.iter().position(|k| *k == kind) {
-            self.events[i].fetch_add(1, Ordering::Relaxed);
+            self.events[i].fetch_add(events, Ordering::Relaxed);
         }
     }
 
@@ -584,8 +584,7 @@ mod tests {
     #[test]
     fn the_exposition_names_every_series_with_its_type() {
         let metrics = Metrics::default();
-        metrics.count_event(EventKind::ProcessExec);
-        metrics.count_event(EventKind::ProcessExec);
+        metrics.count_events(EventKind::ProcessExec, 2);
         metrics.set_lost(&[3, 4], 1, 2);
         metrics.set_process_tree(10, 5, 0);
         metrics.set_name_cache(12, 3);
@@ -620,7 +619,7 @@ mod tests {
             .expect("bind");
         let address = listener.local_addr().expect("addr");
         let metrics = Arc::new(Metrics::default());
-        metrics.count_event(EventKind::Syscall);
+        metrics.count_events(EventKind::Syscall, 1);
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(listener, metrics, shutdown.clone()));
         let get = |path: &'static str| async move {

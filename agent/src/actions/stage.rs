@@ -823,7 +823,7 @@ impl ActionStage {
             EventKind::Action,
             crate::events::event::WallTime(std::time::SystemTime::now()),
             crate::events::clock::boot_ns(),
-            self.node.clone(),
+            self.node.clone().into(),
         );
         event.action = Some(Box::new(report));
         self.operator_events.push(event);

@@ -202,6 +202,18 @@ impl Hub {
     /// it numbered, for the other outputs (which share its JSON).
     pub fn publish(&self, batch: Vec<Event>) -> Vec<Arc<Sequenced>> {
         let mut published = Vec::with_capacity(batch.len());
+        self.publish_into(batch, Some(&mut published));
+        published
+    }
+
+    /// [`Hub::publish`] for a caller that wants nothing back: each event is
+    /// shared by the buffer and the streams only, its count raised and
+    /// dropped once less.
+    pub fn publish_only(&self, batch: Vec<Event>) {
+        self.publish_into(batch, None);
+    }
+
+    fn publish_into(&self, batch: Vec<Event>, mut published: Option<&mut Vec<Arc<Sequenced>>>) {
         let mut lost = 0;
         let mut state = self.lock();
         for event in batch {
@@ -229,13 +241,15 @@ impl Hub {
             if closed {
                 state.subscribers.retain(|s| !s.queue.is_closed());
             }
+            if let Some(published) = published.as_deref_mut() {
+                published.push(item.clone());
+            }
             if self.limits.replay_events > 0 {
                 if state.replay.len() >= self.limits.replay_events {
                     state.replay.pop_front();
                 }
-                state.replay.push_back(item.clone());
+                state.replay.push_back(item);
             }
-            published.push(item);
         }
         if lost > 0 {
             self.lost_to_clients.fetch_add(lost, Ordering::Relaxed);
@@ -260,7 +274,6 @@ impl Hub {
                     .collect(),
             );
         }
-        published
     }
 
     /// Registers a stream. The replay and the queue are taken under one
@@ -385,6 +398,29 @@ mod tests {
         let late = hub.subscribe(Filter::default(), &start, "t".into());
         assert_eq!(late.replay.len(), 1, "the buffer is still served");
         assert!(late.queue.is_closed(), "but nothing live follows");
+    }
+
+    #[test]
+    fn events_published_only_are_queued_and_buffered_as_published_ones_are() {
+        let hub = hub(8, 16);
+        let mut live = hub.subscribe(Filter::default(), &Start::Live, "t".into());
+        hub.publish_only(events(3));
+        let queued: Vec<Arc<Sequenced>> =
+            std::iter::from_fn(|| live.queue.try_recv().ok()).collect();
+        assert_eq!(
+            queued.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        // Held by the stream's queue (now here) and the buffer, nothing else.
+        assert!(queued.iter().all(|e| Arc::strong_count(e) == 2));
+        let start = Start::After {
+            run_id: "run-a".into(),
+            sequence: 1,
+        };
+        let late = hub.subscribe(Filter::default(), &start, "t".into());
+        let replayed: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
+        assert_eq!(replayed, [2, 3]);
+        assert_eq!(hub.last_sequence(), 3);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 use super::{
     clock::BootClock,
     event::{
-        Event, EventKind, Exit, Fork, KernelDeny, KernelKill, Process, SocketOwner, TcpState,
-        WallTime,
+        Event, EventKind, Exit, Fork, KernelDeny, KernelKill, NodeName, Process, SocketOwner,
+        TcpState, WallTime,
     },
     syscall::{self, SyscallDecodeError},
 };
@@ -42,7 +42,7 @@ pub struct Decoder {
     /// Boot time to wall clock.
     pub clock: BootClock,
     /// The node's name.
-    pub node: Arc<str>,
+    pub node: NodeName,
     /// The process section of each of [`THREAD_SECTIONS`] threads' last
     /// syscall record, as on the wire and as decoded, by thread id.
     threads: Box<[Option<ThreadSection>]>,
@@ -60,7 +60,7 @@ const THREAD_SECTIONS: usize = 256;
 
 impl Decoder {
     /// A decoder for the node called `node`.
-    pub fn new(clock: BootClock, node: Arc<str>) -> Self {
+    pub fn new(clock: BootClock, node: NodeName) -> Self {
         Self {
             clock,
             node,

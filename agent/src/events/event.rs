@@ -28,7 +28,7 @@ pub struct Event {
     /// The kernel's `CLOCK_BOOTTIME` in nanoseconds, as recorded in the kernel.
     pub monotonic_ns: u64,
     /// The node the agent runs on (shared by every event).
-    pub node: Arc<str>,
+    pub node: NodeName,
     /// The CPU the event happened on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
@@ -95,7 +95,7 @@ pub struct Event {
 impl Event {
     /// An event of `kind` with only its common fields; the sections of the
     /// kind are added by the caller.
-    pub fn new(kind: EventKind, time: WallTime, monotonic_ns: u64, node: Arc<str>) -> Self {
+    pub fn new(kind: EventKind, time: WallTime, monotonic_ns: u64, node: NodeName) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
             kind,
@@ -116,6 +116,83 @@ impl Event {
             violation: None,
             action: None,
         }
+    }
+}
+
+/// The name of the node an event happened on.
+///
+/// Every event the agent makes carries its node's name: held as a shared
+/// string, that is a count raised on one thread and dropped on another for
+/// each event. The agent's own name is made once per run and kept until
+/// the process exits, so that handing it out costs nothing; a name read
+/// back from a recording is shared as any string.
+#[derive(Clone, Debug)]
+pub enum NodeName {
+    /// The name of the node this agent runs on, for the whole run.
+    Run(&'static str),
+    /// A name read from elsewhere (a recording, a test).
+    Read(Arc<str>),
+}
+
+impl NodeName {
+    /// The name of this agent's node, kept for the rest of the process:
+    /// made once per run, where the decoder starts.
+    pub fn for_run(name: &str) -> Self {
+        Self::Run(Box::leak(name.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Run(name) => name,
+            Self::Read(name) => name,
+        }
+    }
+}
+
+impl std::ops::Deref for NodeName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for NodeName {}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for NodeName {
+    fn from(name: &str) -> Self {
+        Self::Read(name.into())
+    }
+}
+
+impl From<Arc<str>> for NodeName {
+    fn from(name: Arc<str>) -> Self {
+        Self::Read(name)
+    }
+}
+
+impl Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Arc::<str>::deserialize(deserializer).map(Self::Read)
     }
 }
 
@@ -943,6 +1020,18 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn the_runs_node_name_reads_back_equal_to_the_name_it_was_made_from() {
+        let run = NodeName::for_run("node-7");
+        let json = serde_json::to_string(&run).expect("writes");
+        assert_eq!(json, "\"node-7\"");
+        let read: NodeName = serde_json::from_str(&json).expect("reads");
+        assert!(matches!(read, NodeName::Read(_)));
+        assert_eq!(read, run);
+        assert_eq!(&*run, "node-7");
+        assert_ne!(NodeName::from("node-8"), run);
+    }
 
     #[test]
     fn times_are_written_as_humantime_writes_them_within_a_second_and_across() {

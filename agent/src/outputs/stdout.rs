@@ -29,9 +29,14 @@ pub async fn run(
     let mut delivered = Delivered::new();
     let mut broken = !print;
     while let Some(batch) = rx.recv().await {
-        for event in &batch {
-            *delivered.entry(event.kind.as_str()).or_default() += 1;
-            metrics.count_event(event.kind);
+        // Counted by runs of one kind: a batch is mostly one or two kinds,
+        // and each count is a shared counter raised.
+        for run in batch.chunk_by(|a, b| a.kind == b.kind) {
+            if let Some(first) = run.first() {
+                let events = run.len() as u64;
+                *delivered.entry(first.kind.as_str()).or_default() += events;
+                metrics.count_events(first.kind, events);
+            }
         }
         if let Some(alerts) = &alerts {
             alerts.offer(&batch);
@@ -41,7 +46,7 @@ pub async fn run(
         let lines: Vec<JsonText> = match &hub {
             Some(hub) if !broken => hub.publish(batch).iter().map(|e| e.json()).collect(),
             Some(hub) => {
-                hub.publish(batch);
+                hub.publish_only(batch);
                 Vec::new()
             }
             None if !broken => batch.iter().filter_map(json).collect(),
