@@ -635,11 +635,11 @@ mod tests {
             syscall: Some(Box::new(Syscall {
                 name: "openat".into(),
                 ret: -13,
-                paths: smallvec::smallvec![PathArg {
-                    arg: "filename".into(),
-                    raw: "shadow".into(),
-                    path: "/etc/shadow".into(),
-                }],
+                paths: smallvec::smallvec![PathArg::new(
+                    "filename".into(),
+                    "shadow".into(),
+                    "/etc/shadow".into(),
+                )],
                 ..Syscall::default()
             })),
             ..event(EventKind::Syscall)

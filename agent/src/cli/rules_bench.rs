@@ -315,7 +315,10 @@ impl Sharing {
             *path = self.text(path);
         }
         for path in &mut syscall.paths {
-            path.path = self.text(&path.path);
+            path.raw = self.text(&path.raw);
+            if let Some(resolved) = path.resolved.as_mut() {
+                *resolved = self.text(resolved);
+            }
         }
         let names = &mut self.names;
         // Names the tables above do not hold (a descriptor's kind, a socket's
@@ -681,7 +684,7 @@ mod tests {
         // them; a different path is its own.
         let syscall = |i: usize| events[i].syscall.as_deref().expect("a syscall");
         let opened = |i: usize| syscall(i).fds[0].path.as_ref().expect("a path");
-        let named = |i: usize| &syscall(i).paths[0].path;
+        let named = |i: usize| syscall(i).paths[0].path();
         assert!(Arc::ptr_eq(opened(0), opened(1)));
         assert!(Arc::ptr_eq(opened(0), named(1)));
         assert!(!Arc::ptr_eq(opened(0), opened(2)));

@@ -915,8 +915,8 @@ pub struct Endpoint {
 }
 
 /// A path argument.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "PathArgFields")]
 pub struct PathArg {
     /// The argument's name.
     pub arg: Cow<'static, str>,
@@ -924,9 +924,49 @@ pub struct PathArg {
     pub raw: Arc<str>,
     /// The path made absolute against the working directory or the directory
     /// descriptor (resolved in the kernel at the call), with `.` and `..`
-    /// removed lexically. Most paths are absolute already: then this, the
-    /// raw path and the argument's value are one string.
-    pub path: Arc<str>,
+    /// removed lexically, when that differs from the raw path. Most paths
+    /// are absolute and clean already: then this is `None` and [`PathArg::path`]
+    /// is the raw path, one string held once.
+    pub resolved: Option<Arc<str>>,
+}
+
+impl PathArg {
+    /// The argument `arg`, passed as `raw`, that named `path`.
+    pub fn new(arg: Cow<'static, str>, raw: Arc<str>, path: Arc<str>) -> Self {
+        let resolved = (path != raw).then_some(path);
+        Self { arg, raw, resolved }
+    }
+
+    /// The absolute path (written as `path`).
+    pub fn path(&self) -> &Arc<str> {
+        self.resolved.as_ref().unwrap_or(&self.raw)
+    }
+}
+
+impl Serialize for PathArg {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut fields = serializer.serialize_struct("PathArg", 3)?;
+        fields.serialize_field("arg", &self.arg)?;
+        fields.serialize_field("raw", &self.raw)?;
+        fields.serialize_field("path", self.path())?;
+        fields.end()
+    }
+}
+
+/// A path argument as it is written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathArgFields {
+    arg: Cow<'static, str>,
+    raw: Arc<str>,
+    path: Arc<str>,
+}
+
+impl From<PathArgFields> for PathArg {
+    fn from(fields: PathArgFields) -> Self {
+        Self::new(fields.arg, fields.raw, fields.path)
+    }
 }
 
 /// A socket address argument.
@@ -1020,6 +1060,28 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn a_path_argument_writes_its_absolute_path_whether_it_holds_one_string_or_two() {
+        let absolute = PathArg::new(
+            "pathname".into(),
+            "/etc/shadow".into(),
+            "/etc/shadow".into(),
+        );
+        assert!(absolute.resolved.is_none(), "one string");
+        let relative = PathArg::new("pathname".into(), "shadow".into(), "/etc/shadow".into());
+        for (arg, raw) in [(&absolute, "/etc/shadow"), (&relative, "shadow")] {
+            let json = serde_json::to_value(arg).expect("writes");
+            assert_eq!(
+                json,
+                serde_json::json!({"arg": "pathname", "raw": raw, "path": "/etc/shadow"})
+            );
+            let read: PathArg = serde_json::from_value(json).expect("reads");
+            assert_eq!(&read, arg);
+        }
+        let unknown = serde_json::json!({"arg": "a", "raw": "/x", "path": "/x", "other": 1});
+        assert!(serde_json::from_value::<PathArg>(unknown).is_err());
+    }
 
     #[test]
     fn the_runs_node_name_reads_back_equal_to_the_name_it_was_made_from() {

@@ -189,18 +189,19 @@ pub fn decode(
             part_kind::PATH | part_kind::STRING => {
                 let value = strings.get(part.data);
                 if part.kind == part_kind::PATH {
-                    let absolute = match bases.get(&part.arg) {
+                    let resolved = match bases.get(&part.arg) {
                         Some(base) if !value.starts_with('/') => {
-                            normalize(&Path::new(base).join(&*value)).into()
+                            Some(normalize(&Path::new(base).join(&*value)).into())
                         }
                         // Most paths are already absolute and clean.
-                        _ if is_normal(&value) => value.clone(),
-                        _ => normalize(Path::new(&*value)).into(),
-                    };
+                        _ if is_normal(&value) => None,
+                        _ => Some(normalize(Path::new(&*value)).into()),
+                    }
+                    .filter(|resolved: &Arc<str>| *resolved != value);
                     section.paths.push(PathArg {
                         arg: arg_name(part.arg),
                         raw: value.clone(),
-                        path: absolute,
+                        resolved,
                     });
                 }
                 match known.rank(part.arg) {
@@ -218,8 +219,8 @@ pub fn decode(
                 let path = section
                     .paths
                     .iter()
-                    .find(|p| p.path.as_bytes() == part.data)
-                    .map_or_else(|| strings.get(part.data), |p| p.path.clone());
+                    .find(|p| p.path().as_bytes() == part.data)
+                    .map_or_else(|| strings.get(part.data), |p| p.path().clone());
                 section.fds.push(FdInfo {
                     arg: arg_name(part.arg),
                     fd: fd_value(part.arg),
@@ -533,15 +534,17 @@ mod tests {
         let [fd] = section.fds.as_slice() else {
             panic!("one descriptor: {:?}", section.fds);
         };
-        assert_eq!((&*path.raw, &*path.path), ("/etc/shadow", "/etc/shadow"));
+        assert_eq!((&*path.raw, &**path.path()), ("/etc/shadow", "/etc/shadow"));
         assert_eq!((fd.arg.as_ref(), fd.fd), ("ret", 3));
         let Some(ArgValue::Text(pathname)) = section.args.get("pathname") else {
             panic!("the pathname argument: {:?}", section.args);
         };
         let fd_path = fd.path.as_ref().expect("the file's path");
-        assert!(Arc::ptr_eq(&path.raw, &path.path));
+        // The absolute path is the raw one, held once.
+        assert!(path.resolved.is_none());
+        assert!(Arc::ptr_eq(&path.raw, path.path()));
         assert!(Arc::ptr_eq(&path.raw, pathname));
-        assert!(Arc::ptr_eq(&path.path, fd_path));
+        assert!(Arc::ptr_eq(path.path(), fd_path));
 
         // A relative path is its own string, made absolute.
         let mut data = part(part_kind::BASE, 1, b"/tmp");
@@ -552,7 +555,7 @@ mod tests {
         };
         let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
         assert_eq!(
-            section.paths.first().map(|p| (&*p.raw, &*p.path)),
+            section.paths.first().map(|p| (&*p.raw, &**p.path())),
             Some(("a/../b", "/tmp/b"))
         );
     }
@@ -598,7 +601,7 @@ mod tests {
         let mut strings = RecentStrings::default();
         let first = decode(&ev, &data, &mut strings).expect("decodes");
         let second = decode(&ev, &data, &mut strings).expect("decodes");
-        let path = |section: &Syscall| section.paths.first().expect("a path").path.clone();
+        let path = |section: &Syscall| section.paths.first().expect("a path").path().clone();
         assert_eq!(&*path(&second), "/etc/hosts");
         assert!(Arc::ptr_eq(&path(&first), &path(&second)));
         assert_eq!(first, second);

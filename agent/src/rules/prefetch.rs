@@ -33,7 +33,7 @@ pub(super) fn sections(event: &Event) {
 pub(super) fn strings(event: &Event) {
     if let Some(syscall) = event.syscall.as_deref() {
         for path in &syscall.paths {
-            lines(path.path.as_bytes());
+            lines(path.path().as_bytes());
         }
         for fd in &syscall.fds {
             if let Some(path) = fd.path.as_deref() {

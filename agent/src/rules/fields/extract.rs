@@ -861,7 +861,7 @@ fn render_arg<'a>(syscall: &'a Syscall, name: &str) -> Option<Cow<'a, str>> {
         return Some(Cow::Owned(syscall.ret.to_string()));
     }
     if let Some(path) = path_arg(syscall, name) {
-        return Some(Cow::Borrowed(&path.path));
+        return Some(Cow::Borrowed(path.path()));
     }
     let value = match syscall.args.get(name) {
         Some(v) => v,

@@ -286,7 +286,7 @@ fn event_fd<'a>(view: &EventView<'a>) -> Option<Fd<'a>> {
             return Some(Fd {
                 num: if syscall.ret < 0 { -1 } else { syscall.ret },
                 target: FdTarget::File {
-                    path: &path.path,
+                    path: path.path(),
                     directory: false,
                 },
                 raw: Some(&path.raw),

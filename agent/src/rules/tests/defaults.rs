@@ -147,11 +147,9 @@ impl Fixture {
     }
 
     fn path(mut self, arg: &'static str, path: &str) -> Self {
-        self.sys().paths.push(PathArg {
-            arg: Cow::Borrowed(arg),
-            raw: path.into(),
-            path: path.into(),
-        });
+        self.sys()
+            .paths
+            .push(PathArg::new(Cow::Borrowed(arg), path.into(), path.into()));
         self
     }
 
