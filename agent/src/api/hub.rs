@@ -218,7 +218,27 @@ impl Hub {
         let mut state = self.lock();
         for event in batch {
             state.last_sequence += 1;
-            let item = Arc::new(Sequenced::new(state.last_sequence, event));
+            // The event the buffer lets go of, when nothing else holds it,
+            // lends its allocation to this one: it was just read to be
+            // dropped, so this event is written into memory in the cache
+            // instead of into a freed block last touched 8,192 events ago.
+            let evicted = match self.limits.replay_events {
+                0 => None,
+                limit if state.replay.len() >= limit => state.replay.pop_front(),
+                _ => None,
+            };
+            let sequenced = Sequenced::new(state.last_sequence, event);
+            let item = match evicted {
+                Some(mut reused) => {
+                    if let Some(slot) = Arc::get_mut(&mut reused) {
+                        *slot = sequenced;
+                        reused
+                    } else {
+                        Arc::new(sequenced)
+                    }
+                }
+                None => Arc::new(sequenced),
+            };
             let mut closed = false;
             for subscriber in &state.subscribers {
                 if !subscriber.filter.matches(&item.event) {
@@ -245,9 +265,6 @@ impl Hub {
                 published.push(item.clone());
             }
             if self.limits.replay_events > 0 {
-                if state.replay.len() >= self.limits.replay_events {
-                    state.replay.pop_front();
-                }
                 state.replay.push_back(item);
             }
         }
@@ -421,6 +438,40 @@ mod tests {
         let replayed: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
         assert_eq!(replayed, [2, 3]);
         assert_eq!(hub.last_sequence(), 3);
+    }
+
+    #[test]
+    fn an_event_let_go_of_by_the_buffer_is_overwritten_only_when_nothing_holds_it() {
+        let hub = hub(2, 16);
+        hub.publish_only(events(2));
+        let start = Start::After {
+            run_id: "run-a".into(),
+            sequence: 0,
+        };
+        let held = hub.subscribe(Filter::default(), &start, "t".into());
+        let times = |items: &[Arc<Sequenced>]| -> Vec<(u64, u64)> {
+            items
+                .iter()
+                .map(|e| (e.sequence, e.event.monotonic_ns))
+                .collect()
+        };
+        assert_eq!(times(&held.replay), [(1, 0), (2, 1)]);
+        // 1 and 2 leave the buffer while a stream still holds them.
+        hub.publish_only(events(2));
+        assert_eq!(times(&held.replay), [(1, 0), (2, 1)], "untouched");
+        let later = hub.subscribe(Filter::default(), &start, "t".into());
+        assert_eq!(times(&later.replay), [(3, 0), (4, 1)]);
+        // Written once, as a stream sending them would.
+        for item in &later.replay {
+            item.json();
+        }
+        drop((held, later));
+        // Now nothing but the buffer holds 3 and 4: they make room in place.
+        hub.publish_only(events(3));
+        let last = hub.subscribe(Filter::default(), &start, "t".into());
+        assert_eq!(times(&last.replay), [(6, 1), (7, 2)]);
+        // The new events do not carry the JSON of those they replaced.
+        assert!(last.replay.iter().all(|e| e.written_json().is_none()));
     }
 
     #[test]
