@@ -222,10 +222,11 @@ impl Hub {
             // lends its allocation to this one: it was just read to be
             // dropped, so this event is written into memory in the cache
             // instead of into a freed block last touched 8,192 events ago.
-            let evicted = match self.limits.replay_events {
-                0 => None,
-                limit if state.replay.len() >= limit => state.replay.pop_front(),
-                _ => None,
+            // (With no buffer, there is nothing to let go of.)
+            let evicted = if state.replay.len() >= self.limits.replay_events {
+                state.replay.pop_front()
+            } else {
+                None
             };
             let sequenced = Sequenced::new(state.last_sequence, event);
             let item = match evicted {
