@@ -386,6 +386,14 @@ mod tests {
             .collect()
     }
 
+    /// The cursor of a stream that saw this run up to `sequence`.
+    fn after(sequence: u64) -> Start {
+        Start::After {
+            run_id: "run-a".into(),
+            sequence,
+        }
+    }
+
     fn hub(replay: usize, queue: usize) -> Hub {
         Hub::new(
             "run-a".into(),
@@ -409,10 +417,7 @@ mod tests {
         assert!(live.queue.is_closed() && live.queue.is_empty());
         assert!(hub.clients().is_empty());
 
-        let start = Start::After {
-            run_id: "run-a".into(),
-            sequence: 1,
-        };
+        let start = after(1);
         let late = hub.subscribe(Filter::default(), &start, "t".into());
         assert_eq!(late.replay.len(), 1, "the buffer is still served");
         assert!(late.queue.is_closed(), "but nothing live follows");
@@ -431,10 +436,7 @@ mod tests {
         );
         // Held by the stream's queue (now here) and the buffer, nothing else.
         assert!(queued.iter().all(|e| Arc::strong_count(e) == 2));
-        let start = Start::After {
-            run_id: "run-a".into(),
-            sequence: 1,
-        };
+        let start = after(1);
         let late = hub.subscribe(Filter::default(), &start, "t".into());
         let replayed: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
         assert_eq!(replayed, [2, 3]);
@@ -445,10 +447,7 @@ mod tests {
     fn an_event_let_go_of_by_the_buffer_is_overwritten_only_when_nothing_holds_it() {
         let hub = hub(2, 16);
         hub.publish_only(events(2));
-        let start = Start::After {
-            run_id: "run-a".into(),
-            sequence: 0,
-        };
+        let start = after(0);
         let held = hub.subscribe(Filter::default(), &start, "t".into());
         let times = |items: &[Arc<Sequenced>]| -> Vec<(u64, u64)> {
             items
@@ -479,10 +478,7 @@ mod tests {
     fn should_replay_what_is_buffered_after_the_cursor_and_count_what_is_gone() {
         let hub = hub(4, 16);
         hub.publish(events(10));
-        let start = Start::After {
-            run_id: "run-a".into(),
-            sequence: 3,
-        };
+        let start = after(3);
         let sub = hub.subscribe(Filter::default(), &start, "t".into());
         let sequences: Vec<u64> = sub.replay.iter().map(|e| e.sequence).collect();
         assert_eq!(sequences, [7, 8, 9, 10]);
