@@ -363,6 +363,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             events = t.events,
             violations = t.violations,
             batches_on_workers = t.on_workers,
+            verdicts_reused = t.verdicts_reused,
             "rules drained"
         ),
         Ok(Err(e)) => tracing::error!(error = %e, "the rules task failed"),

@@ -34,6 +34,7 @@ use crate::{
         eval::Accessor,
         fields::{EventView, FieldArg},
         index::event_type_id,
+        verdicts::Verdicts,
     },
 };
 
@@ -43,6 +44,8 @@ use crate::{
 struct Run {
     events: u64,
     violations: u64,
+    /// Events given a verdict reached before in the same pass.
+    reused: u64,
     /// Wall-clock time.
     elapsed: Duration,
     /// CPU time of the thread that ran the loop.
@@ -68,9 +71,18 @@ impl std::ops::AddAssign for Run {
     fn add_assign(&mut self, other: Self) {
         self.events += other.events;
         self.violations += other.violations;
+        self.reused += other.reused;
         self.elapsed += other.elapsed;
         self.cpu += other.cpu;
     }
+}
+
+/// Whether a loop keeps the rules' verdicts on calls it has seen, as the
+/// agent does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    Verdicts,
+    None,
 }
 
 /// The calling thread's CPU time.
@@ -120,14 +132,19 @@ pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesComma
 
     let mut baseline = Run::default();
     let mut single = Run::default();
+    let mut every_rule_tested = Run::default();
     for _ in 0..args.rounds.max(1) {
-        let b = evaluate_for(&empty, &events, seconds);
+        let b = evaluate_for(&empty, &events, seconds, Keep::Verdicts);
         if b.rate() > baseline.rate() {
             baseline = b;
         }
-        let r = evaluate_for(&set, &events, seconds);
+        let r = evaluate_for(&set, &events, seconds, Keep::Verdicts);
         if r.rate() > single.rate() {
             single = r;
+        }
+        let r = evaluate_for(&set, &events, seconds, Keep::None);
+        if r.rate() > every_rule_tested.rate() {
+            every_rule_tested = r;
         }
     }
     // The same with each slice of events evaluated while still in the cache,
@@ -137,7 +154,7 @@ pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesComma
     let workers = args.workers.max(1);
     let threaded: Vec<Run> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| evaluate_for(&set, &events, seconds)))
+            .map(|_| scope.spawn(|| evaluate_for(&set, &events, seconds, Keep::Verdicts)))
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
@@ -164,6 +181,8 @@ pub fn run(args: &RulesBenchArgs, out: &mut impl Write) -> Result<(), RulesComma
         "ratio_to_baseline": single.rate() / baseline.rate().max(1e-9),
         "ns_per_event": 1e9 / single.rate().max(1e-9),
         "ns_per_event_baseline": 1e9 / baseline.rate().max(1e-9),
+        "verdicts_reused_share": share(single.reused, single.events),
+        "without_verdicts_events_per_s": every_rule_tested.rate(),
         "warm_baseline_events_per_s": warm_baseline.rate(),
         "warm_events_per_s": warm.rate(),
         "warm_slice": WARM_SLICE,
@@ -377,24 +396,31 @@ fn equal_or_new<T: Clone + PartialEq>(seen: &mut Vec<T>, value: &T) -> T {
 
 /// Evaluates `events` in order, over and over, for at least `duration`, as
 /// the agent's matching step does: in batches of the reader's size
-/// (violations are built, then dropped).
-fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration) -> Run {
+/// (violations are built, then dropped), with a table of verdicts that
+/// starts empty on each pass (a pass is the recording once, and what it
+/// repeats is what the agent would have found repeated) or none at all.
+fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration, keep: Keep) -> Run {
     let mut number = 0u64;
     let mut violations = 0u64;
+    let mut reused = 0u64;
     let started = Instant::now();
     let cpu = thread_cpu();
     loop {
+        let mut verdicts = Verdicts::new();
         for batch in events.chunks(BATCH_EVENTS) {
-            set.evaluate_batch(std::hint::black_box(batch), number + 1, |_, _| {
+            let table = (keep == Keep::Verdicts).then_some(&mut verdicts);
+            set.evaluate_batch(std::hint::black_box(batch), number + 1, table, |_, _| {
                 violations += 1;
             });
             number += batch.len() as u64;
         }
+        reused += verdicts.counts().0;
         let elapsed = started.elapsed();
         if elapsed >= duration {
             return Run {
                 events: number,
                 violations,
+                reused,
                 elapsed,
                 cpu: thread_cpu().saturating_sub(cpu),
             };
@@ -420,6 +446,7 @@ fn warm_passes(len: usize, mut pass: impl FnMut() -> u64) -> Run {
         violations,
         elapsed: started.elapsed(),
         cpu: thread_cpu().saturating_sub(cpu),
+        ..Run::default()
     }
 }
 
@@ -429,7 +456,13 @@ fn evaluate_warm(set: &RuleSet, events: &[Event]) -> Run {
     for (first, slice) in (1u64..).step_by(WARM_SLICE).zip(events.chunks(WARM_SLICE)) {
         run += warm_passes(slice.len(), || {
             let mut violations = 0u64;
-            set.evaluate_batch(std::hint::black_box(slice), first, |_, _| violations += 1);
+            let mut verdicts = Verdicts::new();
+            set.evaluate_batch(
+                std::hint::black_box(slice),
+                first,
+                Some(&mut verdicts),
+                |_, _| violations += 1,
+            );
             violations
         });
     }
@@ -616,6 +649,12 @@ fn accessor_name(accessor: &Accessor) -> String {
         name = format!("{t:?}({name})");
     }
     name
+}
+
+/// `part` of `whole`, from 0 to 1.
+#[expect(clippy::cast_precision_loss, reason = "a share, not an exact count")]
+fn share(part: u64, whole: u64) -> f64 {
+    part as f64 / whole.max(1) as f64
 }
 
 fn median(sorted: &[f64]) -> f64 {

@@ -194,15 +194,15 @@ impl Node {
 
     /// Calls `f` on every check's accessors.
     pub fn visit_accessors<'s>(&'s self, f: &mut impl FnMut(&'s Accessor)) {
+        self.visit_checks(&mut |check| check.visit_accessors(&mut *f));
+    }
+
+    /// Calls `f` on every check.
+    pub fn visit_checks<'s>(&'s self, f: &mut impl FnMut(&'s Check)) {
         match self {
-            Self::And(nodes) | Self::Or(nodes) => nodes.iter().for_each(|n| n.visit_accessors(f)),
-            Self::Not(node) | Self::Memo(_, node) => node.visit_accessors(f),
-            Self::Check(check) => {
-                f(&check.value);
-                if let CheckTest::Field(_, other) = &check.test {
-                    f(other);
-                }
-            }
+            Self::And(nodes) | Self::Or(nodes) => nodes.iter().for_each(|n| n.visit_checks(f)),
+            Self::Not(node) | Self::Memo(_, node) => node.visit_checks(f),
+            Self::Check(check) => f(check),
             Self::Const(_) | Self::Types(_) => {}
         }
     }
@@ -250,6 +250,23 @@ impl Check {
             });
         }
         self.as_direct().map(|check| check.eval(view))
+    }
+
+    /// Calls `f` on the accessors the check reads.
+    pub fn visit_accessors<'s>(&'s self, f: &mut impl FnMut(&'s Accessor)) {
+        f(&self.value);
+        if let CheckTest::Field(_, other) = &self.test {
+            f(other);
+        }
+    }
+
+    /// Whether the check reads a field that can tell apart two events of
+    /// the same call by the same process (see
+    /// [`super::fields::Field::is_per_event`]).
+    pub fn is_per_event(&self) -> bool {
+        let mut per_event = false;
+        self.visit_accessors(&mut |a| per_event |= a.field.is_per_event());
+        per_event
     }
 
     /// Whether the value passes.

@@ -23,6 +23,7 @@ pub mod reload;
 pub mod resources;
 pub mod ruleset;
 pub mod stage;
+pub mod verdicts;
 
 pub use loader::Priority;
 pub use ruleset::{MatchMode, RuleSet, Selection, Sources};

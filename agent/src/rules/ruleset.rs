@@ -7,10 +7,12 @@ use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 use super::{
     compile::{self, CompiledRule},
     diag::{Diagnostic, RulesError},
+    eval::Check,
     fields::EventView,
     index::event_type_names,
     loader,
     program::Guard,
+    verdicts::{Seen, Verdicts},
 };
 use crate::{
     actions::Mode,
@@ -88,7 +90,13 @@ pub struct RuleSet {
     lists: usize,
     /// Modes that teams' RuleSets raise their namespaces to.
     namespace_modes: BTreeMap<String, Mode>,
+    /// Names this set's index: changed whenever the rules an event is tested
+    /// against change, so that verdicts reached before are not reused.
+    generation: u64,
 }
+
+/// The next [`RuleSet::generation`].
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl RuleSet {
     /// Loads and compiles rules from their sources.
@@ -133,6 +141,7 @@ impl RuleSet {
             macros: definitions.macros.len(),
             lists: definitions.lists.len(),
             namespace_modes: BTreeMap::new(),
+            generation: 0,
         };
         set.select(selection);
         Ok(set)
@@ -192,6 +201,7 @@ impl RuleSet {
             .map(|list| Candidates::new(list, &self.rules))
             .collect();
         self.untyped = Candidates::new(untyped, &self.rules);
+        self.generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every compiled rule, enabled or not, in load order.
@@ -237,6 +247,7 @@ impl RuleSet {
         const NONE: &Candidates = &Candidates {
             rules: Vec::new(),
             runs: Vec::new(),
+            per_event_checks: None,
         };
         match id {
             Some(id) => self.by_type.get(usize::from(id)).unwrap_or(NONE),
@@ -256,12 +267,14 @@ impl RuleSet {
 
     /// Tests `events` in order, the first being the `first_number`th the
     /// rules have seen; `raised` gets each violation with the index of the
-    /// event that broke the rule. While it tests one event, the fields of the
+    /// event that broke the rule. A call seen before gets the verdict kept in
+    /// `verdicts` where it can. While it tests one event, the fields of the
     /// next few are brought into the cache.
     pub fn evaluate_batch(
         &self,
         events: &[Event],
         first_number: u64,
+        mut verdicts: Option<&mut Verdicts>,
         mut raised: impl FnMut(usize, Event),
     ) {
         let mut scratch = Vec::new();
@@ -276,7 +289,7 @@ impl RuleSet {
                     super::prefetch::strings(ahead);
                 }
             }
-            self.evaluate(event, number, &mut scratch);
+            self.evaluate_with(event, number, verdicts.as_deref_mut(), &mut scratch);
             for violation in scratch.drain(..) {
                 raised(i, violation);
             }
@@ -286,12 +299,44 @@ impl RuleSet {
     /// Tests `event` (the `number`th the rules have seen) and appends a
     /// violation for each rule it matches.
     pub fn evaluate(&self, event: &Event, number: u64, out: &mut Vec<Event>) {
+        self.evaluate_with(event, number, None, out);
+    }
+
+    fn evaluate_with(
+        &self,
+        event: &Event,
+        number: u64,
+        verdicts: Option<&mut Verdicts>,
+        out: &mut Vec<Event>,
+    ) {
         if !is_rules_input(event.kind) {
             return;
         }
         let view = EventView::new(event, number);
         let candidates = self.candidates_of(view.type_id());
-        for run in &candidates.runs {
+        if candidates.rules.is_empty() {
+            return;
+        }
+        let keep = match (verdicts, &candidates.per_event_checks) {
+            (Some(verdicts), Some(checks)) => {
+                let outcomes = checks.iter().enumerate().fold(0u64, |bits, (i, check)| {
+                    bits | u64::from(check.eval(&view)) << i
+                });
+                match verdicts.find(self.generation, event, outcomes) {
+                    Seen::Before(broken) => {
+                        for rule in broken.iter().filter_map(|&i| self.rules.get(i as usize)) {
+                            raise(rule, event, &view, out);
+                        }
+                        return;
+                    }
+                    Seen::New(slot) => Some((verdicts, slot, outcomes)),
+                    Seen::NotKept => None,
+                }
+            }
+            _ => None,
+        };
+        let mut broken = smallvec::SmallVec::<[u32; 2]>::new();
+        'runs: for run in &candidates.runs {
             if run.guard.as_ref().is_some_and(|guard| !guard.passes(&view)) {
                 continue;
             }
@@ -299,10 +344,17 @@ impl RuleSet {
                 let Some(rule) = self.rules.get(i as usize) else {
                     continue;
                 };
-                if test_rule(rule, event, &view, out) && self.mode == MatchMode::First {
-                    return;
+                if breaks(rule, event, &view) {
+                    raise(rule, event, &view, out);
+                    broken.push(i);
+                    if self.mode == MatchMode::First {
+                        break 'runs;
+                    }
                 }
             }
+        }
+        if let Some((verdicts, slot, outcomes)) = keep {
+            verdicts.keep(slot, event, outcomes, &broken);
         }
     }
 }
@@ -316,14 +368,8 @@ fn is_rules_input(kind: EventKind) -> bool {
     )
 }
 
-/// Tests one rule; appends its violation and says so when the event breaks
-/// it.
-fn test_rule(
-    rule: &CompiledRule,
-    event: &Event,
-    view: &EventView<'_>,
-    out: &mut Vec<Event>,
-) -> bool {
+/// Whether the event breaks the rule.
+fn breaks(rule: &CompiledRule, event: &Event, view: &EventView<'_>) -> bool {
     if let Some(namespace) = &rule.namespace
         && event
             .kubernetes
@@ -333,9 +379,11 @@ fn test_rule(
     {
         return false;
     }
-    if !rule.program.eval(view) {
-        return false;
-    }
+    rule.program.eval(view)
+}
+
+/// Appends the violation of a rule the event broke.
+fn raise(rule: &CompiledRule, event: &Event, view: &EventView<'_>, out: &mut Vec<Event>) {
     let (output, mut fields) = rule.output.render(view);
     for (name, accessor) in &rule.condition_fields {
         let value = accessor
@@ -355,7 +403,6 @@ fn test_rule(
         blast_radius: None,
     }));
     out.push(violation);
-    true
 }
 
 /// The enabled rules an event of one type can match, in load order, cut
@@ -367,7 +414,16 @@ fn test_rule(
 struct Candidates {
     rules: Vec<u32>,
     runs: Vec<Run>,
+    /// The checks of these rules that read a field telling apart two events
+    /// of the same call by the same process (Falco's `never_true` is
+    /// `evt.num = 0`, `proc_is_new` a test of `proc.duration`), at most 64:
+    /// a verdict reached for a call holds for its repeats on which these
+    /// checks come out the same. None when there are more.
+    per_event_checks: Option<Box<[Check]>>,
 }
+
+/// Most checks [`Candidates::per_event_checks`] holds: one bit of a word each.
+const PER_EVENT_CHECKS: usize = 64;
 
 #[derive(Debug)]
 struct Run {
@@ -413,9 +469,25 @@ impl Candidates {
                 _ => merged.push(run),
             }
         }
+        // Macros are expanded into each rule that uses them: the same check
+        // comes once per rule, told apart from others by its compiled form.
+        let mut per_event: Vec<(String, Check)> = Vec::new();
+        for rule in rules.iter().filter_map(|&i| compiled.get(i as usize)) {
+            rule.condition.visit_checks(&mut |check| {
+                if check.is_per_event() {
+                    let key = format!("{check:?}");
+                    if !per_event.iter().any(|(seen, _)| *seen == key) {
+                        per_event.push((key, check.clone()));
+                    }
+                }
+            });
+        }
+        let per_event_checks = (per_event.len() <= PER_EVENT_CHECKS)
+            .then(|| per_event.into_iter().map(|(_, check)| check).collect());
         Self {
             rules,
             runs: merged,
+            per_event_checks,
         }
     }
 }
@@ -547,6 +619,128 @@ mod tests {
         events
     }
 
+    /// Each fixture event twice in a row and then again after all of them,
+    /// the copies sharing the original's sections as the agent's repeated
+    /// calls do: with a table of verdicts, every event raises what it raises
+    /// alone, its violation rendered for it (its own number), and the
+    /// repeats of calls are given the kept verdict.
+    #[test]
+    fn a_kept_verdict_raises_what_testing_every_rule_raises() {
+        let set = falcos_and_ours();
+        let events = fixture_events();
+        let stream: Vec<Event> = events
+            .iter()
+            .flat_map(|e| [e.clone(), e.clone()])
+            .chain(events.iter().cloned())
+            .collect();
+        let raised_by = |verdicts: Option<&mut Verdicts>| {
+            let mut raised = Vec::new();
+            set.evaluate_batch(&stream, 1, verdicts, |i, v| raised.push((i, v)));
+            raised
+        };
+        let mut verdicts = Verdicts::new();
+        let with = raised_by(Some(&mut verdicts));
+        let without = raised_by(None);
+        assert_eq!(with, without);
+        let kept = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Syscall)
+            .filter(|e| {
+                let candidates = set.candidates_of(EventView::new(e, 1).type_id());
+                !candidates.rules.is_empty() && candidates.per_event_checks.is_some()
+            })
+            .count();
+        let (reused, reached) = verdicts.counts();
+        assert!(
+            kept >= 10 && with.len() > 20,
+            "{kept} calls, {} violations",
+            with.len()
+        );
+        // Calls that share a slot put each other out between the second and
+        // the third time: all but those are tested once.
+        assert_eq!(reused + reached, 3 * kept as u64);
+        assert!(
+            reused >= kept as u64 && reached < 2 * kept as u64,
+            "{reused} reused, {reached} reached"
+        );
+    }
+
+    fn open_by(process: &Arc<crate::events::event::Process>, path: &str) -> Event {
+        let mut event: Event = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "kind": "syscall", "time": "2026-11-27T08:00:00Z",
+            "monotonic_ns": 5, "node": "n",
+            "syscall": {"name": "openat", "nr": 257, "sensor": "file", "ret": 3,
+                "args": {"dirfd": -100, "flags": 0, "mode": 0},
+                "fds": [{"arg": "ret", "fd": 3, "type": "file", "path": path}],
+                "paths": [{"arg": "pathname", "raw": path, "path": path}]}
+        }))
+        .expect("an open event");
+        event.process = Some(process.clone());
+        event
+    }
+
+    fn reads_of(set: &RuleSet, events: &[Event], verdicts: &mut Verdicts) -> Vec<(usize, String)> {
+        let mut raised = Vec::new();
+        set.evaluate_batch(events, 1, Some(verdicts), |i, v| {
+            raised.push((i, v.violation.map(|v| v.output).unwrap_or_default()));
+        });
+        raised
+    }
+
+    #[test]
+    fn a_verdict_is_kept_for_one_process_section_one_call_and_one_rule_set() {
+        use crate::events::event::Process;
+        let reads = |cond: &str| {
+            rules(&format!(
+                "- rule: r\n  desc: d\n  condition: {cond}\n  output: \"%proc.name read %fd.name as event %evt.num\"\n  priority: INFO\n"
+            ))
+        };
+        let shadow = reads("evt.type = openat and fd.name = /etc/shadow");
+        let cat = Arc::new(Process {
+            pid: 7,
+            comm: "cat".into(),
+            ..Process::default()
+        });
+        let same_again = Arc::new((*cat).clone());
+        let events = [
+            open_by(&cat, "/etc/shadow"),
+            open_by(&cat, "/etc/hosts"),
+            open_by(&cat, "/etc/shadow"),
+            open_by(&same_again, "/etc/shadow"),
+        ];
+        let mut verdicts = Verdicts::new();
+        assert_eq!(
+            reads_of(&shadow, &events, &mut verdicts),
+            [
+                (0, "cat read /etc/shadow as event 1".to_owned()),
+                (2, "cat read /etc/shadow as event 3".to_owned()),
+                (3, "cat read /etc/shadow as event 4".to_owned()),
+            ]
+        );
+        // The third is the first's call by the first's section; the fourth
+        // has a section of its own (equal, but made apart).
+        assert_eq!(verdicts.counts(), (1, 3));
+
+        // A new rule set does not take the old one's verdicts.
+        let hosts = reads("evt.type = openat and fd.name = /etc/hosts");
+        assert_eq!(
+            reads_of(&hosts, &events, &mut verdicts),
+            [(1, "cat read /etc/hosts as event 2".to_owned())]
+        );
+        assert_eq!(verdicts.counts(), (2, 6));
+
+        // A rule that reads the event's number tells repeats apart: a
+        // verdict is kept with how that check came out, and the third
+        // event, the first's call, is tested again; a fifth is not.
+        let third = reads("evt.type = openat and evt.num = 3");
+        let events = [events.as_slice(), &[open_by(&cat, "/etc/shadow")]].concat();
+        assert_eq!(
+            reads_of(&third, &events, &mut verdicts),
+            [(2, "cat read /etc/shadow as event 3".to_owned())]
+        );
+        assert_eq!(verdicts.counts(), (3, 10));
+    }
+
     #[test]
     fn the_default_rules_compile() {
         let files = [(Arc::from(DEFAULT_RULES_NAME), Arc::from(DEFAULT_RULES))];
@@ -650,7 +844,8 @@ mod tests {
             })
             .collect();
         let mut raised = Vec::new();
-        set.evaluate_batch(&batch, 101, |i, violation| {
+        let mut verdicts = crate::rules::verdicts::Verdicts::new();
+        set.evaluate_batch(&batch, 101, Some(&mut verdicts), |i, violation| {
             let rule = violation.violation.map(|v| v.rule).unwrap_or_default();
             raised.push((i, rule));
         });

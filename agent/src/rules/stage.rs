@@ -15,7 +15,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::RuleSet;
+use super::{RuleSet, verdicts::Verdicts};
 use crate::{
     events::{event::Event, reader::Batch},
     metrics::Metrics,
@@ -30,6 +30,8 @@ pub struct StageTally {
     pub violations: u64,
     /// Batches handed to worker threads.
     pub on_workers: u64,
+    /// Events given the verdict reached for the same call before.
+    pub verdicts_reused: u64,
 }
 
 /// Who evaluates the batches.
@@ -57,7 +59,11 @@ pub async fn run(
 ) -> StageTally {
     let from_backlog = workers.from_backlog.max(1);
     let workers = workers.threads.max(1);
-    let mut in_flight: VecDeque<JoinHandle<(Batch, u64)>> = VecDeque::with_capacity(workers);
+    let mut in_flight: VecDeque<JoinHandle<Evaluated>> = VecDeque::with_capacity(workers);
+    // A table of verdicts for this task and one for each batch on a worker
+    // thread; a table comes back with its batch and is lent again.
+    let mut verdicts = Verdicts::new();
+    let mut spare_verdicts: Vec<Verdicts> = Vec::with_capacity(workers);
     let mut next_number = 1u64;
     let mut tally = StageTally::default();
     let mut input_open = true;
@@ -82,15 +88,18 @@ pub async fn run(
                             // it, goes on at once: handing it to a worker
                             // thread and back costs more than the lookups.
                             if in_flight.is_empty() && !batch.iter().any(|e| set.can_match(e)) {
-                                Some(Ok((batch, 0)))
+                                Some(Ok(Evaluated { batch, violations: 0, verdicts: None }))
                             } else if in_flight.is_empty() && rx.len() < from_backlog {
                                 // Keeping up: evaluated here (a batch takes
                                 // well under a millisecond).
-                                Some(Ok(evaluate(&set, batch, first)))
+                                let (batch, violations) = evaluate(&set, batch, first, &mut verdicts);
+                                Some(Ok(Evaluated { batch, violations, verdicts: None }))
                             } else {
                                 tally.on_workers += 1;
+                                let mut lent = spare_verdicts.pop().unwrap_or_default();
                                 in_flight.push_back(tokio::task::spawn_blocking(move || {
-                                    evaluate(&set, batch, first)
+                                    let (batch, violations) = evaluate(&set, batch, first, &mut lent);
+                                    Evaluated { batch, violations, verdicts: Some(lent) }
                                 }));
                                 None
                             }
@@ -116,7 +125,12 @@ pub async fn run(
             continue;
         };
         match result {
-            Ok((batch, violations)) => {
+            Ok(Evaluated {
+                batch,
+                violations,
+                verdicts: lent,
+            }) => {
+                spare_verdicts.extend(lent);
                 tally.events += batch.len() as u64 - violations;
                 tally.violations += violations;
                 // Most batches raise none: do not walk them again.
@@ -133,15 +147,34 @@ pub async fn run(
             }
         }
     }
+    tally.verdicts_reused = spare_verdicts
+        .iter()
+        .chain([&verdicts])
+        .map(|v| v.counts().0)
+        .sum();
     tally
+}
+
+/// A batch back from evaluation.
+struct Evaluated {
+    /// The batch, each violation right after the event that raised it.
+    batch: Batch,
+    violations: u64,
+    /// The table of verdicts lent to the worker thread that evaluated it.
+    verdicts: Option<Verdicts>,
 }
 
 /// Evaluates one batch; returns it with the violations inserted, and how
 /// many there are. A batch without violations (the usual case) is returned
 /// as it came, without moving its events.
-fn evaluate(rules: &RuleSet, batch: Batch, first_number: u64) -> (Batch, u64) {
+fn evaluate(
+    rules: &RuleSet,
+    batch: Batch,
+    first_number: u64,
+    verdicts: &mut Verdicts,
+) -> (Batch, u64) {
     let mut raised: Vec<(usize, Event)> = Vec::new();
-    rules.evaluate_batch(&batch, first_number, |i, violation| {
+    rules.evaluate_batch(&batch, first_number, Some(verdicts), |i, violation| {
         raised.push((i, violation));
     });
     if raised.is_empty() {

@@ -30,6 +30,8 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         | F::ProcPpid
         | F::UserUid
         | F::FdNum
+        | F::EvtNum
+        | F::ProcDuration
         | F::EvtIsOpenRead
         | F::EvtIsOpenWrite
         | F::EvtIsOpenCreate
@@ -60,7 +62,6 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
         }),
         F::EvtRawRes => result(event).map(Val::Int),
         F::EvtFailed => result(event).map(|ret| Val::Bool(ret < 0)),
-        F::EvtNum => int(i64::try_from(view.number).unwrap_or(i64::MAX)),
         F::EvtTime => owned(event.time.to_string()),
         F::EvtRawTime => event
             .time
@@ -114,10 +115,6 @@ pub fn extract<'a>(field: &Field, view: &'a EventView<'_>) -> Option<Val<'a>> {
             } else {
                 owned(format!("{cwd}/"))
             }
-        }
-        F::ProcDuration => {
-            let p = process?;
-            (p.start_ns > 0).then(|| Val::Int(elapsed(event.monotonic_ns, p.start_ns)))
         }
         F::ProcIsExeUpperLayer => flag(process?.exe_upper_layer),
         F::ProcIsExeFromMemfd => flag(process?.exe_memfd),
@@ -313,6 +310,8 @@ impl Direct {
             F::ProcPpid => Self::Int(IntField::ProcPpid),
             F::UserUid => Self::Int(IntField::UserUid),
             F::FdNum => Self::Int(IntField::FdNum),
+            F::EvtNum => Self::Int(IntField::EvtNum),
+            F::ProcDuration => Self::Int(IntField::ProcDuration),
             F::EvtIsOpenRead => Self::Flag(FlagField::EvtIsOpenRead),
             F::EvtIsOpenWrite => Self::Flag(FlagField::EvtIsOpenWrite),
             F::EvtIsOpenCreate => Self::Flag(FlagField::EvtIsOpenCreate),
@@ -332,6 +331,10 @@ pub enum IntField {
     UserUid,
     /// `fd.num`.
     FdNum,
+    /// `evt.num` (Falco's `never_true` is `evt.num = 0`).
+    EvtNum,
+    /// `proc.duration` (Falco's `proc_is_new` tests it on opens).
+    ProcDuration,
 }
 
 impl IntField {
@@ -342,6 +345,11 @@ impl IntField {
             Self::ProcPpid => Some(view.process()?.ppid.into()),
             Self::UserUid => Some(view.process()?.uid.into()),
             Self::FdNum => Some(view.fd()?.num),
+            Self::EvtNum => Some(i64::try_from(view.number).unwrap_or(i64::MAX)),
+            Self::ProcDuration => {
+                let p = view.process()?;
+                (p.start_ns > 0).then(|| elapsed(view.event.monotonic_ns, p.start_ns))
+            }
         }
     }
 }

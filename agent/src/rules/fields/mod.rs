@@ -519,6 +519,25 @@ impl Field {
         matches!(self.id, FieldId::FdIp | FieldId::FdNet | FieldId::FdPort)
     }
 
+    /// Whether the field tells apart two events of the same call by the same
+    /// process: it reads when or where the event happened, or its place in
+    /// the stream, not what happened. A verdict on a repeated call is reused
+    /// only for rules that read none of these ([`super::verdicts`]).
+    pub fn is_per_event(&self) -> bool {
+        use FieldId as F;
+        matches!(
+            self.id,
+            F::EvtNum
+                | F::EvtTime
+                | F::EvtRawTime
+                | F::EvtCpu
+                | F::ProcDuration
+                | F::ProcPpidDuration
+                | F::ProcExeInoCtimeDurationProcStart
+                | F::ContainerDuration
+        )
+    }
+
     /// Reads the field from an event; `None` when the event has no value for
     /// it.
     pub fn extract<'a>(&self, view: &'a EventView<'_>) -> Option<Val<'a>> {
@@ -573,6 +592,53 @@ mod tests {
         assert_eq!(
             time.extract(&view),
             Some(Val::Str("2026-11-26T05:18:39.000000042Z".into()))
+        );
+    }
+
+    #[test]
+    fn the_fields_that_tell_apart_two_events_of_one_call_are_the_per_event_ones() {
+        use crate::events::event::Event;
+        let at = |time: &str, monotonic_ns: u64, cpu: u32| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "schema_version": 1, "kind": "syscall", "time": time,
+                "monotonic_ns": monotonic_ns, "node": "n", "cpu": cpu,
+                "container": {"kind": "container", "id": "c".repeat(64), "runtime": "containerd"},
+                "process": {"pid": 7, "tid": 7, "ns_pid": 7, "ppid": 6, "uid": 0, "gid": 0,
+                    "euid": 0, "egid": 0, "cgroup_id": 1, "comm": "cat", "exe": "/usr/bin/cat",
+                    "start_ns": 1_000, "exe_ctime_ns": 5, "cwd": "/root", "args": ["cat", "/etc/hosts"],
+                    "ancestors": [{"pid": 6, "start_ns": 500, "comm": "bash",
+                                   "exe": "/usr/bin/bash", "args": ["bash"]}]},
+                "syscall": {"name": "openat", "nr": 257, "sensor": "file", "ret": 3,
+                    "args": {"dirfd": -100, "flags": 0, "mode": 0},
+                    "fds": [{"arg": "ret", "fd": 3, "type": "file", "path": "/etc/hosts"}],
+                    "paths": [{"arg": "pathname", "raw": "/etc/hosts", "path": "/etc/hosts"}]}
+            }))
+            .expect("an open event")
+        };
+        let first = at("2026-11-27T08:00:00Z", 2_000, 0);
+        // The wall clock and the boot clock drift apart (NTP steps one of
+        // them): a second later on one is not exactly a second on the other.
+        let second = at("2026-11-27T08:00:01Z", 1_000_002_007, 1);
+        let (first, second) = (EventView::new(&first, 1), EventView::new(&second, 2));
+        let mut per_event_with_values = 0;
+        for def in FIELDS {
+            let arg = match def.arg {
+                ArgSpec::Index => Some("1"),
+                ArgSpec::Key => Some("flags"),
+                ArgSpec::None | ArgSpec::IndexOrAll => None,
+            };
+            let field = resolve(def.name, arg).expect(def.name);
+            let (a, b) = (field.extract(&first), field.extract(&second));
+            if a != b {
+                assert!(field.is_per_event(), "{} differs: {a:?}, {b:?}", def.name);
+            } else if field.is_per_event() && a.is_some() {
+                panic!("{} is said to be per event but reads the same", def.name);
+            }
+            per_event_with_values += usize::from(field.is_per_event() && a.is_some());
+        }
+        assert_eq!(
+            per_event_with_values, 7,
+            "all but container.duration have values here"
         );
     }
 

@@ -1,0 +1,191 @@
+//! The rules' verdicts on calls seen before.
+//!
+//! A process that repeats a call (the same open of the same file, the same
+//! connect to the same address) gets the same verdict from every rule whose
+//! condition reads what the call and the process are and nothing of the
+//! moment (see [`super::fields::Field::is_per_event`]). The verdict, which
+//! rules the call broke, is kept and reused; outputs are still rendered for
+//! each event.
+//!
+//! The process, container and pod sections of an event are shared between
+//! events and made anew whenever what is known of them changes (see
+//! [`crate::enrich`]): holding the section it was reached for, an entry is
+//! the same process's only when it is the same section. The call is compared
+//! whole. A verdict is kept in one of a fixed number of slots, chosen by a
+//! hash of the call, and replaces whatever the slot held.
+
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
+
+use rustc_hash::FxHasher;
+
+use crate::events::{
+    event::{ArgValue, ContainerInfo, Event, EventKind, NodeName, Process, Syscall},
+    kubernetes::Kubernetes,
+};
+
+/// Verdicts kept per evaluating thread: the calls a burst repeats fit many
+/// times over, and a full table is about 300 KiB.
+pub const SLOTS: usize = 1024;
+
+/// The verdicts one evaluating thread has reached, for one rule set.
+#[derive(Debug)]
+pub struct Verdicts {
+    /// The rule set they were reached with ([`super::RuleSet::generation`]).
+    generation: u64,
+    slots: Box<[Option<Box<Entry>>]>,
+    reused: u64,
+    reached: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    process: Option<Arc<Process>>,
+    container: Option<Arc<ContainerInfo>>,
+    kubernetes: Option<Arc<Kubernetes>>,
+    node: NodeName,
+    syscall: Syscall,
+    /// How the checks that tell repeats apart came out on it, a bit each.
+    outcomes: u64,
+    /// The rules broken, by index in the rule set, in the order they fired.
+    broken: smallvec::SmallVec<[u32; 2]>,
+}
+
+/// What the table holds for an event.
+pub(super) enum Seen<'v> {
+    /// The same call by the same process: the rules it broke.
+    Before(&'v [u32]),
+    /// Not kept: the verdict reached goes in this slot.
+    New(usize),
+    /// An event whose verdict is not kept (not a syscall).
+    NotKept,
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verdicts {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self {
+            generation: 0,
+            slots: std::iter::repeat_with(|| None).take(SLOTS).collect(),
+            reused: 0,
+            reached: 0,
+        }
+    }
+
+    /// Verdicts reused, and verdicts reached by testing the rules, since
+    /// the table was made.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.reused, self.reached)
+    }
+
+    /// Forgets every verdict (counts are kept).
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|slot| *slot = None);
+    }
+
+    /// What the table holds for `event`, on which the checks that tell
+    /// repeats apart came out as `outcomes`, under the rule set of
+    /// `generation`; verdicts of another rule set are forgotten first.
+    pub(super) fn find(&mut self, generation: u64, event: &Event, outcomes: u64) -> Seen<'_> {
+        if self.generation != generation {
+            self.clear();
+            self.generation = generation;
+        }
+        let Some(syscall) = kept_call(event) else {
+            return Seen::NotKept;
+        };
+        let slot = slot_of(event, syscall, outcomes);
+        match self.slots.get(slot).and_then(Option::as_deref) {
+            Some(entry) if entry.outcomes == outcomes && entry.holds(event, syscall) => {
+                self.reused += 1;
+                Seen::Before(&entry.broken)
+            }
+            _ => Seen::New(slot),
+        }
+    }
+
+    /// Keeps the verdict on `event`, the rules it broke, in `slot`.
+    pub(super) fn keep(&mut self, slot: usize, event: &Event, outcomes: u64, broken: &[u32]) {
+        let Some(syscall) = kept_call(event) else {
+            return;
+        };
+        let Some(place) = self.slots.get_mut(slot) else {
+            return;
+        };
+        self.reached += 1;
+        let entry = Entry {
+            process: event.process.clone(),
+            container: event.container.clone(),
+            kubernetes: event.kubernetes.clone(),
+            node: event.node.clone(),
+            syscall: syscall.clone(),
+            outcomes,
+            broken: broken.into(),
+        };
+        match place {
+            Some(held) => **held = entry,
+            None => *place = Some(Box::new(entry)),
+        }
+    }
+}
+
+impl Entry {
+    fn holds(&self, event: &Event, syscall: &Syscall) -> bool {
+        same_section(&self.process, &event.process)
+            && same_section(&self.container, &event.container)
+            && same_section(&self.kubernetes, &event.kubernetes)
+            && self.node == event.node
+            && self.syscall == *syscall
+    }
+}
+
+fn same_section<T>(kept: &Option<Arc<T>>, now: &Option<Arc<T>>) -> bool {
+    match (kept, now) {
+        (Some(kept), Some(now)) => Arc::ptr_eq(kept, now),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The call of an event whose verdict can be kept: a syscall with no
+/// section but its call and where it ran.
+fn kept_call(event: &Event) -> Option<&Syscall> {
+    let only_the_call = event.kind == EventKind::Syscall
+        && event.fork.is_none()
+        && event.exit.is_none()
+        && event.lost.is_none()
+        && event.tcp_state.is_none()
+        && event.kernel_kill.is_none()
+        && event.kernel_deny.is_none()
+        && event.violation.is_none()
+        && event.action.is_none();
+    only_the_call.then_some(event.syscall.as_deref()?)
+}
+
+fn slot_of(event: &Event, syscall: &Syscall, outcomes: u64) -> usize {
+    let mut hasher = FxHasher::default();
+    outcomes.hash(&mut hasher);
+    event.process.as_ref().map(Arc::as_ptr).hash(&mut hasher);
+    syscall.nr.hash(&mut hasher);
+    syscall.ret.hash(&mut hasher);
+    for (_, value) in syscall.args.iter() {
+        match value {
+            ArgValue::Unsigned(n) => n.hash(&mut hasher),
+            ArgValue::Signed(n) => n.hash(&mut hasher),
+            ArgValue::Text(text) => text.hash(&mut hasher),
+        }
+    }
+    for path in &syscall.paths {
+        path.raw.hash(&mut hasher);
+    }
+    // Bits from the top: Fx's low bits carry little of the last word.
+    (hasher.finish() >> 32) as usize % SLOTS
+}
