@@ -13,6 +13,12 @@
 //! the same process's only when it is the same section. The call is compared
 //! whole. A verdict is kept in one of a fixed number of slots, chosen by a
 //! hash of the call, and replaces whatever the slot held.
+//!
+//! Most calls of a node that starts programs are made once (a new process
+//! opens its libraries and exits): keeping each would cost a copy of the
+//! call and a write to memory the next lookup does not read. A verdict is
+//! kept only for a call whose hash was last seen in its slot, so a call made
+//! once costs its hash and a word.
 
 use std::{
     hash::{Hash, Hasher},
@@ -36,8 +42,18 @@ pub struct Verdicts {
     /// The rule set they were reached with ([`super::RuleSet::generation`]).
     generation: u64,
     slots: Box<[Option<Box<Entry>>]>,
+    /// For each slot, the hash of the call whose verdict it keeps and of the
+    /// last call looked up in it: a lookup reads an entry only when its hash
+    /// is the one kept (entries are scattered; these are one small table).
+    hashes: Box<[SlotHashes]>,
     reused: u64,
-    reached: u64,
+    kept: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotHashes {
+    kept: u64,
+    last_seen: u64,
 }
 
 #[derive(Debug)]
@@ -59,6 +75,9 @@ pub(super) enum Seen<'v> {
     Before(&'v [u32]),
     /// Not kept: the verdict reached goes in this slot.
     New(usize),
+    /// Not kept, and not the last call looked up in its slot: its verdict is
+    /// not kept either.
+    Once,
     /// An event whose verdict is not kept (not a syscall).
     NotKept,
 }
@@ -75,20 +94,21 @@ impl Verdicts {
         Self {
             generation: 0,
             slots: std::iter::repeat_with(|| None).take(SLOTS).collect(),
+            hashes: vec![SlotHashes::default(); SLOTS].into_boxed_slice(),
             reused: 0,
-            reached: 0,
+            kept: 0,
         }
     }
 
-    /// Verdicts reused, and verdicts reached by testing the rules, since
-    /// the table was made.
+    /// Verdicts reused, and verdicts kept, since the table was made.
     pub fn counts(&self) -> (u64, u64) {
-        (self.reused, self.reached)
+        (self.reused, self.kept)
     }
 
     /// Forgets every verdict (counts are kept).
     pub fn clear(&mut self) {
         self.slots.iter_mut().for_each(|slot| *slot = None);
+        self.hashes.fill(SlotHashes::default());
     }
 
     /// What the table holds for `event`, on which the checks that tell
@@ -102,13 +122,23 @@ impl Verdicts {
         let Some(syscall) = kept_call(event) else {
             return Seen::NotKept;
         };
-        let slot = slot_of(event, syscall, outcomes);
-        match self.slots.get(slot).and_then(Option::as_deref) {
-            Some(entry) if entry.outcomes == outcomes && entry.holds(event, syscall) => {
-                self.reused += 1;
-                Seen::Before(&entry.broken)
-            }
-            _ => Seen::New(slot),
+        let hash = hash_of(event, syscall, outcomes);
+        let slot = (hash >> 32) as usize % SLOTS;
+        let (Some(kept), Some(hashes)) = (self.slots.get(slot), self.hashes.get_mut(slot)) else {
+            return Seen::NotKept;
+        };
+        if hashes.kept == hash
+            && let Some(entry) = kept.as_deref()
+            && entry.outcomes == outcomes
+            && entry.holds(event, syscall)
+        {
+            self.reused += 1;
+            return Seen::Before(&entry.broken);
+        }
+        if std::mem::replace(&mut hashes.last_seen, hash) == hash {
+            Seen::New(slot)
+        } else {
+            Seen::Once
         }
     }
 
@@ -117,10 +147,13 @@ impl Verdicts {
         let Some(syscall) = kept_call(event) else {
             return;
         };
-        let Some(place) = self.slots.get_mut(slot) else {
+        let (Some(place), Some(hashes)) = (self.slots.get_mut(slot), self.hashes.get_mut(slot))
+        else {
             return;
         };
-        self.reached += 1;
+        // `find` left the call's hash as the last seen.
+        hashes.kept = hashes.last_seen;
+        self.kept += 1;
         let entry = Entry {
             process: event.process.clone(),
             container: event.container.clone(),
@@ -170,7 +203,11 @@ fn kept_call(event: &Event) -> Option<&Syscall> {
     only_the_call.then_some(event.syscall.as_deref()?)
 }
 
-fn slot_of(event: &Event, syscall: &Syscall, outcomes: u64) -> usize {
+/// A hash of the call and the sections it was made with. Strings are
+/// hashed by address: the decoder hands out one string for a path it read
+/// lately, and two equal calls that hash apart are only a verdict not
+/// reused (the table compares by value).
+fn hash_of(event: &Event, syscall: &Syscall, outcomes: u64) -> u64 {
     let mut hasher = FxHasher::default();
     outcomes.hash(&mut hasher);
     event.process.as_ref().map(Arc::as_ptr).hash(&mut hasher);
@@ -180,12 +217,13 @@ fn slot_of(event: &Event, syscall: &Syscall, outcomes: u64) -> usize {
         match value {
             ArgValue::Unsigned(n) => n.hash(&mut hasher),
             ArgValue::Signed(n) => n.hash(&mut hasher),
-            ArgValue::Text(text) => text.hash(&mut hasher),
+            ArgValue::Text(text) => Arc::as_ptr(text).cast::<u8>().hash(&mut hasher),
         }
     }
     for path in &syscall.paths {
-        path.raw.hash(&mut hasher);
+        Arc::as_ptr(&path.raw).cast::<u8>().hash(&mut hasher);
     }
-    // Bits from the top: Fx's low bits carry little of the last word.
-    (hasher.finish() >> 32) as usize % SLOTS
+    // Never 0, the hash of no call in an empty slot; the slot is taken from
+    // the top bits, where Fx's multiplication leaves its best.
+    hasher.finish() | 1
 }
