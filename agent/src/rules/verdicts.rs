@@ -189,18 +189,43 @@ fn same_section<T>(kept: &Option<Arc<T>>, now: &Option<Arc<T>>) -> bool {
 }
 
 /// The call of an event whose verdict can be kept: a syscall with no
-/// section but its call and where it ran.
+/// section but its call and where it ran. Every field is named, so that one
+/// added to the event is placed here: in the key ([`Entry`]), told apart by
+/// the rules' per-event checks, or a reason not to keep the verdict.
 fn kept_call(event: &Event) -> Option<&Syscall> {
-    let only_the_call = event.kind == EventKind::Syscall
-        && event.fork.is_none()
-        && event.exit.is_none()
-        && event.lost.is_none()
-        && event.tcp_state.is_none()
-        && event.kernel_kill.is_none()
-        && event.kernel_deny.is_none()
-        && event.violation.is_none()
-        && event.action.is_none();
-    only_the_call.then_some(event.syscall.as_deref()?)
+    let Event {
+        schema_version: _,
+        kind,
+        // The moment: per-event checks.
+        time: _,
+        monotonic_ns: _,
+        cpu: _,
+        // The key.
+        node: _,
+        process: _,
+        container: _,
+        kubernetes: _,
+        syscall,
+        // None on a call.
+        fork,
+        exit,
+        lost,
+        tcp_state,
+        kernel_kill,
+        kernel_deny,
+        violation,
+        action,
+    } = event;
+    let only_the_call = *kind == EventKind::Syscall
+        && fork.is_none()
+        && exit.is_none()
+        && lost.is_none()
+        && tcp_state.is_none()
+        && kernel_kill.is_none()
+        && kernel_deny.is_none()
+        && violation.is_none()
+        && action.is_none();
+    only_the_call.then_some(syscall.as_deref()?)
 }
 
 /// A hash of the call and the sections it was made with. Strings are
