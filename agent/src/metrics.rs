@@ -64,6 +64,7 @@ pub struct Metrics {
     tree_evicted_for_capacity: AtomicU64,
     name_cache_entries: AtomicU64,
     name_cache_evictions: AtomicU64,
+    rules_verdicts_reused: AtomicU64,
     api_streams: AtomicU64,
     api_stream_lost: AtomicU64,
     api_last_sequence: AtomicU64,
@@ -238,6 +239,11 @@ impl Metrics {
                 rules.reloads_rejected += 1;
             }
         }
+    }
+
+    /// Counts events given the verdict kept for the same call before.
+    pub fn count_verdicts_reused(&self, n: u64) {
+        self.rules_verdicts_reused.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts the violations of a batch, once per batch.
@@ -457,6 +463,16 @@ impl Metrics {
             out,
             "guardrails_rules_reloads_total{{result=\"rejected\"}} {}",
             rules.reloads_rejected
+        );
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_rules_verdicts_reused_total Events given the verdict the rules reached for the same call by the same process before, instead of being tested."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_rules_verdicts_reused_total counter");
+        let _ = writeln!(
+            out,
+            "guardrails_rules_verdicts_reused_total {}",
+            self.rules_verdicts_reused.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -88,18 +88,17 @@ pub async fn run(
                             // it, goes on at once: handing it to a worker
                             // thread and back costs more than the lookups.
                             if in_flight.is_empty() && !batch.iter().any(|e| set.can_match(e)) {
-                                Some(Ok(Evaluated { batch, violations: 0, verdicts: None }))
+                                Some(Ok(Evaluated { batch, violations: 0, reused: 0, lent: None }))
                             } else if in_flight.is_empty() && rx.len() < from_backlog {
                                 // Keeping up: evaluated here (a batch takes
                                 // well under a millisecond).
-                                let (batch, violations) = evaluate(&set, batch, first, &mut verdicts);
-                                Some(Ok(Evaluated { batch, violations, verdicts: None }))
+                                Some(Ok(evaluate(&set, batch, first, &mut verdicts)))
                             } else {
                                 tally.on_workers += 1;
                                 let mut lent = spare_verdicts.pop().unwrap_or_default();
                                 in_flight.push_back(tokio::task::spawn_blocking(move || {
-                                    let (batch, violations) = evaluate(&set, batch, first, &mut lent);
-                                    Evaluated { batch, violations, verdicts: Some(lent) }
+                                    let evaluated = evaluate(&set, batch, first, &mut lent);
+                                    Evaluated { lent: Some(lent), ..evaluated }
                                 }));
                                 None
                             }
@@ -128,9 +127,14 @@ pub async fn run(
             Ok(Evaluated {
                 batch,
                 violations,
-                verdicts: lent,
+                reused,
+                lent,
             }) => {
                 spare_verdicts.extend(lent);
+                if reused > 0 {
+                    tally.verdicts_reused += reused;
+                    metrics.count_verdicts_reused(reused);
+                }
                 tally.events += batch.len() as u64 - violations;
                 tally.violations += violations;
                 // Most batches raise none: do not walk them again.
@@ -147,11 +151,6 @@ pub async fn run(
             }
         }
     }
-    tally.verdicts_reused = spare_verdicts
-        .iter()
-        .chain([&verdicts])
-        .map(|v| v.counts().0)
-        .sum();
     tally
 }
 
@@ -160,8 +159,10 @@ struct Evaluated {
     /// The batch, each violation right after the event that raised it.
     batch: Batch,
     violations: u64,
+    /// Its events given a kept verdict.
+    reused: u64,
     /// The table of verdicts lent to the worker thread that evaluated it.
-    verdicts: Option<Verdicts>,
+    lent: Option<Verdicts>,
 }
 
 /// Evaluates one batch; returns it with the violations inserted, and how
@@ -172,13 +173,25 @@ fn evaluate(
     batch: Batch,
     first_number: u64,
     verdicts: &mut Verdicts,
-) -> (Batch, u64) {
+) -> Evaluated {
+    let (reused_before, _) = verdicts.counts();
     let mut raised: Vec<(usize, Event)> = Vec::new();
-    rules.evaluate_batch(&batch, first_number, Some(verdicts), |i, violation| {
-        raised.push((i, violation));
-    });
+    rules.evaluate_batch(
+        &batch,
+        first_number,
+        Some(&mut *verdicts),
+        |i, violation| {
+            raised.push((i, violation));
+        },
+    );
+    let reused = verdicts.counts().0 - reused_before;
     if raised.is_empty() {
-        return (batch, 0);
+        return Evaluated {
+            batch,
+            violations: 0,
+            reused,
+            lent: None,
+        };
     }
     let violations = raised.len() as u64;
     let mut out = Vec::with_capacity(batch.len() + raised.len());
@@ -189,7 +202,12 @@ fn evaluate(
             out.push(violation);
         }
     }
-    (out, violations)
+    Evaluated {
+        batch: out,
+        violations,
+        reused,
+        lent: None,
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +340,40 @@ mod tests {
         drop(in_tx);
         let tally = stage.await.expect("stage");
         assert_eq!((tally.events, tally.violations), (200, 200));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_call_gets_its_kept_verdict_and_the_reuse_is_counted() {
+        let text = "- rule: odd getppid\n  desc: d\n  condition: evt.type = getppid and proc.name = odd\n  output: \"%proc.pid %evt.num\"\n  priority: INFO\n";
+        let files = [(Arc::from("t.yaml"), Arc::from(text))];
+        let rules =
+            RuleSet::from_texts(&files, &Selection::default(), MatchMode::All).expect("rules");
+        let first = getppid(7);
+        // One process section and one call, as the decoder and the enricher
+        // hand out for a thread that repeats a call.
+        let batch: Batch = (0..50).map(|_| first.clone()).collect();
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
+        let metrics = Arc::new(Metrics::default());
+        let stage = tokio::spawn(run(in_rx, out_tx, rules_rx, eager(2), metrics.clone()));
+        in_tx.send(batch).await.expect("the stage runs");
+        drop(in_tx);
+        let seen = everything_out(&mut out_rx).await;
+        let tally = stage.await.expect("stage");
+        let outputs: Vec<String> = seen
+            .iter()
+            .filter_map(|e| e.violation.as_ref().map(|v| v.output.clone()))
+            .collect();
+        let expected: Vec<String> = (1..=50).map(|n| format!("7 {n}")).collect();
+        assert_eq!(outputs, expected, "each raises its own violation");
+        // Seen once, kept at the second, given to the other 48.
+        assert_eq!((tally.violations, tally.verdicts_reused), (50, 48));
+        assert!(
+            metrics
+                .render()
+                .contains("\nguardrails_rules_verdicts_reused_total 48\n")
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
