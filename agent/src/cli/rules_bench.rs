@@ -406,15 +406,17 @@ fn evaluate_for(set: &RuleSet, events: &[Event], duration: Duration, keep: Keep)
     let started = Instant::now();
     let cpu = thread_cpu();
     loop {
-        let mut verdicts = Verdicts::new();
+        let mut verdicts = (keep == Keep::Verdicts).then(Verdicts::new);
         for batch in events.chunks(BATCH_EVENTS) {
-            let table = (keep == Keep::Verdicts).then_some(&mut verdicts);
-            set.evaluate_batch(std::hint::black_box(batch), number + 1, table, |_, _| {
-                violations += 1;
-            });
+            set.evaluate_batch(
+                std::hint::black_box(batch),
+                number + 1,
+                verdicts.as_mut(),
+                |_, _| violations += 1,
+            );
             number += batch.len() as u64;
         }
-        reused += verdicts.counts().0;
+        reused += verdicts.map_or(0, |v| v.counts().0);
         let elapsed = started.elapsed();
         if elapsed >= duration {
             return Run {
