@@ -319,9 +319,11 @@ impl RuleSet {
         }
         let keep = match (verdicts, &candidates.per_event_checks) {
             (Some(verdicts), Some(checks)) => {
-                let outcomes = checks.iter().enumerate().fold(0u64, |bits, (i, check)| {
-                    bits | u64::from(check.eval(&view)) << i
-                });
+                let outcomes = || {
+                    checks.iter().enumerate().fold(0u64, |bits, (i, check)| {
+                        bits | u64::from(check.eval(&view)) << i
+                    })
+                };
                 match verdicts.find(self.generation, event, outcomes) {
                     Seen::Before(broken) => {
                         for rule in broken.iter().filter_map(|&i| self.rules.get(i as usize)) {
@@ -329,7 +331,7 @@ impl RuleSet {
                         }
                         return;
                     }
-                    Seen::New(slot) => Some((verdicts, slot, outcomes)),
+                    Seen::New(slot, outcomes) => Some((verdicts, slot, outcomes)),
                     Seen::Once | Seen::NotKept => None,
                 }
             }

@@ -33,7 +33,8 @@ use crate::events::{
 };
 
 /// Verdicts kept per evaluating thread: the calls a burst repeats fit many
-/// times over, and a full table is about 300 KiB.
+/// times over, and a full table is about 600 KiB (an entry holds a copy of
+/// its call, about 500 bytes).
 pub const SLOTS: usize = 1024;
 
 /// The verdicts one evaluating thread has reached, for one rule set.
@@ -73,8 +74,9 @@ struct Entry {
 pub(super) enum Seen<'v> {
     /// The same call by the same process: the rules it broke.
     Before(&'v [u32]),
-    /// Not kept: the verdict reached goes in this slot.
-    New(usize),
+    /// Not kept: the verdict reached goes in this slot, with the outcomes
+    /// of the checks that tell repeats apart.
+    New(usize, u64),
     /// Not kept, and not the last call looked up in its slot: its verdict is
     /// not kept either.
     Once,
@@ -111,10 +113,16 @@ impl Verdicts {
         self.hashes.fill(SlotHashes::default());
     }
 
-    /// What the table holds for `event`, on which the checks that tell
-    /// repeats apart came out as `outcomes`, under the rule set of
-    /// `generation`; verdicts of another rule set are forgotten first.
-    pub(super) fn find(&mut self, generation: u64, event: &Event, outcomes: u64) -> Seen<'_> {
+    /// What the table holds for `event` under the rule set of `generation`;
+    /// verdicts of another rule set are forgotten first. `outcomes` gives
+    /// how the checks that tell repeats apart come out on the event, asked
+    /// only of an event whose verdict can be kept.
+    pub(super) fn find(
+        &mut self,
+        generation: u64,
+        event: &Event,
+        outcomes: impl FnOnce() -> u64,
+    ) -> Seen<'_> {
         if self.generation != generation {
             self.clear();
             self.generation = generation;
@@ -122,6 +130,7 @@ impl Verdicts {
         let Some(syscall) = kept_call(event) else {
             return Seen::NotKept;
         };
+        let outcomes = outcomes();
         let hash = hash_of(event, syscall, outcomes);
         let slot = (hash >> 32) as usize % SLOTS;
         let (Some(kept), Some(hashes)) = (self.slots.get(slot), self.hashes.get_mut(slot)) else {
@@ -136,7 +145,7 @@ impl Verdicts {
             return Seen::Before(&entry.broken);
         }
         if std::mem::replace(&mut hashes.last_seen, hash) == hash {
-            Seen::New(slot)
+            Seen::New(slot, outcomes)
         } else {
             Seen::Once
         }
