@@ -268,7 +268,7 @@ mod tests {
         JoinHandle<StageTally>,
     ) {
         let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_rx, stage) = spawn_stage(rules, workers, in_rx);
+        let (out_rx, stage) = spawn_stage(rules, workers, in_rx, Arc::default());
         (in_tx, out_rx, stage)
     }
 
@@ -276,17 +276,12 @@ mod tests {
         rules: RuleSet,
         workers: Workers,
         input: mpsc::Receiver<Batch>,
+        metrics: Arc<Metrics>,
     ) -> (mpsc::Receiver<Batch>, JoinHandle<StageTally>) {
         // Rules are never swapped here: the stage keeps the last ones.
         let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let (out_tx, out_rx) = mpsc::channel(4);
-        let stage = tokio::spawn(run(
-            input,
-            out_tx,
-            rules_rx,
-            workers,
-            Arc::new(Metrics::default()),
-        ));
+        let stage = tokio::spawn(run(input, out_tx, rules_rx, workers, metrics));
         (out_rx, stage)
     }
 
@@ -353,10 +348,8 @@ mod tests {
         // hand out for a thread that repeats a call.
         let batch: Batch = (0..50).map(|_| first.clone()).collect();
         let (in_tx, in_rx) = mpsc::channel(4);
-        let (out_tx, mut out_rx) = mpsc::channel(4);
-        let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let metrics = Arc::new(Metrics::default());
-        let stage = tokio::spawn(run(in_rx, out_tx, rules_rx, eager(2), metrics.clone()));
+        let (mut out_rx, stage) = spawn_stage(rules, eager(2), in_rx, metrics.clone());
         in_tx.send(batch).await.expect("the stage runs");
         drop(in_tx);
         let seen = everything_out(&mut out_rx).await;
@@ -452,7 +445,7 @@ mod tests {
             in_tx.try_send(batch).expect("room for every batch");
         }
         drop(in_tx);
-        let (mut out_rx, stage) = spawn_stage(odd_rule(), workers, in_rx);
+        let (mut out_rx, stage) = spawn_stage(odd_rule(), workers, in_rx, Arc::default());
         let seen = everything_out(&mut out_rx).await;
         (seen, stage.await.expect("stage"))
     }
