@@ -49,6 +49,8 @@ pub struct Decoder {
     /// Paths and strings of recent syscall records, shared by the next
     /// records that carry the same bytes.
     strings: syscall::RecentStrings,
+    /// Syscall sections allocated ahead of their records.
+    sections: syscall::SectionsAhead,
 }
 
 /// A thread's last syscall process section, as on the wire and as decoded.
@@ -68,6 +70,7 @@ impl Decoder {
                 .take(THREAD_SECTIONS)
                 .collect(),
             strings: syscall::RecentStrings::default(),
+            sections: syscall::SectionsAhead::default(),
         }
     }
 
@@ -91,16 +94,24 @@ impl Decoder {
             Record::Syscall(ev, _) => (ev.hdr, EventKind::Syscall),
             Record::TcpState(ev) => (ev.hdr, EventKind::TcpState),
         };
-        batch.push(Event::new(
-            kind,
-            WallTime(self.clock.wall_time(hdr.ktime_ns)),
-            hdr.ktime_ns,
-            self.node.clone(),
-        ));
+        super::in_place::push_made(batch, || {
+            Event::new(
+                kind,
+                WallTime(self.clock.wall_time(hdr.ktime_ns)),
+                hdr.ktime_ns,
+                self.node.clone(),
+            )
+        });
         let filled = match batch.last_mut() {
             Some(event) => {
                 event.cpu = Some(hdr.cpu);
-                fill(event, &record, &mut self.threads, &mut self.strings)
+                fill(
+                    event,
+                    &record,
+                    &mut self.threads,
+                    &mut self.strings,
+                    &mut self.sections,
+                )
             }
             None => Ok(()),
         };
@@ -121,6 +132,7 @@ fn fill(
     record: &Record<'_>,
     threads: &mut [Option<ThreadSection>],
     strings: &mut syscall::RecentStrings,
+    sections: &mut syscall::SectionsAhead,
 ) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
@@ -141,7 +153,7 @@ fn fill(
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            event.syscall = Some(syscall::decode(ev, data, strings)?);
+            event.syscall = Some(syscall::decode(ev, data, strings, sections)?);
             let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
             match kept {
                 Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),

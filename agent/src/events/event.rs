@@ -776,15 +776,39 @@ impl SyscallArgs {
 
     /// Appends an argument whose name sorts after those present, as the
     /// decoder's table gives them: no search.
+    #[inline(always)]
     pub(crate) fn push_in_order(&mut self, name: Cow<'static, str>, value: ArgValue) {
         debug_assert!(self.0.last().is_none_or(|(last, _)| *last < name));
-        self.0.push((name, value));
+        // Written in place (see `in_place`), and the value by variant, so
+        // that a number made in a branch of the caller is stored from there
+        // rather than copied whole through the stack.
+        self.0.reserve(1);
+        let len = self.0.len();
+        // SAFETY: `reserve` left room for one more pair after the `len`
+        // initialised ones; both halves are written before the length
+        // counts the pair.
+        unsafe {
+            let slot = self.0.as_mut_ptr().add(len);
+            std::ptr::addr_of_mut!((*slot).0).write(name);
+            let place = std::ptr::addr_of_mut!((*slot).1);
+            match value {
+                ArgValue::Unsigned(n) => place.write(ArgValue::Unsigned(n)),
+                ArgValue::Signed(n) => place.write(ArgValue::Signed(n)),
+                text @ ArgValue::Text(_) => place.write(text),
+            }
+            self.0.set_len(len + 1);
+        }
     }
 
     /// Replaces the value of the argument at `position` in name order.
+    #[inline(always)]
     pub(crate) fn set_at(&mut self, position: usize, value: ArgValue) {
         if let Some((_, old)) = self.0.get_mut(position) {
-            *old = value;
+            // By variant, as in `push_in_order`.
+            *old = match value {
+                ArgValue::Text(text) => ArgValue::Text(text),
+                number => number,
+            };
         }
     }
 

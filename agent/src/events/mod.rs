@@ -5,8 +5,10 @@ pub mod action;
 pub mod clock;
 pub mod decode;
 pub mod event;
+mod in_place;
 pub mod json;
 pub mod kubernetes;
+mod prefetch;
 pub mod reader;
 pub mod syscall;
 

@@ -3,6 +3,7 @@
 use std::{
     borrow::Cow,
     collections::BTreeMap,
+    mem::MaybeUninit,
     net::{Ipv4Addr, Ipv6Addr},
     path::{Component, Path, PathBuf},
     sync::Arc,
@@ -13,6 +14,7 @@ use agent_common::{ArgKind, PART_RET, SocketInfo, SyscallEvent, part_kind, sysca
 use super::event::{
     Address, ArgValue, CapSets, Endpoint, FdInfo, OpenHow, PathArg, Socket, Syscall,
 };
+use super::in_place;
 use crate::bpf::syscalls::{self, Arg};
 
 /// Why a syscall record could not be decoded.
@@ -114,26 +116,67 @@ impl RecentStrings {
     }
 }
 
+/// Syscall sections allocated a few records before they are filled. The
+/// allocator hands the decoder memory that the thread which dropped an older
+/// event freed, on another core or long ago, and writing a section into it
+/// stalled on each of its lines in turn; allocated ahead, its lines are
+/// requested then and arrive while the records in between are decoded.
+#[derive(Debug, Default)]
+pub struct SectionsAhead {
+    ready: [Option<Box<MaybeUninit<Syscall>>>; SECTIONS_AHEAD],
+    next: usize,
+}
+
+/// Records ahead whose sections are allocated.
+const SECTIONS_AHEAD: usize = 4;
+
+/// A copy allocates its own sections when it needs them.
+impl Clone for SectionsAhead {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl SectionsAhead {
+    /// A section to fill now; allocates and requests the one
+    /// `SECTIONS_AHEAD` records later.
+    fn take(&mut self) -> Box<MaybeUninit<Syscall>> {
+        let later = Box::<Syscall>::new_uninit();
+        crate::events::prefetch::for_write(&*later);
+        let slot = &mut self.ready[self.next];
+        self.next = (self.next + 1) % SECTIONS_AHEAD;
+        slot.replace(later).unwrap_or_else(Box::new_uninit)
+    }
+}
+
 /// Decodes the syscall section of a record; `data` is what follows the struct.
 /// Built in its box, so that the section is not moved once filled.
 pub fn decode(
     ev: &SyscallEvent,
     data: &[u8],
     strings: &mut RecentStrings,
+    sections: &mut SectionsAhead,
 ) -> Result<Box<Syscall>, SyscallDecodeError> {
     let known = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
     let table = known.syscall;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
     let mut parts = Parts::new();
     split_parts(data, &mut parts)?;
-    let arg_name = |index: u8| -> Cow<'static, str> {
+    // A static name, so that each use makes its `Cow` where it is stored
+    // rather than copying one made in a branch.
+    let arg_name = |index: u8| -> &'static str {
         if index == PART_RET {
-            "ret".into()
+            "ret"
         } else {
-            table
-                .args
-                .get(usize::from(index))
-                .map_or_else(|| format!("arg{index}").into(), |a| a.name.into())
+            table.args.get(usize::from(index)).map_or_else(
+                || {
+                    UNNAMED_ARGS
+                        .get(usize::from(index))
+                        .copied()
+                        .unwrap_or("arg")
+                },
+                |a| a.name,
+            )
         }
     };
 
@@ -149,7 +192,7 @@ pub fn decode(
     let paths = parts.iter().filter(|p| p.kind == part_kind::PATH).count();
     // Built whole and then boxed, the section (about 500 bytes, most of it
     // the inline arguments) was copied twice per event.
-    let mut section = Box::<Syscall>::default();
+    let mut section = Box::write(sections.take(), Syscall::default());
     section.name = table.name.into();
     section.nr = ev.nr;
     section.sensor = table.sensor.name().into();
@@ -198,18 +241,21 @@ pub fn decode(
                         _ => Some(normalize(Path::new(&*value)).into()),
                     }
                     .filter(|resolved: &Arc<str>| *resolved != value);
-                    section.paths.push(PathArg {
-                        arg: arg_name(part.arg),
-                        raw: value.clone(),
-                        resolved,
-                    });
+                    in_place::push_small(
+                        &mut section.paths,
+                        PathArg {
+                            arg: arg_name(part.arg).into(),
+                            raw: value.clone(),
+                            resolved,
+                        },
+                    );
                 }
                 match known.rank(part.arg) {
                     Some(position) => section.args.set_at(position, ArgValue::Text(value)),
                     None => {
                         section
                             .args
-                            .insert(arg_name(part.arg), ArgValue::Text(value));
+                            .insert(arg_name(part.arg).into(), ArgValue::Text(value));
                     }
                 }
             }
@@ -221,23 +267,29 @@ pub fn decode(
                     .iter()
                     .find(|p| p.path().as_bytes() == part.data)
                     .map_or_else(|| strings.get(part.data), |p| p.path().clone());
-                section.fds.push(FdInfo {
-                    arg: arg_name(part.arg),
-                    fd: fd_value(part.arg),
-                    kind: "file".into(),
-                    path: Some(path),
-                    socket: None,
-                });
+                in_place::push_small(
+                    &mut section.fds,
+                    FdInfo {
+                        arg: arg_name(part.arg).into(),
+                        fd: fd_value(part.arg),
+                        kind: "file".into(),
+                        path: Some(path),
+                        socket: None,
+                    },
+                );
             }
             part_kind::SOCKET => {
                 if let Some(info) = agent_common::read_socket_info(part.data) {
-                    section.fds.push(FdInfo {
-                        arg: arg_name(part.arg),
-                        fd: fd_value(part.arg),
-                        kind: "socket".into(),
-                        path: None,
-                        socket: Some(Box::new(socket(&info))),
-                    });
+                    in_place::push_small(
+                        &mut section.fds,
+                        FdInfo {
+                            arg: arg_name(part.arg).into(),
+                            fd: fd_value(part.arg),
+                            kind: "socket".into(),
+                            path: None,
+                            socket: Some(Box::new(socket(&info))),
+                        },
+                    );
                 }
             }
             part_kind::FD_OTHER => {
@@ -251,16 +303,19 @@ pub fn decode(
                     0o140_000 => "socket",
                     _ => "anon",
                 };
-                section.fds.push(FdInfo {
-                    arg: arg_name(part.arg),
-                    fd: fd_value(part.arg),
-                    kind: kind.into(),
-                    path: None,
-                    socket: None,
-                });
+                in_place::push_small(
+                    &mut section.fds,
+                    FdInfo {
+                        arg: arg_name(part.arg).into(),
+                        fd: fd_value(part.arg),
+                        kind: kind.into(),
+                        path: None,
+                        socket: None,
+                    },
+                );
             }
             part_kind::SOCKADDR => {
-                if let Some(address) = sockaddr(arg_name(part.arg), part.data) {
+                if let Some(address) = sockaddr(arg_name(part.arg).into(), part.data) {
                     section.addresses.push(address);
                 }
             }
@@ -298,6 +353,10 @@ pub fn decode(
     }
     Ok(section)
 }
+
+/// Names of the arguments a syscall's table does not name (the kernel sends
+/// at most six, numbered from 0).
+const UNNAMED_ARGS: [&str; 6] = ["arg0", "arg1", "arg2", "arg3", "arg4", "arg5"];
 
 fn scalar_value(arg: &Arg, raw: u64) -> ArgValue {
     match arg.kind {
@@ -525,7 +584,13 @@ mod tests {
     #[test]
     fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
         let (ev, data) = open_record(b"/etc/shadow");
-        let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
+        let section = decode(
+            &ev,
+            &data,
+            &mut RecentStrings::default(),
+            &mut SectionsAhead::default(),
+        )
+        .expect("decodes");
         assert_eq!(section.name, "openat");
         assert_eq!(section.args.get("flags"), Some(&ArgValue::Unsigned(0)));
         let [path] = section.paths.as_slice() else {
@@ -553,7 +618,13 @@ mod tests {
             parts_len: u16::try_from(data.len()).expect("short"),
             ..ev
         };
-        let section = decode(&ev, &data, &mut RecentStrings::default()).expect("decodes");
+        let section = decode(
+            &ev,
+            &data,
+            &mut RecentStrings::default(),
+            &mut SectionsAhead::default(),
+        )
+        .expect("decodes");
         assert_eq!(
             section.paths.first().map(|p| (&*p.raw, &**p.path())),
             Some(("a/../b", "/tmp/b"))
@@ -596,11 +667,44 @@ mod tests {
     }
 
     #[test]
+    fn sections_allocated_ahead_each_hold_their_own_record() {
+        let mut strings = RecentStrings::default();
+        let mut sections = SectionsAhead::default();
+        let paths: Vec<String> = (0..3 * SECTIONS_AHEAD)
+            .map(|i| format!("/srv/{i}"))
+            .collect();
+        let decoded: Vec<Box<Syscall>> = paths
+            .iter()
+            .map(|path| {
+                let (ev, data) = open_record(path.as_bytes());
+                decode(&ev, &data, &mut strings, &mut sections).expect("decodes")
+            })
+            .collect();
+        for (section, path) in decoded.iter().zip(&paths) {
+            assert_eq!(&**section.paths[0].path(), path.as_str());
+            assert_eq!(
+                section.args.get("pathname"),
+                Some(&ArgValue::Text(path.as_str().into()))
+            );
+            assert_eq!(section.fds[0].path.as_deref(), Some(path.as_str()));
+        }
+        let mut places: Vec<*const Syscall> = decoded.iter().map(|s| &raw const **s).collect();
+        places.sort_unstable();
+        places.dedup();
+        assert_eq!(
+            places.len(),
+            decoded.len(),
+            "each section its own allocation"
+        );
+    }
+
+    #[test]
     fn records_with_the_same_path_share_its_string() {
         let (ev, data) = open_record(b"/etc/hosts");
         let mut strings = RecentStrings::default();
-        let first = decode(&ev, &data, &mut strings).expect("decodes");
-        let second = decode(&ev, &data, &mut strings).expect("decodes");
+        let mut sections = SectionsAhead::default();
+        let first = decode(&ev, &data, &mut strings, &mut sections).expect("decodes");
+        let second = decode(&ev, &data, &mut strings, &mut sections).expect("decodes");
         let path = |section: &Syscall| section.paths.first().expect("a path").path().clone();
         assert_eq!(&*path(&second), "/etc/hosts");
         assert!(Arc::ptr_eq(&path(&first), &path(&second)));
