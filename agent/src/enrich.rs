@@ -55,8 +55,9 @@ pub struct Enricher {
 }
 
 /// Threads whose last enriched process is kept, one slot per thread id
-/// modulo this.
-const RECENT_THREADS: usize = 256;
+/// modulo this: the decoder's slots, so that the section it hands back
+/// enriched (`Decoder::keep_enriched`) is the one kept here for its thread.
+const RECENT_THREADS: usize = crate::events::decode::THREAD_SECTIONS;
 
 /// How long an enriched process is reused at most, so that names and
 /// containers that resolve later are seen within this time: 1 s.
@@ -142,15 +143,26 @@ impl Enricher {
         };
         let recent_slot = (shared.tid as usize) % RECENT_THREADS;
         let reusable = event.kind == EventKind::Syscall;
-        if reusable
-            && let Some(recent) = &self.recent[recent_slot]
-            && recent.generation == self.tree.generation()
-            && now.wrapping_sub(recent.at_ns) < REUSE_NS
-            && (Arc::ptr_eq(&recent.decoded, shared) || recent.decoded == *shared)
-        {
-            *shared = recent.enriched.clone();
-            event.container = recent.container.clone();
-            return;
+        if reusable && let Some(recent) = &self.recent[recent_slot] {
+            // The decoder hands a thread's repeated process section over
+            // enriched already (`Decoder::keep_enriched`).
+            let enriched_already = Arc::ptr_eq(&recent.enriched, shared);
+            if recent.generation == self.tree.generation()
+                && now.wrapping_sub(recent.at_ns) < REUSE_NS
+                && (enriched_already
+                    || Arc::ptr_eq(&recent.decoded, shared)
+                    || recent.decoded == *shared)
+            {
+                if !enriched_already {
+                    *shared = recent.enriched.clone();
+                }
+                event.container = recent.container.clone();
+                return;
+            }
+            if enriched_already {
+                // Enriched again from what the kernel sent, as any other.
+                *shared = recent.decoded.clone();
+            }
         }
         let decoded = reusable.then(|| shared.clone());
         let process = Arc::make_mut(shared);
@@ -514,6 +526,42 @@ mod tests {
         assert!(!Arc::ptr_eq(section(&late), section(&after)));
         assert_eq!(section(&after).euid, 1000);
         assert_eq!(section(&after).exe.as_deref(), Some("/bin/sh"));
+    }
+
+    #[test]
+    fn a_section_handed_back_enriched_is_kept_or_enriched_again_from_what_the_kernel_sent() {
+        let mut enricher = enricher();
+        let exec = |exe: &str| Process {
+            exe: Some(exe.into()),
+            args: Some(["sh"].into_iter().collect()),
+            cwd: Some("/".into()),
+            ..decoded()
+        };
+        enriched(&mut enricher, EventKind::ProcessExec, 10, exec("/bin/sh"));
+        let first = enriched(&mut enricher, EventKind::Syscall, 20, decoded());
+
+        // The decoder hands the thread's next call the section enriched.
+        let handed_back = |at_ns: u64, section: &Arc<Process>| {
+            let mut next = event(EventKind::Syscall, at_ns, Process::default());
+            next.process = Some(section.clone());
+            next
+        };
+        let mut again = handed_back(30, section(&first));
+        enricher.enrich(&mut again);
+        assert!(Arc::ptr_eq(section(&first), section(&again)));
+        assert_eq!(again.container, first.container);
+
+        // The process execs another program under the same command name:
+        // the kernel's section of its calls is unchanged, the tree is not.
+        enriched(&mut enricher, EventKind::ProcessExec, 40, exec("/bin/dash"));
+        let mut after = handed_back(50, section(&again));
+        enricher.enrich(&mut after);
+        assert!(!Arc::ptr_eq(section(&again), section(&after)));
+        assert_eq!(section(&after).exe.as_deref(), Some("/bin/dash"));
+        assert_eq!(
+            **section(&after),
+            **section(&enriched(&mut enricher, EventKind::Syscall, 50, decoded()))
+        );
     }
 
     fn fork(enricher: &mut Enricher, at_ns: u64, child_pid: u32) {

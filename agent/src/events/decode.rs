@@ -58,7 +58,7 @@ type ThreadSection = (agent_common::Process, Arc<Process>);
 
 /// Threads whose last syscall process section is kept, one slot per thread
 /// id modulo this.
-const THREAD_SECTIONS: usize = 256;
+pub(crate) const THREAD_SECTIONS: usize = 256;
 
 impl Decoder {
     /// A decoder for the node called `node`.
@@ -71,6 +71,30 @@ impl Decoder {
                 .collect(),
             strings: syscall::RecentStrings::default(),
             sections: syscall::SectionsAhead::default(),
+        }
+    }
+
+    /// Keeps `event`'s process section, once enriched, as its thread's: the
+    /// thread's next syscall records with the same process section on the
+    /// wire get that one, which the enricher recognises by its address and
+    /// leaves in place. Before, each got the decoded section, which the
+    /// enricher swapped for the enriched one: two more shared counts raised
+    /// and dropped per event.
+    pub fn keep_enriched(&mut self, event: &Event) {
+        if event.kind != EventKind::Syscall {
+            return;
+        }
+        let Some(process) = &event.process else {
+            return;
+        };
+        // The slot decoding this event just used: its wire section is this
+        // event's.
+        if let Some(Some((wire, kept))) =
+            self.threads.get_mut(process.tid as usize % THREAD_SECTIONS)
+            && wire.tid == process.tid
+            && !Arc::ptr_eq(kept, process)
+        {
+            *kept = process.clone();
         }
     }
 
@@ -362,6 +386,39 @@ mod tests {
 
     fn decoder() -> Decoder {
         Decoder::new(BootClock::now(), "n1".into())
+    }
+
+    #[test]
+    fn a_threads_next_call_gets_its_section_as_kept_enriched_while_the_kernel_sends_the_same() {
+        let mut decoder = decoder();
+        let first = decoder.decode(&syscall_record(42, 0)).expect("decodes");
+        let mut enriched = first.clone();
+        let mut section = (**first.process.as_ref().expect("a process")).clone();
+        section.exe = Some("/usr/bin/loop".into());
+        enriched.process = Some(Arc::new(section));
+        decoder.keep_enriched(&enriched);
+        let kept = enriched.process.as_ref().expect("a process");
+
+        let second = decoder.decode(&syscall_record(42, 0)).expect("decodes");
+        assert!(Arc::ptr_eq(
+            kept,
+            second.process.as_ref().expect("a process")
+        ));
+        // Another thread in the same slot, or what the kernel sends changed:
+        // decoded afresh.
+        let other = decoder
+            .decode(&syscall_record(42 + THREAD_SECTIONS as u32, 0))
+            .expect("decodes");
+        assert_eq!(other.process.as_ref().expect("a process").exe, None);
+        let changed = decoder.decode(&syscall_record(42, 1000)).expect("decodes");
+        let changed = changed.process.as_ref().expect("a process");
+        assert_eq!((changed.uid, changed.exe.as_deref()), (1000, None));
+        // Only a syscall's section is kept.
+        let mut exec = enriched.clone();
+        exec.kind = EventKind::ProcessExec;
+        decoder.keep_enriched(&exec);
+        let after = decoder.decode(&syscall_record(42, 1000)).expect("decodes");
+        assert_eq!(after.process.as_ref().expect("a process").exe, None);
     }
 
     #[test]

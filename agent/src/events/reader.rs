@@ -311,6 +311,7 @@ impl Pipeline {
             }
             if let Some(event) = self.batch.last_mut() {
                 self.enricher.enrich(event);
+                self.decoder.keep_enriched(event);
             }
             if self.batch.len() >= BATCH_EVENTS && !self.flush() {
                 ring.publish();
