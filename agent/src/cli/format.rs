@@ -632,7 +632,7 @@ mod tests {
 
     fn open_denied() -> Event {
         Event {
-            syscall: Some(Box::new(Syscall {
+            syscall: Some(Arc::new(Syscall {
                 name: "openat".into(),
                 ret: -13,
                 paths: smallvec::smallvec![PathArg::new(
@@ -729,7 +729,7 @@ mod tests {
     #[test]
     fn a_connect_shows_its_endpoint_and_a_privilege_call_its_arguments() {
         let connect = Event {
-            syscall: Some(Box::new(Syscall {
+            syscall: Some(Arc::new(Syscall {
                 name: "connect".into(),
                 addresses: vec![Address {
                     arg: "addr".into(),
@@ -748,7 +748,7 @@ mod tests {
             compact_line(&value(&connect), false)
         );
         let setuid = Event {
-            syscall: Some(Box::new(Syscall {
+            syscall: Some(Arc::new(Syscall {
                 name: "setuid".into(),
                 args: [("uid".into(), ArgValue::Unsigned(0))]
                     .into_iter()

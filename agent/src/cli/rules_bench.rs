@@ -251,6 +251,8 @@ struct Sharing {
     leaders: HashMap<u32, Vec<Leader>>,
     /// Each thread's last process section.
     last_process: HashMap<u32, Arc<crate::events::event::Process>>,
+    /// Each thread's last syscall section.
+    last_call: HashMap<u32, Arc<crate::events::event::Syscall>>,
     /// The decoder's names of syscalls, sensors and arguments.
     names: std::collections::HashSet<&'static str>,
     /// Container sections (the enrichment hands out one per cgroup) and pod
@@ -278,8 +280,18 @@ impl Sharing {
                     }
                 }
             }
-            if let Some(syscall) = event.syscall.as_deref_mut() {
-                self.share_syscall(syscall);
+            if let Some(syscall) = event.syscall.as_mut() {
+                self.share_syscall(Arc::make_mut(syscall));
+                // As the agent does, a thread's repeats of one call share
+                // its section.
+                if let Some(tid) = event.process.as_ref().map(|p| p.tid) {
+                    match self.last_call.get(&tid) {
+                        Some(last) if **last == **syscall => *syscall = last.clone(),
+                        _ => {
+                            self.last_call.insert(tid, syscall.clone());
+                        }
+                    }
+                }
             }
             if let Some(container) = event.container.as_mut() {
                 *container = equal_or_new(&mut self.containers, container);

@@ -12,7 +12,7 @@ use super::{
     clock::BootClock,
     event::{
         Event, EventKind, Exit, Fork, KernelDeny, KernelKill, NodeName, Process, SocketOwner,
-        TcpState, WallTime,
+        Syscall, TcpState, WallTime,
     },
     syscall::{self, SyscallDecodeError},
 };
@@ -51,6 +51,38 @@ pub struct Decoder {
     strings: syscall::RecentStrings,
     /// Syscall sections allocated ahead of their records.
     sections: syscall::SectionsAhead,
+    /// The last syscall of each of [`THREAD_SECTIONS`] threads, as on the
+    /// wire and as decoded, by thread id.
+    calls: Box<[Option<KeptCall>]>,
+}
+
+/// A thread's last syscall. A thread that repeats a call (a loop reading one
+/// file, polling one socket) gets the section of the first for the next
+/// ones: a shared count instead of a section allocated, filled, and dropped
+/// on another core, and the rules find it by address among their kept
+/// verdicts.
+#[derive(Clone, Debug)]
+struct KeptCall {
+    nr: u32,
+    flags: u32,
+    ret: i64,
+    args: [u64; 6],
+    /// The paths, strings, descriptors and addresses the kernel sent.
+    parts: Vec<u8>,
+    section: Arc<Syscall>,
+}
+
+/// Longer parts are not kept: a call that carries them is decoded anew.
+const MAX_KEPT_PARTS: usize = 512;
+
+impl KeptCall {
+    fn is(&self, ev: &agent_common::SyscallEvent, parts: &[u8]) -> bool {
+        self.nr == ev.nr
+            && self.ret == ev.ret
+            && self.args == ev.args
+            && self.flags == ev.flags
+            && self.parts == parts
+    }
 }
 
 /// A thread's last syscall process section, as on the wire and as decoded.
@@ -71,6 +103,9 @@ impl Decoder {
                 .collect(),
             strings: syscall::RecentStrings::default(),
             sections: syscall::SectionsAhead::default(),
+            calls: std::iter::repeat_with(|| None)
+                .take(THREAD_SECTIONS)
+                .collect(),
         }
     }
 
@@ -135,6 +170,7 @@ impl Decoder {
                     &mut self.threads,
                     &mut self.strings,
                     &mut self.sections,
+                    &mut self.calls,
                 )
             }
             None => Ok(()),
@@ -157,6 +193,7 @@ fn fill(
     threads: &mut [Option<ThreadSection>],
     strings: &mut syscall::RecentStrings,
     sections: &mut syscall::SectionsAhead,
+    calls: &mut [Option<KeptCall>],
 ) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
@@ -177,7 +214,7 @@ fn fill(
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            event.syscall = Some(syscall::decode(ev, data, strings, sections)?);
+            event.syscall = Some(call_section(ev, data, strings, sections, calls)?);
             let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
             match kept {
                 Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),
@@ -205,6 +242,53 @@ fn fill(
         }
     }
     Ok(())
+}
+
+/// The syscall section of a record: the thread's last one when the record
+/// repeats its call, else decoded (and kept, when its parts are short).
+fn call_section(
+    ev: &agent_common::SyscallEvent,
+    data: &[u8],
+    strings: &mut syscall::RecentStrings,
+    sections: &mut syscall::SectionsAhead,
+    calls: &mut [Option<KeptCall>],
+) -> Result<Arc<Syscall>, DecodeError> {
+    let parts = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
+    let Some(slot) = calls.get_mut(ev.proc.tid as usize % THREAD_SECTIONS) else {
+        return Ok(syscall::decode(ev, data, strings, sections)?);
+    };
+    if let Some(kept) = slot
+        && kept.is(ev, parts)
+    {
+        return Ok(kept.section.clone());
+    }
+    let section = syscall::decode(ev, data, strings, sections)?;
+    if parts.len() > MAX_KEPT_PARTS {
+        *slot = None;
+        return Ok(section);
+    }
+    match slot {
+        Some(kept) => {
+            kept.nr = ev.nr;
+            kept.flags = ev.flags;
+            kept.ret = ev.ret;
+            kept.args = ev.args;
+            kept.parts.clear();
+            kept.parts.extend_from_slice(parts);
+            kept.section = section.clone();
+        }
+        None => {
+            *slot = Some(KeptCall {
+                nr: ev.nr,
+                flags: ev.flags,
+                ret: ev.ret,
+                args: ev.args,
+                parts: parts.to_vec(),
+                section: section.clone(),
+            });
+        }
+    }
+    Ok(section)
 }
 
 /// Fills `slot` with the process of a record, in place.
@@ -419,6 +503,28 @@ mod tests {
         decoder.keep_enriched(&exec);
         let after = decoder.decode(&syscall_record(42, 1000)).expect("decodes");
         assert_eq!(after.process.as_ref().expect("a process").exe, None);
+    }
+
+    #[test]
+    fn a_threads_repeated_call_shares_the_section_of_the_first() {
+        let mut decoder = decoder();
+        let record = syscall_record(42, 0);
+        let section = |event: &Event| event.syscall.clone().expect("a syscall section");
+        let first = section(&decoder.decode(&record).expect("decodes"));
+        let again = section(&decoder.decode(&record).expect("decodes"));
+        assert!(Arc::ptr_eq(&first, &again));
+
+        // Another result is another call.
+        let mut failed = record.clone();
+        let ret = std::mem::offset_of!(agent_common::SyscallEvent, ret);
+        failed[ret..ret + 8].copy_from_slice(&(-1i64).to_ne_bytes());
+        let other = section(&decoder.decode(&failed).expect("decodes"));
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!((other.ret, first.ret), (-1, 0));
+        // The thread's last call is the one kept.
+        let after = section(&decoder.decode(&record).expect("decodes"));
+        assert!(!Arc::ptr_eq(&first, &after));
+        assert_eq!(*after, *first);
     }
 
     #[test]

@@ -67,9 +67,11 @@ pub struct Event {
     /// For `events_lost`: what was lost since the previous report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<Box<Lost>>,
-    /// For `syscall`: the call, its arguments and what they referred to.
+    /// For `syscall`: the call, its arguments and what they referred to;
+    /// shared by the events of a thread that repeats a call (the decoder's
+    /// `calls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syscall: Option<Box<Syscall>>,
+    pub syscall: Option<Arc<Syscall>>,
     /// For `tcp_state`: the socket and its change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_state: Option<Box<TcpState>>,

@@ -123,7 +123,7 @@ impl RecentStrings {
 /// requested then and arrive while the records in between are decoded.
 #[derive(Debug, Default)]
 pub struct SectionsAhead {
-    ready: [Option<Box<MaybeUninit<Syscall>>>; SECTIONS_AHEAD],
+    ready: [Option<Arc<MaybeUninit<Syscall>>>; SECTIONS_AHEAD],
     next: usize,
 }
 
@@ -140,23 +140,53 @@ impl Clone for SectionsAhead {
 impl SectionsAhead {
     /// A section to fill now; allocates and requests the one
     /// `SECTIONS_AHEAD` records later.
-    fn take(&mut self) -> Box<MaybeUninit<Syscall>> {
-        let later = Box::<Syscall>::new_uninit();
+    fn take(&mut self) -> Arc<MaybeUninit<Syscall>> {
+        let later = Arc::<Syscall>::new_uninit();
         crate::events::prefetch::for_write(&*later);
         let slot = &mut self.ready[self.next];
         self.next = (self.next + 1) % SECTIONS_AHEAD;
-        slot.replace(later).unwrap_or_else(Box::new_uninit)
+        slot.replace(later).unwrap_or_else(Arc::new_uninit)
+    }
+
+    /// A new section, filled by `fill` where it lies.
+    fn build<E>(
+        &mut self,
+        fill: impl FnOnce(&mut Syscall) -> Result<(), E>,
+    ) -> Result<Arc<Syscall>, E> {
+        let place = self.take();
+        // SAFETY: `take` made this allocation and hands it out once, so this
+        // is its only holder; it is written before it is taken as
+        // initialised.
+        let section = unsafe {
+            (*Arc::as_ptr(&place).cast_mut()).write(Syscall::default());
+            place.assume_init()
+        };
+        // SAFETY: still the only holder, and the reference does not outlive
+        // `fill`. (`Arc::get_mut` would cost a locked instruction per event
+        // to find out what is known here.)
+        fill(unsafe { &mut *Arc::as_ptr(&section).cast_mut() })?;
+        Ok(section)
     }
 }
 
 /// Decodes the syscall section of a record; `data` is what follows the struct.
-/// Built in its box, so that the section is not moved once filled.
+/// Built in its allocation, so that the section is not moved once filled.
 pub fn decode(
     ev: &SyscallEvent,
     data: &[u8],
     strings: &mut RecentStrings,
     sections: &mut SectionsAhead,
-) -> Result<Box<Syscall>, SyscallDecodeError> {
+) -> Result<Arc<Syscall>, SyscallDecodeError> {
+    sections.build(|section| fill(ev, data, strings, section))
+}
+
+/// Fills `section` from a syscall record.
+fn fill(
+    ev: &SyscallEvent,
+    data: &[u8],
+    strings: &mut RecentStrings,
+    section: &mut Syscall,
+) -> Result<(), SyscallDecodeError> {
     let known = syscalls::by_number(ev.nr).ok_or(SyscallDecodeError::UnknownSyscall(ev.nr))?;
     let table = known.syscall;
     let data = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
@@ -190,9 +220,6 @@ pub fn decode(
         })
         .count();
     let paths = parts.iter().filter(|p| p.kind == part_kind::PATH).count();
-    // Built whole and then boxed, the section (about 500 bytes, most of it
-    // the inline arguments) was copied twice per event.
-    let mut section = Box::write(sections.take(), Syscall::default());
     section.name = table.name.into();
     section.nr = ev.nr;
     section.sensor = table.sensor.name().into();
@@ -351,7 +378,7 @@ pub fn decode(
             _ => {}
         }
     }
-    Ok(section)
+    Ok(())
 }
 
 /// Names of the arguments a syscall's table does not name (the kernel sends
@@ -673,7 +700,7 @@ mod tests {
         let paths: Vec<String> = (0..3 * SECTIONS_AHEAD)
             .map(|i| format!("/srv/{i}"))
             .collect();
-        let decoded: Vec<Box<Syscall>> = paths
+        let decoded: Vec<Arc<Syscall>> = paths
             .iter()
             .map(|path| {
                 let (ev, data) = open_record(path.as_bytes());

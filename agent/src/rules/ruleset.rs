@@ -681,7 +681,7 @@ mod tests {
         }))
         .expect("an open event");
         event.process = Some(process.clone());
-        if let Some(call) = event.syscall.as_mut() {
+        if let Some(call) = event.syscall.as_mut().map(Arc::make_mut) {
             call.paths.iter_mut().for_each(|p| p.raw = path.clone());
             call.fds
                 .iter_mut()

@@ -235,7 +235,7 @@ mod tests {
     fn getppid(pid: u32) -> Event {
         let mut event = exec(pid, "odd");
         event.kind = EventKind::Syscall;
-        event.syscall = Some(Box::new(crate::events::event::Syscall {
+        event.syscall = Some(Arc::new(crate::events::event::Syscall {
             name: "getppid".into(),
             nr: 110,
             ..Default::default()

@@ -63,7 +63,7 @@ struct Entry {
     container: Option<Arc<ContainerInfo>>,
     kubernetes: Option<Arc<Kubernetes>>,
     node: NodeName,
-    syscall: Syscall,
+    syscall: Arc<Syscall>,
     /// How the checks that tell repeats apart came out on it, a bit each.
     outcomes: u64,
     /// The rules broken, by index in the rule set, in the order they fired.
@@ -180,12 +180,14 @@ impl Verdicts {
 }
 
 impl Entry {
-    fn holds(&self, event: &Event, syscall: &Syscall) -> bool {
+    fn holds(&self, event: &Event, syscall: &Arc<Syscall>) -> bool {
         same_section(&self.process, &event.process)
             && same_section(&self.container, &event.container)
             && same_section(&self.kubernetes, &event.kubernetes)
             && self.node == event.node
-            && self.syscall == *syscall
+            // A thread's repeats of a call share its section (the decoder's
+            // kept calls); equal calls of other threads compare by value.
+            && (Arc::ptr_eq(&self.syscall, syscall) || *self.syscall == **syscall)
     }
 }
 
@@ -201,7 +203,7 @@ fn same_section<T>(kept: &Option<Arc<T>>, now: &Option<Arc<T>>) -> bool {
 /// section but its call and where it ran. Every field is named, so that one
 /// added to the event is placed here: in the key ([`Entry`]), told apart by
 /// the rules' per-event checks, or a reason not to keep the verdict.
-fn kept_call(event: &Event) -> Option<&Syscall> {
+fn kept_call(event: &Event) -> Option<&Arc<Syscall>> {
     let Event {
         schema_version: _,
         kind,
@@ -234,7 +236,7 @@ fn kept_call(event: &Event) -> Option<&Syscall> {
         && kernel_deny.is_none()
         && violation.is_none()
         && action.is_none();
-    only_the_call.then_some(syscall.as_deref()?)
+    only_the_call.then_some(syscall.as_ref()?)
 }
 
 /// A hash of the call and the sections it was made with. Strings are

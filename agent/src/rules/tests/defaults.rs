@@ -105,7 +105,7 @@ impl Fixture {
         p.args = None;
         p.argc = None;
         p.cwd = None;
-        f.0.syscall = Some(Box::new(Syscall {
+        f.0.syscall = Some(Arc::new(Syscall {
             name: Cow::Borrowed(name),
             nr: spec.nr,
             sensor: Cow::Borrowed(spec.sensor.name()),
@@ -134,7 +134,7 @@ impl Fixture {
     }
 
     fn sys(&mut self) -> &mut Syscall {
-        self.0.syscall.as_mut().expect("a syscall")
+        Arc::make_mut(self.0.syscall.as_mut().expect("a syscall"))
     }
 
     fn arg(mut self, name: &'static str, value: ArgValue) -> Self {
@@ -272,7 +272,7 @@ fn capset(permitted: u64, comm: &str) -> Fixture {
     Fixture::syscall("capset", 0, comm)
         .arg("hdrp", ArgValue::Unsigned(0x7ffd_1000))
         .with(|e| {
-            if let Some(s) = e.syscall.as_mut() {
+            if let Some(s) = e.syscall.as_mut().map(Arc::make_mut) {
                 s.capabilities = Some(Box::new(CapSets {
                     effective: permitted,
                     permitted,
@@ -385,7 +385,7 @@ fn userfaultfd(comm: &str) -> Fixture {
     Fixture::syscall("userfaultfd", 5, comm)
         .arg("flags", ArgValue::Unsigned(0o2000000))
         .with(|e| {
-            if let Some(s) = e.syscall.as_mut() {
+            if let Some(s) = e.syscall.as_mut().map(Arc::make_mut) {
                 s.fds.push(FdInfo {
                     arg: Cow::Borrowed("ret"),
                     fd: 5,
