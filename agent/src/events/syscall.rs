@@ -608,16 +608,20 @@ mod tests {
         (ev, data)
     }
 
-    #[test]
-    fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
-        let (ev, data) = open_record(b"/etc/shadow");
-        let section = decode(
-            &ev,
-            &data,
+    /// Decodes one record with no strings or sections of earlier ones.
+    fn decode_alone(ev: &SyscallEvent, data: &[u8]) -> Result<Arc<Syscall>, SyscallDecodeError> {
+        decode(
+            ev,
+            data,
             &mut RecentStrings::default(),
             &mut SectionsAhead::default(),
         )
-        .expect("decodes");
+    }
+
+    #[test]
+    fn an_open_decodes_its_arguments_path_and_descriptor_into_one_shared_string() {
+        let (ev, data) = open_record(b"/etc/shadow");
+        let section = decode_alone(&ev, &data).expect("decodes");
         assert_eq!(section.name, "openat");
         assert_eq!(section.args.get("flags"), Some(&ArgValue::Unsigned(0)));
         let [path] = section.paths.as_slice() else {
@@ -645,13 +649,7 @@ mod tests {
             parts_len: u16::try_from(data.len()).expect("short"),
             ..ev
         };
-        let section = decode(
-            &ev,
-            &data,
-            &mut RecentStrings::default(),
-            &mut SectionsAhead::default(),
-        )
-        .expect("decodes");
+        let section = decode_alone(&ev, &data).expect("decodes");
         assert_eq!(
             section.paths.first().map(|p| (&*p.raw, &**p.path())),
             Some(("a/../b", "/tmp/b"))
