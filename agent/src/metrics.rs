@@ -413,6 +413,12 @@ impl Metrics {
                 "The sequence number of the last event numbered for the API.",
                 &self.api_last_sequence,
             ),
+            (
+                "guardrails_rules_verdicts_reused_total",
+                "counter",
+                "Events given the verdict the rules reached for the same call by the same process before, instead of being tested.",
+                &self.rules_verdicts_reused,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -463,16 +469,6 @@ impl Metrics {
             out,
             "guardrails_rules_reloads_total{{result=\"rejected\"}} {}",
             rules.reloads_rejected
-        );
-        let _ = writeln!(
-            out,
-            "# HELP guardrails_rules_verdicts_reused_total Events given the verdict the rules reached for the same call by the same process before, instead of being tested."
-        );
-        let _ = writeln!(out, "# TYPE guardrails_rules_verdicts_reused_total counter");
-        let _ = writeln!(
-            out,
-            "guardrails_rules_verdicts_reused_total {}",
-            self.rules_verdicts_reused.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

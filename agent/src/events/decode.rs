@@ -267,27 +267,18 @@ fn call_section(
         *slot = None;
         return Ok(section);
     }
-    match slot {
-        Some(kept) => {
-            kept.nr = ev.nr;
-            kept.flags = ev.flags;
-            kept.ret = ev.ret;
-            kept.args = ev.args;
-            kept.parts.clear();
-            kept.parts.extend_from_slice(parts);
-            kept.section = section.clone();
-        }
-        None => {
-            *slot = Some(KeptCall {
-                nr: ev.nr,
-                flags: ev.flags,
-                ret: ev.ret,
-                args: ev.args,
-                parts: parts.to_vec(),
-                section: section.clone(),
-            });
-        }
-    }
+    // The buffer of the call it replaces is filled again.
+    let mut kept_parts = slot.take().map(|kept| kept.parts).unwrap_or_default();
+    kept_parts.clear();
+    kept_parts.extend_from_slice(parts);
+    *slot = Some(KeptCall {
+        nr: ev.nr,
+        flags: ev.flags,
+        ret: ev.ret,
+        args: ev.args,
+        parts: kept_parts,
+        section: section.clone(),
+    });
     Ok(section)
 }
 
