@@ -13,9 +13,15 @@ use std::{
 };
 
 use proto::v1::JsonText;
-use tokio::sync::mpsc;
 
-use super::filter::Filter;
+use super::{
+    filter::Filter,
+    queue::{Batch, EventFeed, EventQueue, event_queue},
+};
+
+/// A batch as published: shared by the streams that take all of it and
+/// handed back to the caller.
+pub type Published = Arc<Vec<Arc<Sequenced>>>;
 use crate::events::Event;
 
 /// An event with its sequence number, shared by the replay buffer and every
@@ -83,8 +89,45 @@ pub struct ClientStats {
 #[derive(Debug)]
 struct Subscriber {
     filter: Arc<Filter>,
-    queue: mpsc::Sender<Arc<Sequenced>>,
+    queue: EventFeed,
     stats: Arc<ClientStats>,
+}
+
+impl Subscriber {
+    /// The events of `batch` that pass the filter and fit in the queue, and
+    /// how many more passed and did not fit.
+    fn offer(&self, batch: &Published) -> (Batch, u64) {
+        let room = self.queue.room();
+        // Until an event fails the filter, the events that passed are the
+        // batch's first ones: nothing is listed for them yet.
+        let mut passed = 0;
+        let mut listed: Option<Vec<Arc<Sequenced>>> = None;
+        let mut dropped = 0;
+        for (index, item) in batch.iter().enumerate() {
+            if !self.filter.matches(&item.event) {
+                if listed.is_none() {
+                    let mut list = Vec::with_capacity(room.min(batch.len() - index + passed));
+                    list.extend(batch[..passed].iter().cloned());
+                    listed = Some(list);
+                }
+                continue;
+            }
+            if passed == room {
+                dropped += 1;
+                continue;
+            }
+            passed += 1;
+            if let Some(list) = &mut listed {
+                list.push(item.clone());
+            }
+        }
+        let queued = match listed {
+            None if passed == batch.len() => Batch::Whole(batch.clone()),
+            None => Batch::Some(batch[..passed].to_vec()),
+            Some(list) => Batch::Some(list),
+        };
+        (queued, dropped)
+    }
 }
 
 #[derive(Debug)]
@@ -141,7 +184,7 @@ pub struct Subscription {
     /// Buffered events after the cursor that pass the filter, in order.
     pub replay: Vec<Arc<Sequenced>>,
     /// Live events, from the one after the replay.
-    pub queue: mpsc::Receiver<Arc<Sequenced>>,
+    pub queue: EventQueue,
     /// Its counters.
     pub stats: Arc<ClientStats>,
 }
@@ -200,22 +243,18 @@ impl Hub {
 
     /// Numbers a batch, buffers it, and offers it to the streams; returns
     /// it numbered, for the other outputs (which share its JSON).
-    pub fn publish(&self, batch: Vec<Event>) -> Vec<Arc<Sequenced>> {
-        let mut published = Vec::with_capacity(batch.len());
-        self.publish_into(batch, Some(&mut published));
-        published
+    pub fn publish(&self, batch: Vec<Event>) -> Published {
+        self.publish_into(batch)
     }
 
-    /// [`Hub::publish`] for a caller that wants nothing back: each event is
-    /// shared by the buffer and the streams only, its count raised and
-    /// dropped once less.
+    /// [`Hub::publish`] for a caller that wants nothing back.
     pub fn publish_only(&self, batch: Vec<Event>) {
-        self.publish_into(batch, None);
+        drop(self.publish_into(batch));
     }
 
-    fn publish_into(&self, batch: Vec<Event>, mut published: Option<&mut Vec<Arc<Sequenced>>>) {
-        let mut lost = 0;
+    fn publish_into(&self, batch: Vec<Event>) -> Published {
         let mut state = self.lock();
+        let mut published = Vec::with_capacity(batch.len());
         for event in batch {
             state.last_sequence += 1;
             // The event the buffer lets go of, when nothing else holds it,
@@ -240,34 +279,30 @@ impl Hub {
                 }
                 None => Arc::new(sequenced),
             };
-            let mut closed = false;
-            for subscriber in &state.subscribers {
-                if !subscriber.filter.matches(&item.event) {
-                    continue;
-                }
-                // A place is taken before the event is shared, so that a
-                // full queue costs no reference count raised and dropped.
-                match subscriber.queue.try_reserve() {
-                    Ok(place) => place.send(item.clone()),
-                    Err(mpsc::error::TrySendError::Full(())) => {
-                        // Counted at once: the stream reports what it lost
-                        // before the next event it gets.
-                        subscriber.stats.lost.fetch_add(1, Ordering::Relaxed);
-                        subscriber.stats.unreported.fetch_add(1, Ordering::Relaxed);
-                        lost += 1;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(())) => closed = true,
-                }
-            }
-            if closed {
-                state.subscribers.retain(|s| !s.queue.is_closed());
-            }
-            if let Some(published) = published.as_deref_mut() {
-                published.push(item.clone());
-            }
             if self.limits.replay_events > 0 {
-                state.replay.push_back(item);
+                state.replay.push_back(item.clone());
             }
+            published.push(item);
+        }
+        let published = Published::new(published);
+        let mut lost = 0;
+        let mut closed = false;
+        for subscriber in &state.subscribers {
+            let (queued, dropped) = subscriber.offer(&published);
+            if dropped > 0 {
+                // Counted at once: the stream reports what it lost before
+                // the next event it gets.
+                subscriber.stats.lost.fetch_add(dropped, Ordering::Relaxed);
+                subscriber
+                    .stats
+                    .unreported
+                    .fetch_add(dropped, Ordering::Relaxed);
+                lost += dropped;
+            }
+            closed |= !subscriber.queue.send(queued);
+        }
+        if closed {
+            state.subscribers.retain(|s| !s.queue.is_closed());
         }
         if lost > 0 {
             self.lost_to_clients.fetch_add(lost, Ordering::Relaxed);
@@ -292,6 +327,7 @@ impl Hub {
                     .collect(),
             );
         }
+        published
     }
 
     /// Registers a stream. The replay and the queue are taken under one
@@ -299,7 +335,7 @@ impl Hub {
     /// once.
     pub fn subscribe(&self, filter: Filter, start: &Start, peer: String) -> Subscription {
         let filter = Arc::new(filter);
-        let (tx, queue) = mpsc::channel(self.limits.client_queue.max(1));
+        let (tx, queue) = event_queue(self.limits.client_queue.max(1));
         let mut state = self.lock();
         let stats = Arc::new(ClientStats {
             id: state.next_client,
@@ -410,7 +446,7 @@ mod tests {
         let mut live = hub.subscribe(Filter::default(), &Start::Live, "t".into());
         hub.publish(events(2));
         hub.close();
-        let queued: Vec<u64> = std::iter::from_fn(|| live.queue.try_recv().ok())
+        let queued: Vec<u64> = std::iter::from_fn(|| live.queue.try_recv())
             .map(|e| e.sequence)
             .collect();
         assert_eq!(queued, [1, 2]);
@@ -428,8 +464,7 @@ mod tests {
         let hub = hub(8, 16);
         let mut live = hub.subscribe(Filter::default(), &Start::Live, "t".into());
         hub.publish_only(events(3));
-        let queued: Vec<Arc<Sequenced>> =
-            std::iter::from_fn(|| live.queue.try_recv().ok()).collect();
+        let queued: Vec<Arc<Sequenced>> = std::iter::from_fn(|| live.queue.try_recv()).collect();
         assert_eq!(
             queued.iter().map(|e| e.sequence).collect::<Vec<_>>(),
             [1, 2, 3]
@@ -525,18 +560,67 @@ mod tests {
     }
 
     #[test]
+    fn each_stream_gets_the_events_of_a_batch_that_pass_its_filter_and_fit_in_order() {
+        let roomy = hub(0, 16);
+        let hub = hub(0, 3);
+        let execs_only = || {
+            Filter::new(proto::v1::EventFilter {
+                kinds: vec!["process_exec".into()],
+                ..Default::default()
+            })
+            .expect("a valid filter")
+        };
+        let mut everything = hub.subscribe(Filter::default(), &Start::Live, "all".into());
+        let mut execs = hub.subscribe(execs_only(), &Start::Live, "execs".into());
+        let mut roomy_execs = roomy.subscribe(execs_only(), &Start::Live, "execs".into());
+        // exec, exec, exit, exec, exec: the third and the fifth exec do not
+        // fit in a queue of three behind the two before them.
+        let batch = || {
+            let mut batch = events(5);
+            batch[2].kind = EventKind::ProcessExit;
+            batch
+        };
+        let published = hub.publish(batch());
+        drop(roomy.publish(batch()));
+        let taken = |queue: &mut EventQueue| {
+            std::iter::from_fn(|| queue.try_recv())
+                .map(|e| e.sequence)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(taken(&mut everything.queue), [1, 2, 3]);
+        assert_eq!(everything.stats.lost.load(Ordering::Relaxed), 2);
+        assert_eq!(taken(&mut execs.queue), [1, 2, 4]);
+        assert_eq!(execs.stats.lost.load(Ordering::Relaxed), 1);
+        assert_eq!(taken(&mut roomy_execs.queue), [1, 2, 4, 5]);
+        assert_eq!(roomy_execs.stats.lost.load(Ordering::Relaxed), 0);
+        assert_eq!(published.len(), 5);
+
+        // With room for the whole batch, a stream that takes all of it
+        // takes it whole, and lets go of it once taken.
+        let published = hub.publish(events(2));
+        assert_eq!(
+            Arc::strong_count(&published),
+            3,
+            "the caller's and both streams'"
+        );
+        assert_eq!(taken(&mut everything.queue), [6, 7]);
+        assert_eq!(taken(&mut execs.queue), [6, 7]);
+        assert_eq!(Arc::strong_count(&published), 1, "let go of once taken");
+    }
+
+    #[test]
     fn should_drop_and_count_for_a_full_queue_without_blocking() {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let hub = hub(0, 2).with_metrics(metrics.clone());
         let mut slow = hub.subscribe(Filter::default(), &Start::Live, "slow".into());
         let mut fast = hub.subscribe(Filter::default(), &Start::Live, "fast".into());
         hub.publish(events(2));
-        assert_eq!(fast.queue.try_recv().map(|e| e.sequence).ok(), Some(1));
-        assert_eq!(fast.queue.try_recv().map(|e| e.sequence).ok(), Some(2));
+        assert_eq!(fast.queue.try_recv().map(|e| e.sequence), Some(1));
+        assert_eq!(fast.queue.try_recv().map(|e| e.sequence), Some(2));
         hub.publish(events(3));
         assert_eq!(slow.stats.lost.load(Ordering::Relaxed), 3);
         assert_eq!(fast.stats.lost.load(Ordering::Relaxed), 1, "2 of 3 fit");
-        assert_eq!(slow.queue.try_recv().map(|e| e.sequence).ok(), Some(1));
+        assert_eq!(slow.queue.try_recv().map(|e| e.sequence), Some(1));
         assert_eq!(hub.lost_to_clients(), 4);
         let text = metrics.render();
         for series in [

@@ -12,6 +12,7 @@
 pub mod filter;
 pub mod hub;
 pub mod mask;
+pub mod queue;
 pub mod service;
 pub mod stream;
 

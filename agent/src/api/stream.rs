@@ -17,12 +17,12 @@ use std::{
 use bytes::{BufMut, BytesMut};
 use futures::Stream;
 use proto::v1::{self, JsonText, stream_events_response::Message};
-use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::{
     hub::{Missed, Sequenced, Subscription, sendable},
     mask::Mask,
+    queue::EventQueue,
 };
 
 /// How soon a stream learns of losses when no event follows them.
@@ -35,7 +35,7 @@ pub struct EventStream {
     replay: std::vec::IntoIter<Arc<Sequenced>>,
     last_replayed: u64,
     replay_only: bool,
-    queue: mpsc::Receiver<Arc<Sequenced>>,
+    queue: EventQueue,
     /// An event taken from the queue while a `lost` message went first.
     held: Option<Arc<Sequenced>>,
     report: tokio::time::Interval,
