@@ -18,11 +18,11 @@ use super::{
     filter::Filter,
     queue::{Batch, EventFeed, EventQueue, event_queue},
 };
+use crate::events::Event;
 
 /// A batch as published: shared by the streams that take all of it and
 /// handed back to the caller.
 pub type Published = Arc<Vec<Arc<Sequenced>>>;
-use crate::events::Event;
 
 /// An event with its sequence number, shared by the replay buffer and every
 /// stream that receives it; its JSON is written once, by the first stream
@@ -130,6 +130,7 @@ impl Subscriber {
     }
 }
 
+/// The hub's state, behind its lock.
 #[derive(Debug)]
 struct State {
     last_sequence: u64,
@@ -138,6 +139,31 @@ struct State {
     next_client: u64,
     /// The agent is stopping: nothing more is published.
     closed: bool,
+}
+
+impl State {
+    /// Offers `published` to every stream; returns how many events were
+    /// dropped for streams whose queue was full, each counted for its
+    /// stream at once (it reports what it lost before the next event it
+    /// gets). Streams that went away are forgotten.
+    fn offer(&mut self, published: &Published) -> u64 {
+        let mut lost = 0;
+        let mut closed = false;
+        for subscriber in &self.subscribers {
+            let (queued, dropped) = subscriber.offer(published);
+            if dropped > 0 {
+                let stats = &subscriber.stats;
+                stats.lost.fetch_add(dropped, Ordering::Relaxed);
+                stats.unreported.fetch_add(dropped, Ordering::Relaxed);
+                lost += dropped;
+            }
+            closed |= !subscriber.queue.send(queued);
+        }
+        if closed {
+            self.subscribers.retain(|s| !s.queue.is_closed());
+        }
+        lost
+    }
 }
 
 /// Sizes of the hub.
@@ -244,17 +270,22 @@ impl Hub {
     /// Numbers a batch, buffers it, and offers it to the streams; returns
     /// it numbered, for the other outputs (which share its JSON).
     pub fn publish(&self, batch: Vec<Event>) -> Published {
-        self.publish_into(batch)
+        self.publish_into(batch, true).unwrap_or_default()
     }
 
-    /// [`Hub::publish`] for a caller that wants nothing back.
+    /// [`Hub::publish`] for a caller that wants nothing back: with no
+    /// stream connected, the common case, each event goes to the buffer
+    /// alone, its count raised and dropped once less.
     pub fn publish_only(&self, batch: Vec<Event>) {
-        drop(self.publish_into(batch));
+        drop(self.publish_into(batch, false));
     }
 
-    fn publish_into(&self, batch: Vec<Event>) -> Published {
+    /// The batch numbered, when the caller wants it or a stream is
+    /// offered it.
+    fn publish_into(&self, batch: Vec<Event>, wanted: bool) -> Option<Published> {
         let mut state = self.lock();
-        let mut published = Vec::with_capacity(batch.len());
+        let listed = wanted || !state.subscribers.is_empty();
+        let mut published = Vec::with_capacity(if listed { batch.len() } else { 0 });
         for event in batch {
             state.last_sequence += 1;
             // The event the buffer lets go of, when nothing else holds it,
@@ -279,31 +310,18 @@ impl Hub {
                 }
                 None => Arc::new(sequenced),
             };
-            if self.limits.replay_events > 0 {
-                state.replay.push_back(item.clone());
+            match (listed, self.limits.replay_events > 0) {
+                (true, true) => {
+                    state.replay.push_back(item.clone());
+                    published.push(item);
+                }
+                (true, false) => published.push(item),
+                (false, true) => state.replay.push_back(item),
+                (false, false) => {}
             }
-            published.push(item);
         }
-        let published = Published::new(published);
-        let mut lost = 0;
-        let mut closed = false;
-        for subscriber in &state.subscribers {
-            let (queued, dropped) = subscriber.offer(&published);
-            if dropped > 0 {
-                // Counted at once: the stream reports what it lost before
-                // the next event it gets.
-                subscriber.stats.lost.fetch_add(dropped, Ordering::Relaxed);
-                subscriber
-                    .stats
-                    .unreported
-                    .fetch_add(dropped, Ordering::Relaxed);
-                lost += dropped;
-            }
-            closed |= !subscriber.queue.send(queued);
-        }
-        if closed {
-            state.subscribers.retain(|s| !s.queue.is_closed());
-        }
+        let published = listed.then(|| Published::new(published));
+        let lost = published.as_ref().map_or(0, |p| state.offer(p));
         if lost > 0 {
             self.lost_to_clients.fetch_add(lost, Ordering::Relaxed);
         }
@@ -476,6 +494,23 @@ mod tests {
         let replayed: Vec<u64> = late.replay.iter().map(|e| e.sequence).collect();
         assert_eq!(replayed, [2, 3]);
         assert_eq!(hub.last_sequence(), 3);
+    }
+
+    #[test]
+    fn with_no_stream_an_event_published_only_is_held_by_the_buffer_alone() {
+        let hub = hub(8, 16);
+        hub.publish_only(events(2));
+        let replay = hub
+            .subscribe(Filter::default(), &after(0), "t".into())
+            .replay;
+        assert_eq!(
+            replay.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(
+            replay.iter().all(|e| Arc::strong_count(e) == 2),
+            "the buffer's and this replay's"
+        );
     }
 
     #[test]
