@@ -31,6 +31,11 @@ pub struct Filter {
     container_ids: Vec<String>,
     process_names: Option<FxHashSet<String>>,
     process_paths: Vec<String>,
+    /// Some constraint is on the event's violation; computed once, as the
+    /// hub asks for every event.
+    wants_violation: bool,
+    /// Some constraint is on the event's process, container or pod.
+    checks_subject: bool,
 }
 
 /// Event kinds, one bit each.
@@ -95,7 +100,7 @@ impl Filter {
         if let Some(short) = filter.container_ids.iter().find(|id| id.len() < 12) {
             return Err(FilterError::ShortContainerId(short.clone()));
         }
-        Ok(Self {
+        let mut compiled = Self {
             kinds,
             violations_only: filter.violations_only,
             min_priority,
@@ -108,22 +113,65 @@ impl Filter {
             container_ids: filter.container_ids,
             process_names: set(filter.process_names),
             process_paths: filter.process_paths,
-        })
+            wants_violation: false,
+            checks_subject: false,
+        };
+        compiled.wants_violation = compiled.violations_only
+            || compiled.min_priority.is_some()
+            || compiled.rules.is_some()
+            || compiled.tags.is_some();
+        compiled.checks_subject = compiled.namespaces.is_some()
+            || compiled.pods.is_some()
+            || !compiled.pod_labels.is_empty()
+            || !compiled.workloads.is_empty()
+            || !compiled.container_ids.is_empty()
+            || compiled.process_names.is_some()
+            || !compiled.process_paths.is_empty();
+        Ok(compiled)
     }
 
     /// Whether `event` passes.
     pub fn matches(&self, event: &Event) -> bool {
+        self.matches_what(event) && (!self.checks_subject || self.matches_subject(event))
+    }
+
+    /// Whether `event` passes, the verdict on its process, container and
+    /// pod taken from `last` when they are those of the event checked
+    /// before (consecutive events of one thread share them), so that a
+    /// batch's names are hashed and compared once per thread, not per event.
+    /// `last` must only have seen events that are still alive.
+    pub fn matches_after(&self, event: &Event, last: &mut LastSubject) -> bool {
+        if !self.matches_what(event) {
+            return false;
+        }
+        if !self.checks_subject {
+            return true;
+        }
+        let subject = Subject::of(event);
+        if let Some((seen, passed)) = last.0
+            && seen == subject
+        {
+            return passed;
+        }
+        let passed = self.matches_subject(event);
+        last.0 = Some((subject, passed));
+        passed
+    }
+
+    /// Whether the filter passes every event.
+    pub fn passes_everything(&self) -> bool {
+        self.kinds.is_none() && !self.wants_violation && !self.checks_subject
+    }
+
+    /// The event's kind and violation.
+    fn matches_what(&self, event: &Event) -> bool {
         if let Some(kinds) = &self.kinds
             && !kinds.contains(event.kind)
         {
             return false;
         }
         let violation = event.violation.as_deref();
-        let wants_violation = self.violations_only
-            || self.min_priority.is_some()
-            || self.rules.is_some()
-            || self.tags.is_some();
-        if wants_violation {
+        if self.wants_violation {
             let Some(violation) = violation else {
                 return false;
             };
@@ -148,6 +196,11 @@ impl Filter {
                 return false;
             }
         }
+        true
+    }
+
+    /// The event's process, container and pod.
+    fn matches_subject(&self, event: &Event) -> bool {
         if self.namespaces.is_some()
             || self.pods.is_some()
             || !self.pod_labels.is_empty()
@@ -229,6 +282,28 @@ impl Filter {
         true
     }
 }
+
+/// The process, container and pod sections of an event, by address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Subject([usize; 3]);
+
+impl Subject {
+    fn of(event: &Event) -> Self {
+        fn address<T>(section: Option<&std::sync::Arc<T>>) -> usize {
+            section.map_or(0, |s| std::sync::Arc::as_ptr(s) as usize)
+        }
+        Self([
+            address(event.process.as_ref()),
+            address(event.container.as_ref()),
+            address(event.kubernetes.as_ref()),
+        ])
+    }
+}
+
+/// A filter's verdict on the subject of the event it checked last (see
+/// [`Filter::matches_after`]).
+#[derive(Debug, Default)]
+pub struct LastSubject(Option<(Subject, bool)>);
 
 /// The API's priority number as the rule engine's priority.
 pub fn priority(number: i32) -> Option<Priority> {
@@ -345,6 +420,61 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_remembered_verdict_on_a_subject_holds_for_the_events_that_share_it_only() {
+        let curl = event(EventKind::ProcessExec, "shop", None);
+        // The same thread's next call: its sections are shared.
+        let mut curl_again = event(EventKind::Syscall, "shop", None);
+        curl_again.process = curl.process.clone();
+        curl_again.container = curl.container.clone();
+        curl_again.kubernetes = curl.kubernetes.clone();
+        let mut other = event(EventKind::Syscall, "shop", None);
+        other.process = Some(Arc::new(Process {
+            comm: "nginx".into(),
+            ..Process::default()
+        }));
+        let elsewhere = event(EventKind::Syscall, "other", None);
+        let sequence = [&curl, &curl_again, &other, &curl_again, &elsewhere, &curl];
+        for f in [
+            v1::EventFilter {
+                process_names: vec!["curl".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                namespaces: vec!["shop".into()],
+                kinds: vec!["syscall".into()],
+                ..Default::default()
+            },
+            v1::EventFilter {
+                process_paths: vec!["/usr/bin/".into()],
+                namespaces: vec!["shop".into()],
+                ..Default::default()
+            },
+            v1::EventFilter::default(),
+        ] {
+            let f = filter(f);
+            let mut last = LastSubject::default();
+            let remembered: Vec<bool> = sequence
+                .iter()
+                .map(|e| f.matches_after(e, &mut last))
+                .collect();
+            let checked: Vec<bool> = sequence.iter().map(|e| f.matches(e)).collect();
+            assert_eq!(remembered, checked, "{f:?}");
+            assert!(
+                f.passes_everything() || (checked.contains(&true) && checked.contains(&false)),
+                "the sequence tells a passing subject from a failing one: {f:?}"
+            );
+        }
+        assert!(filter(v1::EventFilter::default()).passes_everything());
+        assert!(
+            !filter(v1::EventFilter {
+                violations_only: true,
+                ..Default::default()
+            })
+            .passes_everything()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::{
 use proto::v1::JsonText;
 
 use super::{
-    filter::Filter,
+    filter::{Filter, LastSubject},
     queue::{Batch, EventFeed, EventQueue, event_queue},
 };
 use crate::events::Event;
@@ -98,13 +98,15 @@ impl Subscriber {
     /// how many more passed and did not fit.
     fn offer(&self, batch: &Published) -> (Batch, u64) {
         let room = self.queue.room();
+        let everything = self.filter.passes_everything();
         // Until an event fails the filter, the events that passed are the
         // batch's first ones: nothing is listed for them yet.
         let mut passed = 0;
         let mut listed: Option<Vec<Arc<Sequenced>>> = None;
         let mut dropped = 0;
+        let mut last = LastSubject::default();
         for (index, item) in batch.iter().enumerate() {
-            if !self.filter.matches(&item.event) {
+            if !everything && !self.filter.matches_after(&item.event, &mut last) {
                 if listed.is_none() {
                     let mut list = Vec::with_capacity(room.min(batch.len() - index + passed));
                     list.extend(batch[..passed].iter().cloned());
