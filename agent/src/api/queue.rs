@@ -34,7 +34,7 @@ pub(super) fn event_queue(capacity: usize) -> (EventFeed, EventQueue) {
         },
         EventQueue {
             rx,
-            batch: Taking::Some(Vec::new().into_iter()),
+            batch: Taking::default(),
             held,
         },
     )
@@ -109,7 +109,7 @@ impl Taking {
                 *next += 1;
                 if *next == events.len() {
                     // Let go of the batch with its last event.
-                    *self = Self::Some(Vec::new().into_iter());
+                    *self = Self::default();
                 }
                 Some(event)
             }
@@ -126,8 +126,7 @@ impl Taking {
         if !matches!(self, Self::Whole(events, _) if Arc::strong_count(events) == 1) {
             return;
         }
-        let Self::Whole(events, next) = std::mem::replace(self, Self::Some(Vec::new().into_iter()))
-        else {
+        let Self::Whole(events, next) = std::mem::take(self) else {
             return;
         };
         *self = match Arc::try_unwrap(events) {
@@ -144,6 +143,13 @@ impl Taking {
             Self::Whole(events, next) => *next >= events.len(),
             Self::Some(events) => events.len() == 0,
         }
+    }
+}
+
+impl Default for Taking {
+    /// Nothing left to take.
+    fn default() -> Self {
+        Self::Some(Vec::new().into_iter())
     }
 }
 
