@@ -823,7 +823,7 @@ impl ActionStage {
             EventKind::Action,
             crate::events::event::WallTime(std::time::SystemTime::now()),
             crate::events::clock::boot_ns(),
-            self.node.clone().into(),
+            crate::events::event::NodeName::from(&*self.node),
         );
         event.action = Some(Box::new(report));
         self.operator_events.push(event);

@@ -36,7 +36,7 @@ const IDLE: Duration = Duration::from_millis(500);
 /// The longest the streams may take to catch up after stdin closed.
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// How often `GetStatus` is asked for the last sequence number.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(2);
 
 /// What a stream asks for. Every preset but `stalled` is read as fast as
 /// the process can.
