@@ -1156,12 +1156,22 @@ fn report(machine: &Machine, cpu: usize, rounds: u32, live: &Live, replays: &[Re
     if let Some(one) = live.best(Setup::OpenOne, LiveRun::reader_rate) {
         let rate = one.reader_rate();
         let lost = one.lost_to_readers();
+        // One process opening a file on one CPU makes fewer events than the
+        // target: a client that gets all of them as they come is bound by
+        // the load, and the replay rows measure what it could take.
+        let kept_up = lost == 0 && rate >= one.load.rate() * 0.95;
         row(
             "one client receives",
             m(rate),
             ratio(rate, open_base),
             ">= 0.5 M/s, 0 lost",
-            met(rate >= ONE_CLIENT_PER_S && lost == 0),
+            if rate >= ONE_CLIENT_PER_S && lost == 0 {
+                "met"
+            } else if kept_up {
+                "(load-bound; see replay)"
+            } else {
+                "NOT met"
+            },
         );
         row(
             "  events lost to it",
