@@ -43,17 +43,22 @@ pub struct Decoder {
     pub clock: BootClock,
     /// The node's name.
     pub node: NodeName,
-    /// The process section of each of [`THREAD_SECTIONS`] threads' last
-    /// syscall record, as on the wire and as decoded, by thread id.
-    threads: Box<[Option<ThreadSection>]>,
+    /// What is kept of [`THREAD_SECTIONS`] threads' last syscall records,
+    /// by thread id.
+    threads: Box<[ThreadSlot]>,
     /// Paths and strings of recent syscall records, shared by the next
     /// records that carry the same bytes.
     strings: syscall::RecentStrings,
     /// Syscall sections allocated ahead of their records.
     sections: syscall::SectionsAhead,
-    /// The last syscall of each of [`THREAD_SECTIONS`] threads, as on the
-    /// wire and as decoded, by thread id.
-    calls: Box<[Option<KeptCall>]>,
+}
+
+/// One thread's last syscall record, as on the wire and as decoded: its
+/// process section and its call.
+#[derive(Clone, Debug, Default)]
+struct ThreadSlot {
+    process: Option<ThreadSection>,
+    call: Option<KeptCall>,
 }
 
 /// A thread's last syscall. A thread that repeats a call (a loop reading one
@@ -108,14 +113,11 @@ impl Decoder {
         Self {
             clock,
             node,
-            threads: std::iter::repeat_with(|| None)
+            threads: std::iter::repeat_with(ThreadSlot::default)
                 .take(THREAD_SECTIONS)
                 .collect(),
             strings: syscall::RecentStrings::default(),
             sections: syscall::SectionsAhead::default(),
-            calls: std::iter::repeat_with(|| None)
-                .take(THREAD_SECTIONS)
-                .collect(),
         }
     }
 
@@ -134,8 +136,10 @@ impl Decoder {
         };
         // The slot decoding this event just used: its wire section is this
         // event's.
-        if let Some(Some((wire, kept))) =
-            self.threads.get_mut(process.tid as usize % THREAD_SECTIONS)
+        if let Some(ThreadSlot {
+            process: Some((wire, kept)),
+            ..
+        }) = self.threads.get_mut(process.tid as usize % THREAD_SECTIONS)
             && wire.tid == process.tid
             && !Arc::ptr_eq(kept, process)
         {
@@ -180,7 +184,6 @@ impl Decoder {
                     &mut self.threads,
                     &mut self.strings,
                     &mut self.sections,
-                    &mut self.calls,
                 )
             }
             None => Ok(()),
@@ -200,10 +203,9 @@ impl Decoder {
 fn fill(
     event: &mut Event,
     record: &Record<'_>,
-    threads: &mut [Option<ThreadSection>],
+    threads: &mut [ThreadSlot],
     strings: &mut syscall::RecentStrings,
     sections: &mut syscall::SectionsAhead,
-    calls: &mut [Option<KeptCall>],
 ) -> Result<(), DecodeError> {
     match record {
         Record::Exec(ev, data) => {
@@ -224,8 +226,9 @@ fn fill(
             event.exit = Some(Box::new(Exit::from_wait_status(ev.status)));
         }
         Record::Syscall(ev, data) => {
-            event.syscall = Some(call_section(ev, data, strings, sections, calls)?);
-            let kept = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
+            let slot = &mut threads[ev.proc.tid as usize % THREAD_SECTIONS];
+            event.syscall = Some(call_section(ev, data, strings, sections, &mut slot.call)?);
+            let kept = &mut slot.process;
             match kept {
                 Some((wire, decoded)) if *wire == ev.proc => event.process = Some(decoded.clone()),
                 _ => {
@@ -261,12 +264,9 @@ fn call_section(
     data: &[u8],
     strings: &mut syscall::RecentStrings,
     sections: &mut syscall::SectionsAhead,
-    calls: &mut [Option<KeptCall>],
+    slot: &mut Option<KeptCall>,
 ) -> Result<Arc<Syscall>, DecodeError> {
     let parts = data.get(..usize::from(ev.parts_len)).unwrap_or(data);
-    let Some(slot) = calls.get_mut(ev.proc.tid as usize % THREAD_SECTIONS) else {
-        return Ok(syscall::decode(ev, data, strings, sections)?);
-    };
     if let Some(kept) = slot
         && kept.is(ev, parts)
     {

@@ -68,8 +68,8 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<Box<Lost>>,
     /// For `syscall`: the call, its arguments and what they referred to;
-    /// shared by the events of a thread that repeats a call (the decoder's
-    /// `calls`).
+    /// shared by the events of a thread that repeats a call (the decoder
+    /// keeps each thread's last).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscall: Option<Arc<Syscall>>,
     /// For `tcp_state`: the socket and its change.
