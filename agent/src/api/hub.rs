@@ -34,9 +34,10 @@ pub struct Sequenced {
     pub sequence: u64,
     /// The event.
     pub event: Event,
-    /// Eight bytes until written: a burst's queued events are mostly
-    /// never written more than once (`OnceLock<JsonText>` took 40). Two
-    /// threads that write it at once both do, and one's is kept.
+    /// The event's JSON once written: eight bytes until then (a
+    /// `OnceLock<JsonText>` took 40, and a queued event's size is the
+    /// memory a burst costs). Two threads that write it at once both do,
+    /// and one's is kept.
     json: OnceBox<JsonText>,
 }
 

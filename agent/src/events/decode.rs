@@ -529,6 +529,16 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_the_same_when_their_bytes_are_empty_or_equal_only() {
+        let kept: Vec<u8> = Vec::new();
+        assert!(same_bytes(&kept, &[]));
+        assert!(same_bytes(b"/etc/passwd\0", b"/etc/passwd\0"));
+        assert!(!same_bytes(b"/etc/passwd\0", b"/etc/shadow\0"));
+        assert!(!same_bytes(&kept, b"\0"));
+        assert!(!same_bytes(b"/etc", b"/etc/"));
+    }
+
+    #[test]
     fn an_exec_record_gives_its_paths_and_arguments() {
         let bytes = exec_record(
             "/bin/echo",
