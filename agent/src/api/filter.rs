@@ -120,13 +120,9 @@ impl Filter {
             || compiled.min_priority.is_some()
             || compiled.rules.is_some()
             || compiled.tags.is_some();
-        compiled.checks_subject = compiled.namespaces.is_some()
-            || compiled.pods.is_some()
-            || !compiled.pod_labels.is_empty()
-            || !compiled.workloads.is_empty()
+        compiled.checks_subject = compiled.checks_pod()
             || !compiled.container_ids.is_empty()
-            || compiled.process_names.is_some()
-            || !compiled.process_paths.is_empty();
+            || compiled.checks_process();
         Ok(compiled)
     }
 
@@ -199,13 +195,22 @@ impl Filter {
         true
     }
 
-    /// The event's process, container and pod.
-    fn matches_subject(&self, event: &Event) -> bool {
-        if self.namespaces.is_some()
+    /// Some constraint is on the event's pod.
+    fn checks_pod(&self) -> bool {
+        self.namespaces.is_some()
             || self.pods.is_some()
             || !self.pod_labels.is_empty()
             || !self.workloads.is_empty()
-        {
+    }
+
+    /// Some constraint is on the event's process.
+    fn checks_process(&self) -> bool {
+        self.process_names.is_some() || !self.process_paths.is_empty()
+    }
+
+    /// The event's process, container and pod.
+    fn matches_subject(&self, event: &Event) -> bool {
+        if self.checks_pod() {
             let Some(pod) = event.kubernetes.as_deref() else {
                 return false;
             };
@@ -254,7 +259,7 @@ impl Filter {
                 return false;
             }
         }
-        if self.process_names.is_some() || !self.process_paths.is_empty() {
+        if self.checks_process() {
             let Some(process) = event.process.as_ref() else {
                 return false;
             };
