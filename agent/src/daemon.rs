@@ -322,6 +322,11 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
                 node: node.clone(),
                 sensors: sensors.iter().map(|s| s.name().to_owned()).collect(),
                 tracepoints: sensors_loaded.attached().to_vec(),
+                unobserved_syscalls: sensors_loaded
+                    .unobserved_syscalls()
+                    .iter()
+                    .map(|&s| s.to_owned())
+                    .collect(),
                 started,
             }),
             metrics: metrics.clone(),

@@ -97,6 +97,7 @@ impl AgentService for Fake {
             uptime_seconds: 90,
             sensors: vec!["process".into(), "file".into()],
             tracepoints: vec!["sched_process_exec".into(), "sys_exit".into()],
+            unobserved_syscalls: vec![],
             rules_loaded: 2,
             rules_enabled: 1,
             events_seen: 1000,

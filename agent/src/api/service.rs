@@ -33,6 +33,8 @@ pub struct Identity {
     pub sensors: Vec<String>,
     /// The tracepoints their programs are attached to.
     pub tracepoints: Vec<String>,
+    /// Syscalls the sensors report that no attached program sees.
+    pub unobserved_syscalls: Vec<String>,
     /// When the agent started.
     pub started: Instant,
 }
@@ -130,6 +132,7 @@ impl AgentService for AgentApi {
             uptime_seconds: self.identity.started.elapsed().as_secs(),
             sensors: self.identity.sensors.clone(),
             tracepoints: self.identity.tracepoints.clone(),
+            unobserved_syscalls: self.identity.unobserved_syscalls.clone(),
             rules_loaded: u32::try_from(loaded).unwrap_or(u32::MAX),
             rules_enabled: u32::try_from(enabled).unwrap_or(u32::MAX),
             events_seen: totals.events,

@@ -101,6 +101,7 @@ impl std::fmt::Debug for SensorMaps {
 pub struct Sensors {
     ebpf: Ebpf,
     attached: Vec<String>,
+    unobserved: Vec<&'static str>,
 }
 
 impl Sensors {
@@ -129,6 +130,7 @@ impl Sensors {
         );
 
         let mut attached = Vec::new();
+        let mut unobserved = Vec::new();
         for hook in HOOKS
             .iter()
             .filter(|h| h.sensors.iter().any(|s| options.sensors.contains(s)))
@@ -136,7 +138,12 @@ impl Sensors {
             if hook.tracepoint == hooks::SYS_EXIT_TRACEPOINT
                 && let Some(each) = attach_syscalls_where_asked(&mut ebpf, options)
             {
-                attached.push(each);
+                attached.push(format!(
+                    "{}/sys_exit_* ({} syscalls)",
+                    hooks::SYSCALL_TRACEPOINTS,
+                    each.attached
+                ));
+                unobserved = each.missing;
                 continue;
             }
             let error = |source| BpfError::Program {
@@ -154,7 +161,11 @@ impl Sensors {
             attached.push(hook.tracepoint.to_owned());
         }
         Ok((
-            Self { ebpf, attached },
+            Self {
+                ebpf,
+                attached,
+                unobserved,
+            },
             SensorMaps {
                 events,
                 counters,
@@ -166,6 +177,13 @@ impl Sensors {
     /// The tracepoints that hooks are attached to.
     pub fn attached(&self) -> &[String] {
         &self.attached
+    }
+
+    /// Syscalls that enabled sensors report but that no attached hook sees:
+    /// on each syscall's tracepoint, those the kernel is built without
+    /// (their calls all fail).
+    pub fn unobserved_syscalls(&self) -> &[&'static str] {
+        &self.unobserved
     }
 
     /// Loads and attaches the BPF LSM program that refuses the execs of
@@ -196,39 +214,26 @@ impl Sensors {
     }
 }
 
-/// Attaches the syscall program to each reported syscall's tracepoint when
-/// `options.syscall_hook` asks for it and the kernel allows, and says so
-/// (as [`Sensors::attached`] lists it); `None` when the caller attaches it
-/// to `sys_exit` instead, the reason logged.
-fn attach_syscalls_where_asked(ebpf: &mut Ebpf, options: &LoadOptions) -> Option<String> {
-    let every_syscall = match options.syscall_hook {
-        SyscallHook::SysExit => return None,
-        SyscallHook::Auto => true,
-        SyscallHook::PerSyscall => false,
-    };
-    match attach_each_syscall(ebpf, &options.sensors, every_syscall) {
+/// Attaches the syscall program to each reported syscall's tracepoint unless
+/// `options.syscall_hook` asks for `sys_exit` or the kernel does not allow
+/// it; `None` when the caller attaches it to `sys_exit` instead, the reason
+/// logged.
+fn attach_syscalls_where_asked(ebpf: &mut Ebpf, options: &LoadOptions) -> Option<EachSyscall> {
+    if options.syscall_hook == SyscallHook::SysExit {
+        return None;
+    }
+    match attach_each_syscall(ebpf, &options.sensors) {
         Ok(each) => {
             if !each.missing.is_empty() {
                 tracing::warn!(
                     syscalls = ?each.missing,
                     "no exit tracepoint for these syscalls (the kernel is built \
-                     without them): their calls, which all fail, are not reported"
+                     without them): their calls, which all fail, are not reported \
+                     (`sensors.syscall_hook: sys_exit` reports them, at the cost of \
+                     a program's entry on every syscall)"
                 );
             }
-            Some(format!(
-                "{}/sys_exit_* ({} syscalls)",
-                hooks::SYSCALL_TRACEPOINTS,
-                each.attached
-            ))
-        }
-        Err(EachSyscallError::Missing(syscalls)) => {
-            tracing::info!(
-                ?syscalls,
-                "no exit tracepoint for these syscalls (the kernel is built without \
-                 them): attaching to sys_exit, so that their failed calls are reported \
-                 too (`sensors.syscall_hook: per_syscall` leaves them out instead)"
-            );
-            None
+            Some(each)
         }
         Err(e) => {
             tracing::warn!(
@@ -251,9 +256,6 @@ pub enum EachSyscallError {
     /// `CONFIG_FTRACE_SYSCALLS`).
     #[error("{0} is missing")]
     NoSyscallTracepoints(PathBuf),
-    /// Syscalls the sensors report that have no tracepoint.
-    #[error("no exit tracepoint for {}", .0.join(", "))]
-    Missing(Vec<&'static str>),
     /// The program is not in the object.
     #[error("program {0} is missing from the sensors object")]
     MissingProgram(&'static str),
@@ -281,12 +283,10 @@ struct EachSyscall {
 /// enabled `sensors` report. A syscall whose tracepoint tracefs lacks is
 /// one the kernel was built without (`init_module` without module
 /// support): the kernel makes a tracepoint for every syscall it builds.
-/// With `every_syscall`, such a syscall is an error; else it is left out.
-/// On an error, nothing stays attached.
+/// Such a syscall is left out. On an error, nothing stays attached.
 fn attach_each_syscall(
     ebpf: &mut Ebpf,
     sensors: &[Sensor],
-    every_syscall: bool,
 ) -> Result<EachSyscall, EachSyscallError> {
     let category = tracefs_events()
         .ok_or(EachSyscallError::NoTracefs)?
@@ -300,9 +300,6 @@ fn attach_each_syscall(
         .map(|s| (s.name, format!("sys_exit_{}", s.tracepoint_name())))
         .partition(|(_, tracepoint)| category.join(tracepoint).is_dir());
     let missing: Vec<_> = missing.into_iter().map(|(name, _)| name).collect();
-    if every_syscall && !missing.is_empty() {
-        return Err(EachSyscallError::Missing(missing));
-    }
     let refused =
         |tracepoint: String| move |source| EachSyscallError::Program { tracepoint, source };
     let program: &mut TracePoint = ebpf

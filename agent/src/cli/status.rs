@@ -62,6 +62,17 @@ pub fn text(status: &GetStatusResponse) -> String {
         ("uptime".into(), uptime.to_string()),
         ("sensors".into(), sensors),
         ("tracepoints".into(), status.tracepoints.join(", ")),
+    ];
+    if !status.unobserved_syscalls.is_empty() {
+        lines.push((
+            "unobserved".into(),
+            format!(
+                "{} (no tracepoint in this kernel)",
+                status.unobserved_syscalls.join(", ")
+            ),
+        ));
+    }
+    lines.extend([
         (
             "rules".into(),
             format!(
@@ -80,7 +91,7 @@ pub fn text(status: &GetStatusResponse) -> String {
         ),
         ("last sequence".into(), status.last_sequence.to_string()),
         ("clients".into(), status.clients.len().to_string()),
-    ];
+    ]);
     for client in &status.clients {
         lines.push((
             format!("  client {}", client.id),
@@ -120,6 +131,7 @@ pub fn json(status: &GetStatusResponse) -> Value {
         "uptime_seconds": status.uptime_seconds,
         "sensors": status.sensors,
         "tracepoints": status.tracepoints,
+        "unobserved_syscalls": status.unobserved_syscalls,
         "rules_loaded": status.rules_loaded,
         "rules_enabled": status.rules_enabled,
         "events_seen": status.events_seen,
@@ -154,6 +166,7 @@ mod tests {
                 "sched_process_exec".into(),
                 "syscalls/sys_exit_* (48 syscalls)".into(),
             ],
+            unobserved_syscalls: vec!["init_module".into(), "finit_module".into()],
             rules_loaded: 80,
             rules_enabled: 71,
             events_seen: 123_456,
@@ -182,6 +195,7 @@ run:           r1
 uptime:        1h 2m 3s
 sensors:       process, file
 tracepoints:   sched_process_exec, syscalls/sys_exit_* (48 syscalls)
+unobserved:    init_module, finit_module (no tracepoint in this kernel)
 rules:         80 loaded, 71 enabled
 events seen:   123456
 violations:    7
@@ -200,6 +214,7 @@ clients:       1
         assert_eq!(value["lost_queue"], 3);
         assert_eq!(value["clients"][0]["sent"], 99);
         assert_eq!(value["tracepoints"][1], "syscalls/sys_exit_* (48 syscalls)");
-        assert_eq!(value.as_object().map(serde_json::Map::len), Some(15));
+        assert_eq!(value["unobserved_syscalls"][1], "finit_module");
+        assert_eq!(value.as_object().map(serde_json::Map::len), Some(16));
     }
 }

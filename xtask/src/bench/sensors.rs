@@ -4,14 +4,14 @@
 //!
 //! 1. Per-syscall overhead: a pinned loop of getppid(2) calls in a fresh cgroup
 //!    v2 directory, with no agent, with a program that does nothing on the
-//!    syscall sensors' `sys_exit` hook (what the hook itself costs, the floor
-//!    under the next figure), with the agent attached but getppid filtered in
-//!    the kernel (default sensors: `syscall_hook: auto`, which is `sys_exit`
-//!    on a kernel that lacks a tracepoint of a reported syscall), the same
-//!    with `syscall_hook: per_syscall` (no program runs for getppid: the
-//!    kernel tests a bit of the syscall tracepoints' mask), and with every
-//!    call delivered as an event
-//!    (`sensors: {benchmark: true}`), the agent scoped to that cgroup.
+//!    `sys_exit` (what that hook itself costs, the floor under its figures),
+//!    with the agent attached but getppid filtered in
+//!    the kernel (default sensors: `syscall_hook: auto`, the syscall program
+//!    on each reported syscall's tracepoint, so no program runs for getppid:
+//!    the kernel tests a bit of the syscall tracepoints' mask), the same with
+//!    `syscall_hook: sys_exit` (one program on every syscall's exit), and
+//!    with every call delivered as an event (`sensors: {benchmark: true}`),
+//!    on either hook, the agent scoped to that cgroup.
 //! 2. Userspace throughput: in the delivered run, events decoded per second
 //!    and events lost, from the agent's `stopped` log line, and the agent's
 //!    CPU time per event (all its threads, from the start of the loop to
@@ -23,7 +23,7 @@
 //! 3. The agent's RSS, idle and with 10,000 live processes.
 //! 4. Exec-heavy work: a shell loop of fork+exec of /bin/true, with and
 //!    without the agent (whole node; default config, and the syscall hook on
-//!    each syscall's tracepoint), alternating; then once more with the
+//!    `sys_exit`), alternating; then once more with the
 //!    agent and `bpf_stats`, for what its kernel programs took of the loop,
 //!    which the kernel times and the machine's noise does not move.
 //!
@@ -52,7 +52,8 @@ const LOOP_CALLS: u64 = 3_000_000;
 const LOOP_REPS: u32 = 5;
 /// Calls made before the timed repetitions.
 const LOOP_WARMUP: u64 = 200_000;
-/// Rounds of (bare, empty hook, filtered, filtered per syscall, delivered),
+/// Rounds of (bare, empty hook, filtered on either hook, delivered on either
+/// hook),
 /// to spread drift over all of them.
 const LOOP_ROUNDS: u32 = 2;
 /// Live processes for the RSS figure.
@@ -65,9 +66,9 @@ const EXEC_ITERATIONS: u32 = 3_000;
 /// figure.
 const EXEC_PAIRS: u32 = 10;
 
-/// The config lines that put the syscall program on each reported
-/// syscall's tracepoint, whatever the kernel lacks.
-const PER_SYSCALL: &str = "sensors:\n  syscall_hook: per_syscall\n";
+/// The config lines that put the syscall program on `sys_exit`, the hook
+/// that also sees the syscalls a kernel is built without.
+const SYS_EXIT: &str = "sensors:\n  syscall_hook: sys_exit\n";
 
 /// Ring buffer of the delivered run: 64 MiB.
 const DELIVERED_RING_BYTES: u64 = 64 << 20;
@@ -112,10 +113,11 @@ struct SyscallFigures {
     bare_ns: f64,
     empty_hook_ns: f64,
     filtered_ns: f64,
-    /// Filtered, the syscall program on each reported syscall's tracepoint
-    /// (`syscall_hook: per_syscall`).
-    filtered_each_ns: f64,
+    /// Filtered, the syscall program on `sys_exit`.
+    filtered_sys_exit_ns: f64,
     delivered_ns: f64,
+    /// Delivered, the syscall program on `sys_exit`.
+    delivered_sys_exit_ns: f64,
     /// Summed over the delivered runs.
     tally: Tally,
     /// getppid calls made in the delivered runs, warm-up included.
@@ -186,9 +188,13 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         cgroup.path.display().to_string()
     );
     let filtered_config = format!("{}{scope}", config_head());
-    let filtered_each_config = format!("{}{PER_SYSCALL}{scope}", config_head());
+    let filtered_sys_exit_config = format!("{}{SYS_EXIT}{scope}", config_head());
     let delivered_config = format!(
         "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
+        config_head()
+    );
+    let delivered_sys_exit_config = format!(
+        "{}sensors:\n  benchmark: true\n  syscall_hook: sys_exit\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
         config_head()
     );
     let sensors_only_config =
@@ -198,8 +204,9 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         bare_ns: f64::INFINITY,
         empty_hook_ns: f64::INFINITY,
         filtered_ns: f64::INFINITY,
-        filtered_each_ns: f64::INFINITY,
+        filtered_sys_exit_ns: f64::INFINITY,
         delivered_ns: f64::INFINITY,
+        delivered_sys_exit_ns: f64::INFINITY,
         tally: Tally::default(),
         delivered_calls: 0,
         delivered_loop_ns: 0,
@@ -223,15 +230,28 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         hook.detach()?;
         best("empty hook", empty_hook, &mut figures.empty_hook_ns);
 
-        let running = Agent::start(agent, &filtered_config)?;
-        let filtered = run_loop(&cgroup, cpu)?;
-        running.stop()?;
-        best("filtered", filtered, &mut figures.filtered_ns);
-
-        let running = Agent::start(agent, &filtered_each_config)?;
-        let filtered_each = run_loop(&cgroup, cpu)?;
-        running.stop()?;
-        best("per-syscall", filtered_each, &mut figures.filtered_each_ns);
+        // The loop under an agent started with `config`.
+        let under_agent = |config: &str| -> anyhow::Result<LoopRun> {
+            let running = Agent::start(agent, config)?;
+            let run = run_loop(&cgroup, cpu)?;
+            running.stop()?;
+            Ok(run)
+        };
+        best(
+            "filtered",
+            under_agent(&filtered_config)?,
+            &mut figures.filtered_ns,
+        );
+        best(
+            "sys_exit",
+            under_agent(&filtered_sys_exit_config)?,
+            &mut figures.filtered_sys_exit_ns,
+        );
+        best(
+            "delivered, sys_exit",
+            under_agent(&delivered_sys_exit_config)?,
+            &mut figures.delivered_sys_exit_ns,
+        );
 
         let DeliveredRun {
             run: delivered,
@@ -265,7 +285,7 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
 }
 
 /// The agent's hidden `bench-empty-hook`: a program that does nothing,
-/// attached to the syscall sensors' hook until [`EmptyHook::detach`].
+/// attached to `sys_exit` until [`EmptyHook::detach`].
 struct EmptyHook {
     child: Child,
 }
@@ -558,16 +578,15 @@ struct ExecFigures {
     with: Duration,
     /// Each pair's (with − without) / without, in percent, sorted.
     pair_overheads: Vec<f64>,
-    /// The same with the agent's syscall program on each reported
-    /// syscall's tracepoint, against the same runs without.
-    each_overheads: Vec<f64>,
+    /// The same with the agent's syscall program on `sys_exit`, against
+    /// the same runs without.
+    sys_exit_overheads: Vec<f64>,
     /// The agent's kernel programs over one more run with it, timed by the
     /// kernel (`bpf_stats`, which the pairs run without: it adds to each
     /// program's run).
     programs: BpfFigures,
-    /// The same with the syscall program on each reported syscall's
-    /// tracepoint (`syscall_hook: per_syscall`).
-    programs_each: BpfFigures,
+    /// The same with the syscall program on `sys_exit`.
+    programs_sys_exit: BpfFigures,
 }
 
 impl ExecFigures {
@@ -590,14 +609,14 @@ fn median(values: &[f64]) -> f64 {
 fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
     // Warm the page cache and the dynamic loader's paths once.
     exec_loop(cpu)?;
-    let each_config = format!("{}{PER_SYSCALL}", config_head());
+    let sys_exit_config = format!("{}{SYS_EXIT}", config_head());
     let mut without = Duration::MAX;
     let mut with = Duration::MAX;
     let mut pair_overheads = Vec::new();
-    let mut each_overheads = Vec::new();
+    let mut sys_exit_overheads = Vec::new();
     for pair in 0..EXEC_PAIRS {
-        // Without the agent, with it (default config), with it on each
-        // syscall's tracepoint; the order reversed every other time, to
+        // Without the agent, with it (default config), with it on
+        // sys_exit; the order reversed every other time, to
         // spread drift over all three.
         let mut took = [Duration::ZERO; 3];
         let mut order = [0, 1, 2];
@@ -608,33 +627,33 @@ fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
             let config = match run {
                 0 => None,
                 1 => Some(config_head()),
-                _ => Some(each_config.clone()),
+                _ => Some(sys_exit_config.clone()),
             };
             let running = config.map(|c| Agent::start(agent, &c)).transpose()?;
             took[run] = exec_loop(cpu)?;
             if let Some(running) = running {
                 running.stop()?;
             }
-            let label = ["without agent", "with agent", "with agent, per syscall"][run];
+            let label = ["without agent", "with agent", "with agent, sys_exit"][run];
             eprintln!("xtask:   {label:<24}{:?}", took[run]);
         }
         without = without.min(took[0]);
         with = with.min(took[1]);
-        let [off, on, each] = took.map(|d| d.as_secs_f64());
+        let [off, on, on_sys_exit] = took.map(|d| d.as_secs_f64());
         pair_overheads.push(change_percent(on, off));
-        each_overheads.push(change_percent(each, off));
+        sys_exit_overheads.push(change_percent(on_sys_exit, off));
     }
     pair_overheads.sort_by(f64::total_cmp);
-    each_overheads.sort_by(f64::total_cmp);
+    sys_exit_overheads.sort_by(f64::total_cmp);
     let programs = exec_programs(agent, cpu, &config_head())?;
-    let programs_each = exec_programs(agent, cpu, &each_config)?;
+    let programs_sys_exit = exec_programs(agent, cpu, &sys_exit_config)?;
     Ok(ExecFigures {
         without,
         with,
         pair_overheads,
-        each_overheads,
+        sys_exit_overheads,
         programs,
-        programs_each,
+        programs_sys_exit,
     })
 }
 
@@ -688,7 +707,6 @@ fn report(
 ) {
     let s = syscalls;
     let empty_hook_delta = s.empty_hook_ns - s.bare_ns;
-    let delivered_delta = s.delivered_ns - s.bare_ns;
     let decoded = s.tally.records.saturating_sub(s.tally.decode_failed);
     let loop_secs = s.delivered_loop_ns as f64 / 1e9;
     let until_stopped_secs = s.delivered_until_stopped_ns as f64 / 1e9;
@@ -724,43 +742,50 @@ fn report(
         "",
         "",
     );
-    row(
-        "getppid, empty program on the same hook",
-        format!("{:.1} ns", s.empty_hook_ns),
-        format!("{empty_hook_delta:+.1} ns"),
-        "",
-        "",
-    );
-    // A filtered loop against the bare one and the 50 ns target.
-    let filtered = |name: &str, ns: f64| {
+    // A loop against the bare one and its target.
+    let against = |name: &str, ns: f64, limit: f64| {
         let delta = ns - s.bare_ns;
         row(
             name,
             format!("{ns:.1} ns"),
             format!("{delta:+.1} ns"),
-            "<= +50 ns",
-            met(delta <= 50.0),
+            &format!("<= +{limit:.0} ns"),
+            met(delta <= limit),
         );
     };
-    filtered("getppid, agent attached, filtered in kernel", s.filtered_ns);
+    against(
+        "getppid, agent attached, filtered in kernel",
+        s.filtered_ns,
+        50.0,
+    );
+    against(
+        "getppid, every call delivered as an event",
+        s.delivered_ns,
+        200.0,
+    );
     row(
-        "  the sensors' program beyond the empty one",
-        format!("{:+.1} ns", s.filtered_ns - s.empty_hook_ns),
+        "the same with the hook on sys_exit:",
+        String::new(),
         String::new(),
         "",
         "",
     );
-    filtered(
-        "  the same, hook on each syscall's tracepoint",
-        s.filtered_each_ns,
-    );
     row(
-        "getppid, every call delivered as an event",
-        format!("{:.1} ns", s.delivered_ns),
-        format!("{delivered_delta:+.1} ns"),
-        "<= +200 ns",
-        met(delivered_delta <= 200.0),
+        "  getppid, an empty program on sys_exit",
+        format!("{:.1} ns", s.empty_hook_ns),
+        format!("{empty_hook_delta:+.1} ns"),
+        "",
+        "",
     );
+    against("  filtered in kernel", s.filtered_sys_exit_ns, 50.0);
+    row(
+        "    the sensors' program beyond the empty one",
+        format!("{:+.1} ns", s.filtered_sys_exit_ns - s.empty_hook_ns),
+        String::new(),
+        "",
+        "",
+    );
+    against("  every call delivered", s.delivered_sys_exit_ns, 200.0);
     let cpu_per_event = cpu_per_decoded(s.delivered_agent_cpu_ns, &s.tally);
     let one_core = 1e9 / cpu_per_event.max(f64::MIN_POSITIVE);
     row(
@@ -852,13 +877,13 @@ fn report(
         "<= +3 %",
         met(exec_overhead <= 3.0),
     );
-    let each_overhead = median(&exec.each_overheads);
+    let sys_exit_overhead = median(&exec.sys_exit_overheads);
     row(
-        "  the same, hook on each syscall's tracepoint",
+        "  the same, hook on sys_exit",
         format!("{EXEC_PAIRS} pairs"),
-        format!("{each_overhead:+.1} %"),
+        format!("{sys_exit_overhead:+.1} %"),
         "<= +3 %",
-        met(each_overhead <= 3.0),
+        met(sys_exit_overhead <= 3.0),
     );
     row(
         "  pairs, lowest / highest",
@@ -890,10 +915,7 @@ fn report(
             "  kernel programs per fork+exec (bpf_stats)",
             &exec.programs,
         ),
-        (
-            "    the same, hook on each syscall's tracepoint",
-            &exec.programs_each,
-        ),
+        ("    the same, hook on sys_exit", &exec.programs_sys_exit),
     ] {
         let program_ns = programs.run_time_ns as f64;
         row(
@@ -934,12 +956,12 @@ fn report(
          agent with default sensors, whole node; then one more run with the agent and \
          bpf_stats on: its {} programs ran {} times for {:.1} ms, set against the fastest run \
          without (the loop's own time varies by more than that from run to run on this machine); \
-         with the hook on each syscall's tracepoint, {} programs ran {} times for {:.1} ms",
+         with the hook on sys_exit, {} programs ran {} times for {:.1} ms",
         exec.programs.programs,
         exec.programs.run_cnt,
         exec.programs.run_time_ns as f64 / 1e6,
-        exec.programs_each.programs,
-        exec.programs_each.run_cnt,
-        exec.programs_each.run_time_ns as f64 / 1e6,
+        exec.programs_sys_exit.programs,
+        exec.programs_sys_exit.run_cnt,
+        exec.programs_sys_exit.run_time_ns as f64 / 1e6,
     );
 }
