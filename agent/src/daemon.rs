@@ -189,6 +189,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     metrics.set_ring_size(u64::from(load.ring_buffer_bytes));
     let policy = Policy::new(config.containment.clone(), myself());
     let wants_deny_exec = binds_deny_exec(&policy, &rules_rx.borrow());
+    crate::rules::reload::log_blind_rules(&rules_rx.borrow(), sensors_loaded.unobserved_syscalls());
     let deny_exec = attach_deny_exec(&mut sensors_loaded, &btf, &kernel.lsm, wants_deny_exec);
     // The parsed kernel BTF is large and only needed to load.
     drop(btf);
@@ -310,6 +311,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
             commands: commands_rx,
             metrics: metrics.clone(),
             resources: rule_resources,
+            unobserved_syscalls: sensors_loaded.unobserved_syscalls().to_vec(),
         }
         .run(shutdown.clone()),
     );
@@ -346,6 +348,7 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         ring_buffer_bytes = load.ring_buffer_bytes,
         "sensors attached"
     );
+    metrics.set_unobserved_syscalls(sensors_loaded.unobserved_syscalls());
     metrics.set_attached(true);
 
     let reader_stopped_early = tokio::select! {

@@ -75,6 +75,8 @@ pub struct Metrics {
     actions: Arc<crate::actions::metrics::ActionMetrics>,
     alerts: Arc<crate::alerts::metrics::AlertMetrics>,
     attached: std::sync::atomic::AtomicBool,
+    /// Syscalls an enabled sensor reports that no attached program sees.
+    unobserved_syscalls: Mutex<Vec<&'static str>>,
     ring_bytes: AtomicU64,
     ring_backlog: AtomicU64,
 }
@@ -134,6 +136,16 @@ impl Metrics {
     /// The sensors are attached (true) or detached for shutdown (false).
     pub fn set_attached(&self, attached: bool) {
         self.attached.store(attached, Ordering::Relaxed);
+    }
+
+    /// Publishes the syscalls that enabled sensors report but that no
+    /// attached program sees, so that a gap in what is watched can be
+    /// alerted on like a loss.
+    pub fn set_unobserved_syscalls(&self, syscalls: &[&'static str]) {
+        if let Ok(mut current) = self.unobserved_syscalls.lock() {
+            current.clear();
+            current.extend_from_slice(syscalls);
+        }
     }
 
     /// Why the agent is not ready to be counted on: sensors not attached
@@ -441,6 +453,19 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP guardrails_syscall_unobserved Syscalls an enabled sensor reports that no attached program sees (1 each): on each syscall's tracepoint, those the kernel is built without; sensors.syscall_hook: sys_exit sees them."
+        );
+        let _ = writeln!(out, "# TYPE guardrails_syscall_unobserved gauge");
+        if let Ok(syscalls) = self.unobserved_syscalls.lock() {
+            for syscall in syscalls.iter() {
+                let _ = writeln!(
+                    out,
+                    "guardrails_syscall_unobserved{{syscall=\"{syscall}\"}} 1"
+                );
+            }
+        }
         self.render_rules(&mut out);
         self.kube.render(&mut out);
         self.actions.render(&mut out);
@@ -602,6 +627,7 @@ mod tests {
         metrics.set_name_cache(12, 3);
         metrics.set_ring_size(4096);
         metrics.set_ring_backlog(1024);
+        metrics.set_unobserved_syscalls(&["init_module", "finit_module"]);
         let text = metrics.render();
         for line in [
             "guardrails_events_total{kind=\"process_exec\"} 2",
@@ -615,6 +641,8 @@ mod tests {
             "guardrails_user_names_cache_evictions_total 3",
             "guardrails_ring_buffer_fill_ratio 0.25",
             "guardrails_ring_buffer_bytes 4096",
+            "guardrails_syscall_unobserved{syscall=\"finit_module\"} 1",
+            "# TYPE guardrails_syscall_unobserved gauge",
             "# TYPE guardrails_events_total counter",
         ] {
             assert!(

@@ -245,29 +245,51 @@ fn with_a_tiny_ring_buffer_every_event_is_either_delivered_or_counted_lost() {
     support::assert_schema_valid(&events);
 }
 
-/// Names of the agent's sensor programs that are loaded in the kernel now.
+/// A program's name as the kernel keeps it: its first 15 bytes.
+fn kernel_name(name: &str) -> &str {
+    &name[..name.len().min(15)]
+}
+
+/// Names of the agent's sensor programs that are loaded in the kernel now,
+/// as the kernel keeps them.
 fn loaded_sensor_programs() -> Vec<String> {
+    use guardrails::bpf::hooks::{HOOKS, SYS_EXIT_EACH_PROGRAM};
+    let ours: Vec<&str> = HOOKS
+        .iter()
+        .map(|h| h.program)
+        .chain([SYS_EXIT_EACH_PROGRAM])
+        .map(kernel_name)
+        .collect();
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .filter_map(|info| info.name_as_str().map(str::to_owned))
-        .filter(|name| {
-            guardrails::bpf::hooks::HOOKS
-                .iter()
-                .any(|h| h.program == name)
-        })
+        .filter(|name| ours.contains(&name.as_str()))
         .collect()
 }
 
 #[test]
 fn sigint_detaches_every_sensor_and_the_agent_exits_cleanly() {
+    use guardrails::bpf::hooks::{HOOKS, SYS_EXIT_EACH_PROGRAM, SYS_EXIT_TRACEPOINT};
     let Some(_kernel) = kernel_test() else { return };
     let cgroup = TestCgroup::new();
     let agent = Agent::start(&config_for(&cgroup));
+    // The syscall sensors' program is the per-syscall one where the agent
+    // attached to each syscall's tracepoint (the default, with tracefs).
+    let per_syscall = agent
+        .logs()
+        .iter()
+        .any(|line| line.contains("sensors attached") && line.contains("syscalls/sys_exit_*"));
     let mut loaded = loaded_sensor_programs();
     loaded.sort();
-    let mut expected: Vec<&str> = guardrails::bpf::hooks::HOOKS
+    let mut expected: Vec<&str> = HOOKS
         .iter()
-        .map(|h| h.program)
+        .map(|h| {
+            if per_syscall && h.tracepoint == SYS_EXIT_TRACEPOINT {
+                kernel_name(SYS_EXIT_EACH_PROGRAM)
+            } else {
+                h.program
+            }
+        })
         .collect();
     expected.sort();
     assert_eq!(loaded, expected, "the running agent's programs are visible");

@@ -640,6 +640,39 @@ fn each_syscall_hook_attaches_where_it_says_and_reports_an_open_through_it() {
                 "{hook}: {said}"
             );
         }
+        // /metrics says the same, one series per syscall left out, so that
+        // a gap in what is watched can be alerted on.
+        let unobserved: Vec<String> = agent
+            .scrape()
+            .into_iter()
+            .filter(|(series, value)| {
+                series.starts_with("guardrails_syscall_unobserved{") && *value == 1.0
+            })
+            .map(|(series, _)| series)
+            .collect();
+        let expected: Vec<String> = if hook == "sys_exit" {
+            Vec::new()
+        } else {
+            missing
+                .iter()
+                .map(|name| format!("guardrails_syscall_unobserved{{syscall=\"{name}\"}}"))
+                .collect()
+        };
+        assert_eq!(unobserved, expected, "{hook}");
+        // A rule that only those syscalls can match is said not to fire:
+        // the default rules' module loads, on a kernel without modules.
+        if missing.contains(&"finit_module") && missing.contains(&"init_module") {
+            let blind = logs
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .any(|line| {
+                    line["rule"] == "Kernel module loaded from container"
+                        && line["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("this rule cannot fire"))
+                });
+            assert_eq!(blind, hook != "sys_exit", "{hook}");
+        }
 
         let pid = cgroup.run_in(|| {
             // SAFETY: open and close of a C string prepared before the fork.

@@ -77,6 +77,9 @@ pub struct RulesTask {
     pub metrics: Arc<Metrics>,
     /// The rules resources, when the agent runs with a cluster.
     pub resources: Option<ResourceLink>,
+    /// Syscalls no attached program sees, for the warning about rules that
+    /// cannot fire.
+    pub unobserved_syscalls: Vec<&'static str>,
 }
 
 /// The rules task's link to the rules resources' watch.
@@ -200,6 +203,7 @@ impl RulesTask {
 
     /// Puts the rules in force and says what became of each resource.
     fn publish(&self, assembled: Assembled, extra: &mut Extra) {
+        log_blind_rules(&assembled.set, &self.unobserved_syscalls);
         extra.in_force = assembled.in_force;
         if let Some(link) = &self.resources {
             link.verdicts.send_replace(assembled.verdicts);
@@ -281,6 +285,23 @@ fn with_overrides(base: &Selection, overrides: &BTreeMap<String, bool>) -> Selec
         }
     }
     selection
+}
+
+/// Says of each enabled rule in `set` that only `unobserved` syscalls can
+/// match that it cannot fire on this node, and why: a user who brought it
+/// should not wait for it. Info, not a warning: on a kernel without module
+/// support it is true of the default module rules at every start.
+pub fn log_blind_rules(set: &RuleSet, unobserved: &[&'static str]) {
+    for (rule, types) in set.blind_to(unobserved) {
+        tracing::info!(
+            rule = %rule.name,
+            at = %rule.position,
+            syscalls = ?types,
+            "this rule cannot fire on this node: the kernel is built without the \
+             syscalls it watches (`sensors.syscall_hook: sys_exit` reports their \
+             calls, which all fail)"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::{
     diag::{Diagnostic, RulesError},
     eval::Check,
     fields::EventView,
-    index::event_type_names,
+    index::{EventTypes, event_type_names},
     loader,
     program::Guard,
     verdicts::{Seen, Verdicts},
@@ -222,6 +222,20 @@ impl RuleSet {
     /// Warnings from loading and compiling.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// The enabled rules that only event types named in `unseen` can
+    /// match, each with those types: rules that cannot fire while nothing
+    /// reports them (syscalls no attached program sees).
+    pub fn blind_to(&self, unseen: &[&str]) -> Vec<(&CompiledRule, Vec<&'static str>)> {
+        let unseen = EventTypes::matching(|name| unseen.contains(&name));
+        self.rules
+            .iter()
+            .filter(|r| {
+                r.enabled && !r.event_types.is_empty() && r.event_types.without(unseen).is_empty()
+            })
+            .map(|r| (r, r.event_types.names()))
+            .collect()
     }
 
     /// The names of the rules `event` breaks, in order.
@@ -820,6 +834,25 @@ mod tests {
         RULE.replace("{name}", name)
             .replace("{cond}", cond)
             .replace("{tag}", tag)
+    }
+
+    #[test]
+    fn a_rule_that_only_unseen_syscalls_can_match_is_named_with_them() {
+        let set = rules(
+            &[
+                rule("modules", "evt.type in (init_module, finit_module)", "a"),
+                rule("modules or exec", "evt.type in (finit_module, execve)", "a"),
+                rule("any", "proc.name = x", "a"),
+            ]
+            .concat(),
+        );
+        let blind = set.blind_to(&["init_module", "finit_module"]);
+        let named: Vec<_> = blind
+            .iter()
+            .map(|(rule, types)| (rule.name.as_str(), types.clone()))
+            .collect();
+        assert_eq!(named, [("modules", vec!["finit_module", "init_module"])]);
+        assert!(set.blind_to(&[]).is_empty());
     }
 
     #[test]
