@@ -66,9 +66,9 @@ const EXEC_ITERATIONS: u32 = 3_000;
 /// figure.
 const EXEC_PAIRS: u32 = 10;
 
-/// The config lines that put the syscall program on `sys_exit`, the hook
-/// that also sees the syscalls a kernel is built without.
-const SYS_EXIT: &str = "sensors:\n  syscall_hook: sys_exit\n";
+/// The `sensors:` line that puts the syscall program on `sys_exit`, the
+/// hook that also sees the syscalls a kernel is built without.
+const SYS_EXIT_HOOK: &str = "  syscall_hook: sys_exit\n";
 
 /// Ring buffer of the delivered run: 64 MiB.
 const DELIVERED_RING_BYTES: u64 = 64 << 20;
@@ -188,15 +188,16 @@ fn syscall_overhead(agent: &Path, mount: &Path, cpu: usize) -> anyhow::Result<Sy
         cgroup.path.display().to_string()
     );
     let filtered_config = format!("{}{scope}", config_head());
-    let filtered_sys_exit_config = format!("{}{SYS_EXIT}{scope}", config_head());
-    let delivered_config = format!(
-        "{}sensors:\n  benchmark: true\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
-        config_head()
-    );
-    let delivered_sys_exit_config = format!(
-        "{}sensors:\n  benchmark: true\n  syscall_hook: sys_exit\ntransport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
-        config_head()
-    );
+    let filtered_sys_exit_config = format!("{}sensors:\n{SYS_EXIT_HOOK}{scope}", config_head());
+    // Every call delivered, with `hook` among the sensors' lines.
+    let delivered_with = |hook: &str| {
+        format!(
+            "{}sensors:\n  benchmark: true\n{hook}transport:\n  ring_buffer_bytes: {DELIVERED_RING_BYTES}\n{scope}",
+            config_head()
+        )
+    };
+    let delivered_config = delivered_with("");
+    let delivered_sys_exit_config = delivered_with(SYS_EXIT_HOOK);
     let sensors_only_config =
         format!("{delivered_config}rules:\n  defaults: false\napi:\n  enabled: false\n");
 
@@ -609,7 +610,7 @@ fn median(values: &[f64]) -> f64 {
 fn exec_heavy(agent: &Path, cpu: usize) -> anyhow::Result<ExecFigures> {
     // Warm the page cache and the dynamic loader's paths once.
     exec_loop(cpu)?;
-    let sys_exit_config = format!("{}{SYS_EXIT}", config_head());
+    let sys_exit_config = format!("{}sensors:\n{SYS_EXIT_HOOK}", config_head());
     let mut without = Duration::MAX;
     let mut with = Duration::MAX;
     let mut pair_overheads = Vec::new();
