@@ -14,8 +14,9 @@ use core::mem::size_of;
 
 pub mod contain;
 
-/// Bumped whenever a struct here changes shape (`GR_WIRE_VERSION`).
-pub const WIRE_VERSION: u16 = 4;
+/// Bumped whenever a struct here changes shape or a field its meaning
+/// (`GR_WIRE_VERSION`).
+pub const WIRE_VERSION: u16 = 5;
 
 /// Bound of the filename handed to execve, in bytes (`GR_FILENAME_MAX`).
 pub const FILENAME_MAX: usize = 1024;
@@ -171,7 +172,8 @@ pub struct EventHeader {
     pub version: u16,
     /// The CPU the event happened on.
     pub cpu: u32,
-    /// `CLOCK_BOOTTIME` in nanoseconds.
+    /// `CLOCK_MONOTONIC` in nanoseconds (the decoder turns it into
+    /// `CLOCK_BOOTTIME`, the clock of process start times).
     pub ktime_ns: u64,
 }
 

@@ -6,7 +6,11 @@ mod support;
 
 use std::net::{TcpListener, UdpSocket};
 
-use guardrails::bpf::{hooks::Sensor, syscalls::SYSCALLS};
+use guardrails::bpf::{
+    hooks::{SYS_EXIT_EACH_COMPAT_PROGRAM, SYS_EXIT_EACH_PROGRAM, Sensor},
+    kfuncs::RDONLY_CAST,
+    syscalls::SYSCALLS,
+};
 use serde_json::Value;
 use support::{
     Agent, MemfdExec, Overlay, TempDir, TestCgroup, config_for, cstring, in_cgroup, kernel_test,
@@ -586,6 +590,14 @@ fn log_line(logs: &[String], what: &str) -> Option<Value> {
         .find(|line| line["message"].as_str().is_some_and(|m| m.contains(what)))
 }
 
+/// Whether the running kernel's BTF has the kfunc that the per-syscall
+/// program reads the registers with.
+fn kernel_has_rdonly_cast() -> bool {
+    let btf = aya::Btf::from_sys_fs().expect("the kernel's BTF");
+    btf.id_by_type_name_kind(RDONLY_CAST.name, aya_obj::btf::BtfKind::Func)
+        .is_ok()
+}
+
 #[test]
 fn each_syscall_hook_attaches_where_it_says_and_reports_an_open_through_it() {
     let Some(_kernel) = kernel_test() else { return };
@@ -611,6 +623,19 @@ fn each_syscall_hook_attaches_where_it_says_and_reports_an_open_through_it() {
         );
         if on_each {
             assert!(tracepoints.contains(&each), "{hook}: {tracepoints}");
+            // Where the kernel has the kfunc, the program reads the saved
+            // registers through it, not with a helper call per event.
+            let reads = log_line(&logs, "the per-syscall program reads the saved registers")
+                .expect("the line saying how the registers are read");
+            assert_eq!(
+                reads["program"],
+                if kernel_has_rdonly_cast() {
+                    SYS_EXIT_EACH_PROGRAM
+                } else {
+                    SYS_EXIT_EACH_COMPAT_PROGRAM
+                },
+                "{hook}: {reads}"
+            );
             assert!(
                 !tracepoints.contains("\"sys_exit\""),
                 "{hook}: {tracepoints}"

@@ -124,6 +124,18 @@ struct gr_syscall_scratch_map {
 	__type(value, struct gr_syscall_scratch);
 };
 
+/* Where a task's saved user registers lie from the base of its kernel stack,
+ * the same for every task of a kernel (task_pt_regs() is that base plus a
+ * constant): learned by the per-syscall program from its first
+ * bpf_task_pt_regs() call, so that later calls read the registers without a
+ * helper. 0: not learned yet. */
+struct gr_regs_offset_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
 /* Which process owns a socket, for state changes seen outside its context.
  * LRU: a socket closed without a final state change ages out. */
 struct gr_sock_owners_map {
@@ -210,6 +222,7 @@ GR_MAP struct gr_wakeup_last_map gr_wakeup_last SEC(".maps");
 GR_MAP struct gr_scratch_map gr_scratch SEC(".maps");
 GR_MAP struct gr_syscall_specs_map gr_syscall_specs SEC(".maps");
 GR_MAP struct gr_syscall_scratch_map gr_syscall_scratch SEC(".maps");
+GR_MAP struct gr_regs_offset_map gr_regs_offset SEC(".maps");
 GR_MAP struct gr_sock_owners_map gr_sock_owners SEC(".maps");
 GR_MAP struct gr_kill_cgroups_map gr_kill_cgroups SEC(".maps");
 GR_MAP struct gr_kill_exes_map gr_kill_exes SEC(".maps");

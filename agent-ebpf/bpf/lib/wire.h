@@ -16,8 +16,8 @@
 #ifndef GUARDRAILS_WIRE_H
 #define GUARDRAILS_WIRE_H
 
-/* Bumped whenever a struct below changes shape. */
-#define GR_WIRE_VERSION 4
+/* Bumped whenever a struct below changes shape or a field its meaning. */
+#define GR_WIRE_VERSION 5
 
 /* Bounds of the variable parts of an exec record (bytes, including NULs). */
 #define GR_FILENAME_MAX 1024 /* the path handed to execve(2) */
@@ -66,7 +66,7 @@ struct gr_event_header {
 	__u16 kind;    /* enum gr_event_kind */
 	__u16 version; /* GR_WIRE_VERSION */
 	__u32 cpu;
-	__u64 ktime_ns; /* CLOCK_BOOTTIME, as bpf_ktime_get_boot_ns() */
+	__u64 ktime_ns; /* CLOCK_MONOTONIC, as bpf_ktime_get_ns() */
 };
 
 /* Who did it: the task that the event is about. */

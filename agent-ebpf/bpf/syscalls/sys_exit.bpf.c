@@ -8,7 +8,8 @@
  * moment (the file or socket behind a descriptor, the directory a relative
  * path starts from, a destination address) and sends them as parts after the
  * record. It comes in two entries: on each reported syscall's own exit
- * tracepoint, so that no program runs for the others, or on `sys_exit`,
+ * tracepoint, so that no program runs for the others (with a twin for
+ * kernels without the kfunc it reads the registers with), or on `sys_exit`,
  * where a syscall without a spec costs one array lookup.
  *
  * The arguments are read from the saved user registers, which the syscall
@@ -20,6 +21,7 @@
 #include <bpf/bpf_tracing.h>
 #include "lib/events.h"
 #include "lib/fd.h"
+#include "lib/kfunc.h"
 #include "lib/path.h"
 #include "lib/task.h"
 
@@ -273,11 +275,12 @@ static __always_inline void gr_fill_syscall(struct gr_syscall_event *ev, struct 
 }
 
 /* Reports syscall `nr`, which returned `ret`, if the agent asked for it;
- * `regs` are the caller's saved registers. */
-static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long ret)
+ * `regs` are the caller's saved registers. `task` is the current task when
+ * the hook already has it, or NULL. */
+static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long ret,
+					   struct task_struct *task)
 {
 	struct gr_syscall_spec *spec;
-	struct task_struct *task;
 	struct gr_config *cfg;
 	struct gr_sys_state st = {};
 	struct gr_syscall_event *ev;
@@ -301,8 +304,10 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 			return 0;
 	}
 	cfg = gr_get_config();
-	/* Only now: a syscall that is not reported pays no helper call. */
-	task = bpf_get_current_task_btf();
+	/* Only now: on sys_exit, a syscall that is not reported pays no
+	 * helper call. */
+	if (!task)
+		task = bpf_get_current_task_btf();
 	if (!cfg || !gr_current_in_scope(cfg, task))
 		return 0;
 
@@ -347,7 +352,7 @@ static __always_inline int gr_syscall_exit(struct pt_regs *regs, __u32 nr, long 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(gr_sys_exit, struct pt_regs *regs, long ret)
 {
-	return gr_syscall_exit(regs, regs->orig_ax, ret);
+	return gr_syscall_exit(regs, regs->orig_ax, ret, NULL);
 }
 
 /* The record of a `syscalls/sys_exit_<name>` tracepoint, as its format file
@@ -358,15 +363,50 @@ struct gr_syscall_exit_record {
 	long ret;
 };
 
+/*
+ * The saved user registers of `task`, the current task, without a helper
+ * call: its kernel stack's base plus the offset learned from the first
+ * bpf_task_pt_regs() call (a helper call costs 15 to 25 ns where every
+ * return goes through a speculation-safe thunk; the cast is a register
+ * move once verified).
+ */
+static __always_inline struct pt_regs *gr_saved_regs(struct task_struct *task)
+{
+	__u32 zero = 0;
+	__u64 *offset = bpf_map_lookup_elem(&gr_regs_offset, &zero);
+	struct pt_regs *regs;
+
+	if (offset && *offset)
+		return gr_rdonly_cast((char *)task->stack + *offset,
+				      bpf_core_type_id_kernel(struct pt_regs));
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (offset)
+		*offset = (__u64)regs - (__u64)task->stack;
+	return regs;
+}
+
 /* One syscall's exit, attached to the tracepoint of each syscall the agent
  * asked for: the kernel runs no program at all for the others, which then
  * cost a bit test instead of a program's entry (about 40 ns here). */
 SEC("tracepoint/syscalls/sys_exit")
 int gr_sys_exit_each(struct gr_syscall_exit_record *ctx)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	if (ctx->nr < 0)
 		return 0;
-	return gr_syscall_exit(regs, ctx->nr, ctx->ret);
+	return gr_syscall_exit(gr_saved_regs(task), ctx->nr, ctx->ret, task);
+}
+
+/* The same for kernels without bpf_rdonly_cast(): the registers from the
+ * helper on every call. */
+SEC("tracepoint/syscalls/sys_exit")
+int gr_sys_exit_each_compat(struct gr_syscall_exit_record *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+	if (ctx->nr < 0)
+		return 0;
+	return gr_syscall_exit(regs, ctx->nr, ctx->ret, task);
 }

@@ -90,7 +90,10 @@ pub struct Hook {
 pub const SYS_EXIT_TRACEPOINT: &str = "sys_exit";
 /// The syscall sensors' program where it attaches instead to the exit
 /// tracepoint of each syscall it reports (`syscalls/sys_exit_<name>`).
+/// It reads the saved registers through the `bpf_rdonly_cast` kfunc.
 pub const SYS_EXIT_EACH_PROGRAM: &str = "gr_sys_exit_each";
+/// The same for kernels without that kfunc: the registers from a helper.
+pub const SYS_EXIT_EACH_COMPAT_PROGRAM: &str = "gr_sys_exit_each_compat";
 /// The tracefs category of the per-syscall tracepoints.
 pub const SYSCALL_TRACEPOINTS: &str = "syscalls";
 

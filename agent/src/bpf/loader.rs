@@ -10,6 +10,7 @@ use aya::{
 
 use super::{
     hooks::{self, HOOKS, Sensor, SyscallHook},
+    kfuncs,
     ring::{EventRing, RingError},
     syscalls::SYSCALLS,
 };
@@ -109,11 +110,19 @@ impl Sensors {
     /// requested sensors. The ring buffer and counters are handed out so that
     /// they outlive the hooks and can be drained after a detach.
     pub fn load(btf: &Btf, options: &LoadOptions) -> Result<(Self, SensorMaps), BpfError> {
+        // The programs that call kfuncs load only where they could be linked;
+        // their twins without kfuncs stand in elsewhere.
+        let linked = kfuncs::link(agent_ebpf::SENSORS, kfuncs::SENSOR_KFUNCS, btf)
+            .inspect_err(|e| {
+                tracing::info!(error = %e, "the sensors use no kfunc on this kernel");
+            })
+            .ok();
         let mut ebpf = EbpfLoader::new()
             .btf(Some(btf))
             .map_max_entries(hooks::EVENTS_MAP, options.ring_buffer_bytes)
-            .load(agent_ebpf::SENSORS)
+            .load(linked.as_deref().unwrap_or(agent_ebpf::SENSORS))
             .map_err(BpfError::Load)?;
+        let kfuncs_linked = linked.is_some();
 
         write_config(&mut ebpf, options)?;
         let events = ebpf
@@ -136,7 +145,7 @@ impl Sensors {
             .filter(|h| h.sensors.iter().any(|s| options.sensors.contains(s)))
         {
             if hook.tracepoint == hooks::SYS_EXIT_TRACEPOINT
-                && let Some(each) = attach_syscalls_where_asked(&mut ebpf, options)
+                && let Some(each) = attach_syscalls_where_asked(&mut ebpf, options, kfuncs_linked)
             {
                 attached.push(format!(
                     "{}/sys_exit_* ({} syscalls)",
@@ -217,13 +226,26 @@ impl Sensors {
 /// Attaches the syscall program to each reported syscall's tracepoint unless
 /// `options.syscall_hook` asks for `sys_exit` or the kernel does not allow
 /// it; `None` when the caller attaches it to `sys_exit` instead, the reason
-/// logged.
-fn attach_syscalls_where_asked(ebpf: &mut Ebpf, options: &LoadOptions) -> Option<EachSyscall> {
+/// logged. `kfuncs_linked`: the object's kfunc calls point at the kernel's.
+fn attach_syscalls_where_asked(
+    ebpf: &mut Ebpf,
+    options: &LoadOptions,
+    kfuncs_linked: bool,
+) -> Option<EachSyscall> {
     if options.syscall_hook == SyscallHook::SysExit {
         return None;
     }
-    match attach_each_syscall(ebpf, &options.sensors) {
+    match attach_each_syscall(ebpf, &options.sensors, kfuncs_linked) {
         Ok(each) => {
+            tracing::info!(
+                program = each.program,
+                "the per-syscall program reads the saved registers {}",
+                if each.program == hooks::SYS_EXIT_EACH_PROGRAM {
+                    "through bpf_rdonly_cast"
+                } else {
+                    "with bpf_task_pt_regs on every call"
+                }
+            );
             if !each.missing.is_empty() {
                 tracing::warn!(
                     syscalls = ?each.missing,
@@ -260,8 +282,10 @@ pub enum EachSyscallError {
     #[error("program {0} is missing from the sensors object")]
     MissingProgram(&'static str),
     /// The kernel refused to load the program or attach it to a tracepoint.
-    #[error("program {} on tracepoint {tracepoint}", hooks::SYS_EXIT_EACH_PROGRAM)]
+    #[error("program {program} on tracepoint {tracepoint}")]
     Program {
+        /// The program.
+        program: &'static str,
         /// The tracepoint, `syscalls/sys_exit_<name>`.
         tracepoint: String,
         /// What aya said.
@@ -273,6 +297,8 @@ pub enum EachSyscallError {
 /// The syscall program attached to each syscall's exit tracepoint.
 #[derive(Debug)]
 struct EachSyscall {
+    /// Which of its variants.
+    program: &'static str,
     /// Tracepoints attached.
     attached: usize,
     /// Syscalls of the enabled sensors that have no tracepoint.
@@ -287,6 +313,7 @@ struct EachSyscall {
 fn attach_each_syscall(
     ebpf: &mut Ebpf,
     sensors: &[Sensor],
+    kfuncs_linked: bool,
 ) -> Result<EachSyscall, EachSyscallError> {
     let category = tracefs_events()
         .ok_or(EachSyscallError::NoTracefs)?
@@ -300,41 +327,75 @@ fn attach_each_syscall(
         .map(|s| (s.name, format!("sys_exit_{}", s.tracepoint_name())))
         .partition(|(_, tracepoint)| category.join(tracepoint).is_dir());
     let missing: Vec<_> = missing.into_iter().map(|(name, _)| name).collect();
-    let refused =
-        |tracepoint: String| move |source| EachSyscallError::Program { tracepoint, source };
-    let program: &mut TracePoint = ebpf
-        .program_mut(hooks::SYS_EXIT_EACH_PROGRAM)
-        .ok_or(EachSyscallError::MissingProgram(
-            hooks::SYS_EXIT_EACH_PROGRAM,
-        ))?
-        .try_into()
-        .map_err(refused(hooks::SYSCALL_TRACEPOINTS.to_owned()))?;
-    let attach = |program: &mut TracePoint| {
-        program
-            .load()
-            .map_err(refused(hooks::SYSCALL_TRACEPOINTS.to_owned()))?;
+    let program = load_each_syscall_program(ebpf, kfuncs_linked)?;
+    let attach = |each: &mut TracePoint| {
         for (_, tracepoint) in &present {
-            program
-                .attach(hooks::SYSCALL_TRACEPOINTS, tracepoint)
-                .map_err(refused(format!(
-                    "{}/{tracepoint}",
-                    hooks::SYSCALL_TRACEPOINTS
-                )))?;
+            each.attach(hooks::SYSCALL_TRACEPOINTS, tracepoint)
+                .map_err(|source| EachSyscallError::Program {
+                    program,
+                    tracepoint: format!("{}/{tracepoint}", hooks::SYSCALL_TRACEPOINTS),
+                    source,
+                })?;
         }
         Ok(())
     };
-    if let Err(e) = attach(program) {
+    let each = each_syscall_program(ebpf, program)?;
+    if let Err(e) = attach(each) {
         // Detaches what did attach, so that no call is reported twice by
         // the hook that replaces it.
-        if let Err(unload) = program.unload() {
+        if let Err(unload) = each.unload() {
             tracing::debug!(error = %unload, "unloading the per-syscall program");
         }
         return Err(e);
     }
     Ok(EachSyscall {
+        program,
         attached: present.len(),
         missing,
     })
+}
+
+/// Loads the per-syscall program: the one that reads the registers through
+/// a kfunc where its calls are linked and the kernel accepts it, else its
+/// twin with the helper. Returns the loaded one's name.
+fn load_each_syscall_program(
+    ebpf: &mut Ebpf,
+    kfuncs_linked: bool,
+) -> Result<&'static str, EachSyscallError> {
+    if kfuncs_linked {
+        match each_syscall_program(ebpf, hooks::SYS_EXIT_EACH_PROGRAM)?.load() {
+            Ok(()) => return Ok(hooks::SYS_EXIT_EACH_PROGRAM),
+            Err(e) => tracing::info!(
+                error = %crate::logging::error_chain(&e),
+                program = hooks::SYS_EXIT_EACH_PROGRAM,
+                "the kernel refused the per-syscall program that calls kfuncs; \
+                 loading the one without"
+            ),
+        }
+    }
+    let program = hooks::SYS_EXIT_EACH_COMPAT_PROGRAM;
+    each_syscall_program(ebpf, program)?
+        .load()
+        .map_err(|source| EachSyscallError::Program {
+            program,
+            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
+            source,
+        })?;
+    Ok(program)
+}
+
+fn each_syscall_program<'a>(
+    ebpf: &'a mut Ebpf,
+    program: &'static str,
+) -> Result<&'a mut TracePoint, EachSyscallError> {
+    ebpf.program_mut(program)
+        .ok_or(EachSyscallError::MissingProgram(program))?
+        .try_into()
+        .map_err(|source| EachSyscallError::Program {
+            program,
+            tracepoint: hooks::SYSCALL_TRACEPOINTS.to_owned(),
+            source,
+        })
 }
 
 /// The `events` directory of tracefs, where it is mounted.

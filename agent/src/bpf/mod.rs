@@ -8,6 +8,7 @@
 
 pub mod features;
 pub mod hooks;
+pub mod kfuncs;
 pub mod loader;
 pub mod ring;
 pub mod syscalls;

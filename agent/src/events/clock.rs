@@ -1,8 +1,13 @@
-//! Turning the kernel's boot-time timestamps into wall-clock time.
+//! Turning the kernel's timestamps into boot time and wall-clock time.
 //!
-//! The kernel stamps events with `CLOCK_BOOTTIME`, which never jumps. The
-//! offset to `CLOCK_REALTIME` is sampled at start and refreshed periodically,
-//! so that a clock step (NTP, an operator) shows up within one refresh.
+//! The kernel stamps events with `CLOCK_MONOTONIC`, its cheapest precise clock
+//! for a program; events carry `CLOCK_BOOTTIME`, the clock of process start
+//! times, which also counts the time the machine spent suspended. That time
+//! is sampled at each drain of the ring buffer ([`Suspended`]), so only an
+//! event that waited in the ring across a suspend is stamped late, by the
+//! length of the suspend. Boot time never jumps. Its offset to
+//! `CLOCK_REALTIME` is sampled at start and refreshed periodically, so that a
+//! clock step (NTP, an operator) shows up within one refresh.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +49,41 @@ impl BootClock {
     }
 }
 
+/// How long the machine has been suspended since boot: `CLOCK_BOOTTIME -
+/// CLOCK_MONOTONIC`, which changes only at a resume.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Suspended {
+    ns: u64,
+}
+
+impl Suspended {
+    /// Samples it now. The two clocks cannot be read at once: a boot-time
+    /// read between two monotonic reads bounds it to their gap, and where
+    /// that range holds 0 (a machine never suspended, most servers) it is 0
+    /// exactly, so boot and monotonic stamps compare without an error of a
+    /// few tens of nanoseconds.
+    pub fn now() -> Self {
+        let before = read(libc::CLOCK_MONOTONIC);
+        let boot = read(libc::CLOCK_BOOTTIME);
+        let after = read(libc::CLOCK_MONOTONIC);
+        Self::between(boot - after, boot - before)
+    }
+
+    /// From the range the offset lies in.
+    fn between(low: i128, high: i128) -> Self {
+        let ns = if low <= 0 { 0 } else { low + (high - low) / 2 };
+        Self {
+            ns: u64::try_from(ns).unwrap_or(0),
+        }
+    }
+
+    /// The `CLOCK_BOOTTIME` of a `CLOCK_MONOTONIC` reading taken since the
+    /// last resume.
+    pub fn boot_ns(self, monotonic_ns: u64) -> u64 {
+        monotonic_ns.saturating_add(self.ns)
+    }
+}
+
 /// The current `CLOCK_BOOTTIME` in nanoseconds.
 pub fn boot_ns() -> u64 {
     u64::try_from(read(libc::CLOCK_BOOTTIME)).unwrap_or(0)
@@ -71,6 +111,26 @@ mod tests {
             .duration_since(wall)
             .unwrap_or_else(|e| e.duration());
         assert!(skew < Duration::from_millis(50), "skew {skew:?}");
+    }
+
+    #[test]
+    fn a_monotonic_reading_maps_to_the_boot_time_it_was_taken_at() {
+        let monotonic = u64::try_from(read(libc::CLOCK_MONOTONIC)).expect("positive");
+        let boot = boot_ns();
+        let mapped = Suspended::now().boot_ns(monotonic);
+        // The boot time was read after the monotonic one, within a
+        // millisecond on any machine that is not thrashing.
+        assert!(mapped <= boot, "{mapped} > {boot}");
+        assert!(boot - mapped < 1_000_000, "{mapped} vs {boot}");
+    }
+
+    #[test]
+    fn the_suspended_time_is_zero_when_the_reads_allow_it_and_else_their_middle() {
+        assert_eq!(Suspended::between(-40, 30), Suspended { ns: 0 });
+        assert_eq!(Suspended::between(0, 25), Suspended { ns: 0 });
+        let resumed = Suspended::between(5_000_000_000, 5_000_000_040);
+        assert_eq!(resumed, Suspended { ns: 5_000_000_020 });
+        assert_eq!(resumed.boot_ns(1_000), 5_000_001_020);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::process::Args;
 use agent_common::{ExecEvent, Record, RecordError, exec_flags};
 
 use super::{
-    clock::BootClock,
+    clock::{BootClock, Suspended},
     event::{
         Event, EventKind, Exit, Fork, KernelDeny, KernelKill, NodeName, Process, SocketOwner,
         Syscall, TcpState, WallTime,
@@ -41,6 +41,9 @@ pub enum DecodeError {
 pub struct Decoder {
     /// Boot time to wall clock.
     pub clock: BootClock,
+    /// The kernel's monotonic stamps to boot time; sampled again by the
+    /// reader at each drain.
+    pub suspended: Suspended,
     /// The node's name.
     pub node: NodeName,
     /// What is kept of [`THREAD_SECTIONS`] threads' last syscall records,
@@ -112,6 +115,7 @@ impl Decoder {
     pub fn new(clock: BootClock, node: NodeName) -> Self {
         Self {
             clock,
+            suspended: Suspended::now(),
             node,
             threads: std::iter::repeat_with(ThreadSlot::default)
                 .take(THREAD_SECTIONS)
@@ -167,11 +171,12 @@ impl Decoder {
             Record::Syscall(ev, _) => (ev.hdr, EventKind::Syscall),
             Record::TcpState(ev) => (ev.hdr, EventKind::TcpState),
         };
+        let boot_ns = self.suspended.boot_ns(hdr.ktime_ns);
         super::in_place::push_made(batch, || {
             Event::new(
                 kind,
-                WallTime(self.clock.wall_time(hdr.ktime_ns)),
-                hdr.ktime_ns,
+                WallTime(self.clock.wall_time(boot_ns)),
+                boot_ns,
                 self.node.clone(),
             )
         });

@@ -25,7 +25,8 @@ pub struct Event {
     pub kind: EventKind,
     /// Wall-clock time, RFC 3339 in UTC with nanoseconds.
     pub time: WallTime,
-    /// The kernel's `CLOCK_BOOTTIME` in nanoseconds, as recorded in the kernel.
+    /// When the kernel saw it: `CLOCK_BOOTTIME` in nanoseconds (the clock of
+    /// process start times).
     pub monotonic_ns: u64,
     /// The node the agent runs on (shared by every event).
     pub node: NodeName,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::{bpf::ring::EventRing, enrich::Enricher, metrics::Metrics};
 
 use super::{
-    clock::{self, BootClock},
+    clock::{self, BootClock, Suspended},
     decode::Decoder,
     event::{Event, EventKind, Lost, WallTime},
 };
@@ -292,6 +292,7 @@ impl Pipeline {
         if !self.send_pending() {
             return Drained::QueueFull;
         }
+        self.decoder.suspended = Suspended::now();
         for _ in 0..BATCH {
             let Some(record) = ring.next_record() else {
                 return if self.flush() {
