@@ -20,7 +20,6 @@ use guardrails::{
 };
 
 fn main() -> ExitCode {
-    fix_mmap_threshold();
     let cli = Cli::parse();
     if let Err(e) = logging::init(&cli.log_level, cli.log_format) {
         #[expect(clippy::print_stderr, reason = "logging could not start")]
@@ -149,23 +148,6 @@ fn events_command(args: &EventsArgs) -> anyhow::Result<()> {
         // Not locked throughout: logging writes to stderr too.
         &mut std::io::stderr(),
     ))
-}
-
-/// Fixes glibc's mmap threshold at 1 MiB: allocations of at least that get
-/// their own mapping, which goes back to the kernel when freed. Left to itself, glibc raises the threshold
-/// to the size of each mapped block that is freed; the agent frees
-/// megabytes at start (the kernel's BTF, parsed to load the programs), so
-/// every later allocation up to that size came from the heap, whose freed
-/// memory stays resident: the idle agent held 22 MiB more (57 against 35
-/// MiB measured).
-fn fix_mmap_threshold() {
-    // SAFETY: mallopt only changes the allocator's settings; called before
-    // any thread starts.
-    // A refusal only leaves glibc's default.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<()> {
