@@ -340,6 +340,9 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
         api_running = Some((hub, crate::api::spawn(listeners, api, shutdown.clone())?));
     }
 
+    // Before the line that says the agent is ready: what the trim costs is
+    // part of the start.
+    release_freed_memory();
     tracing::info!(
         node,
         sensors = ?sensors.iter().map(|s| s.name()).collect::<Vec<_>>(),
@@ -350,7 +353,6 @@ pub async fn run(config: Config, options: AgentOptions) -> Result<(), DaemonErro
     );
     metrics.set_unobserved_syscalls(sensors_loaded.unobserved_syscalls());
     metrics.set_attached(true);
-    release_freed_memory();
 
     let reader_stopped_early = tokio::select! {
         _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); false }
