@@ -68,8 +68,7 @@ pub fn link(object: &[u8], kfuncs: &[Kfunc], btf: &Btf) -> Result<Vec<u8>, Kfunc
 /// offsets aligned to their 8-byte instructions, so only aligned positions
 /// are looked at.
 fn patch_calls(object: &mut [u8], marker: u32, id: u32) -> usize {
-    let mut call = [CALL, PSEUDO_KFUNC_CALL, 0, 0, 0, 0, 0, 0];
-    call[4..].copy_from_slice(&marker.to_le_bytes());
+    let call = kfunc_call(marker);
     let mut patched = 0;
     for insn in object.chunks_exact_mut(INSN_LEN) {
         if insn == call {
@@ -80,34 +79,36 @@ fn patch_calls(object: &mut [u8], marker: u32, id: u32) -> usize {
     patched
 }
 
+/// A call to the kernel function whose BTF id (or marker) is `imm`, as the
+/// 8 bytes of a little-endian instruction.
+fn kfunc_call(imm: u32) -> [u8; INSN_LEN] {
+    let mut insn = [CALL, PSEUDO_KFUNC_CALL, 0, 0, 0, 0, 0, 0];
+    insn[4..].copy_from_slice(&imm.to_le_bytes());
+    insn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn call_of(marker: u32) -> [u8; INSN_LEN] {
-        let mut insn = [CALL, PSEUDO_KFUNC_CALL, 0, 0, 0, 0, 0, 0];
-        insn[4..].copy_from_slice(&marker.to_le_bytes());
-        insn
-    }
 
     #[test]
     fn every_aligned_call_with_the_marker_gets_the_id_and_nothing_else_changes() {
         let marker = RDONLY_CAST.marker;
         let mut object = Vec::new();
         object.extend_from_slice(&[0xb7, 0x01, 0, 0, 7, 0, 0, 0]); // r1 = 7
-        object.extend_from_slice(&call_of(marker));
+        object.extend_from_slice(&kfunc_call(marker));
         // The same bytes across two instructions are not an instruction.
         object.extend_from_slice(&[0; 4]);
-        object.extend_from_slice(&call_of(marker));
+        object.extend_from_slice(&kfunc_call(marker));
         object.extend_from_slice(&[0; 4]);
-        object.extend_from_slice(&call_of(marker));
+        object.extend_from_slice(&kfunc_call(marker));
         // A helper call (source register 0) with the same immediate.
         object.extend_from_slice(&[CALL, 0, 0, 0, 1, 0x75, 0x66, 0x6b]);
         let before = object.clone();
 
         assert_eq!(patch_calls(&mut object, marker, 65_486), 2);
-        assert_eq!(&object[8..16], &call_of(65_486));
-        assert_eq!(&object[32..40], &call_of(65_486));
+        assert_eq!(&object[8..16], &kfunc_call(65_486));
+        assert_eq!(&object[32..40], &kfunc_call(65_486));
         let changed: Vec<usize> = (0..object.len())
             .filter(|&i| object[i] != before[i])
             .collect();
@@ -149,7 +150,7 @@ mod tests {
         assert!(
             linked
                 .chunks_exact(INSN_LEN)
-                .any(|insn| insn == call_of(id)),
+                .any(|insn| insn == kfunc_call(id)),
             "calls {} by its id {id}",
             RDONLY_CAST.name
         );
